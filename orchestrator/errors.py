@@ -1,0 +1,60 @@
+"""One error hierarchy for the whole package.
+
+Each error also subclasses the standard library exception with the same
+meaning, so callers may catch either. The CLI turns these into one line on
+stderr and an exit code; nothing else prints them.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Base of every error the orchestrator raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidInputError(OrchestratorError, ValueError):
+    """The user gave us something we cannot accept (exit code 2)."""
+
+    exit_code = 2
+
+
+class InvalidQuantityError(InvalidInputError):
+    """A duration or a size does not parse."""
+
+
+class InvalidScheduleError(InvalidInputError):
+    """A cron line, `@every` interval or time zone is not valid."""
+
+
+class InvalidSpecError(InvalidInputError):
+    """A job definition is invalid. The message names the file, the job and the field."""
+
+
+class NotFoundError(OrchestratorError, LookupError):
+    """Base for lookups that found nothing."""
+
+
+class JobNotFoundError(NotFoundError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no job named {name!r}")
+        self.name = name
+
+
+class RunNotFoundError(NotFoundError):
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"no run with id {run_id}")
+        self.run_id = run_id
+
+
+class DatabaseError(OrchestratorError):
+    """The database failed in a way the caller cannot fix by changing input."""
+
+
+class DatabaseUnavailableError(DatabaseError, ConnectionError):
+    """The database cannot be reached or opened."""
+
+
+class SchemaOutOfDateError(DatabaseError):
+    """The database schema is not at the revision this code expects."""

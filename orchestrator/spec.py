@@ -1,0 +1,652 @@
+"""Job definitions: parse and validate YAML or dicts into frozen records. Pure: no DB, no Docker.
+
+Every problem is reported as `<file>: job '<name>': <field>: <what is wrong>`, so an
+operator can go straight to the line to fix.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from orchestrator.errors import InvalidInputError, InvalidSpecError
+from orchestrator.schedule import Schedule, load_timezone, parse_schedule
+from orchestrator.units import format_duration, format_size, parse_duration, parse_size
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+NAME_MAX_LENGTH = 63
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_PORT = re.compile(r"(?:(?P<host>\d+):)?(?P<container>\d+)(?:/(?P<protocol>tcp|udp))?")
+RESERVED_ENV_PREFIX = "ORCHESTRATOR_"
+JOB_FILE_SUFFIXES = (".yaml", ".yml")
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class Concurrency(StrEnum):
+    ALLOW = "allow"
+    FORBID = "forbid"  # the new fire is recorded as a skipped run
+    REPLACE = "replace"  # the running run is cancelled, the new one starts
+
+
+class CatchupPolicy(StrEnum):
+    NONE = "none"
+    LATEST = "latest"
+    ALL = "all"
+
+
+class PullPolicy(StrEnum):
+    ALWAYS = "always"
+    MISSING = "missing"
+    NEVER = "never"
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """`source:target[:ro|rw]`; an absolute source is a bind mount, anything else a named volume."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+    @property
+    def is_bind(self) -> bool:
+        return self.source.startswith("/")
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.target}{':ro' if self.read_only else ''}"
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """`[hostport:]containerport[/tcp|udp]`; without a host port one is leased from the pool."""
+
+    container_port: int
+    protocol: str = "tcp"
+    host_port: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.container_port}/{self.protocol}"
+
+    def __str__(self) -> str:
+        pinned = f"{self.host_port}:" if self.host_port is not None else ""
+        return f"{pinned}{self.container_port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    count: int = 0
+    backoff: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class CatchupSpec:
+    policy: CatchupPolicy = CatchupPolicy.LATEST
+    deadline: timedelta | None = None  # None: however long ago
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One validated job definition. Build it with `parse_job`; `to_dict` gives it back."""
+
+    name: str
+    schedule: str
+    image: str
+    timezone: str = "UTC"
+    description: str | None = None
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str | None = None
+    environment: tuple[tuple[str, str], ...] = ()
+    volumes: tuple[VolumeSpec, ...] = ()
+    ports: tuple[PortSpec, ...] = ()
+    network: str | None = None
+    timeout: timedelta | None = None
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: Concurrency = Concurrency.FORBID
+    catchup: CatchupSpec = field(default_factory=CatchupSpec)
+    resources: Resources = field(default_factory=Resources)
+    user: str | None = None
+    pull: PullPolicy = PullPolicy.MISSING
+    enabled: bool = True
+
+    @cached_property
+    def trigger(self) -> Schedule:
+        return parse_schedule(self.schedule, self.timezone)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical, JSON-ready form: `parse_job(spec.to_dict()) == spec`."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "schedule": self.schedule,
+            "timezone": self.timezone,
+            "image": self.image,
+        }
+        optional: dict[str, Any] = {
+            "description": self.description,
+            "command": list(self.command) if self.command is not None else None,
+            "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
+            "working_dir": self.working_dir,
+            "environment": dict(self.environment) or None,
+            "volumes": [str(volume) for volume in self.volumes] or None,
+            "ports": [str(port) for port in self.ports] or None,
+            "network": self.network,
+            "timeout": format_duration(self.timeout) if self.timeout else None,
+            "user": self.user,
+        }
+        data.update({key: value for key, value in optional.items() if value is not None})
+        data["retries"] = {
+            "count": self.retries.count,
+            "backoff": format_duration(self.retries.backoff),
+        }
+        data["concurrency"] = self.concurrency.value
+        data["catchup"] = {"policy": self.catchup.policy.value}
+        if self.catchup.deadline is not None:
+            data["catchup"]["deadline"] = format_duration(self.catchup.deadline)
+        resources: dict[str, Any] = {}
+        if self.resources.memory is not None:
+            resources["memory"] = format_size(self.resources.memory)
+        if self.resources.cpus is not None:
+            resources["cpus"] = self.resources.cpus
+        if resources:
+            data["resources"] = resources
+        data["pull"] = self.pull.value
+        data["enabled"] = self.enabled
+        return data
+
+
+@dataclass(frozen=True)
+class LoadedJob:
+    """A job and the file it came from."""
+
+    spec: JobSpec
+    source: str
+
+
+class _Problem(Exception):
+    """One invalid field; `path` is where it sits in the job (`retries.count`)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+# --- field parsers: each takes the raw value and the field path, returns the clean value ---
+
+
+def _string(value: object, path: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise _Problem(path, f"must be a string, not {_describe(value)}")
+    if not allow_empty and not value.strip():
+        raise _Problem(path, "must not be empty")
+    return value
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _mapping(value: object, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _Problem(path, f"must be a mapping, not {_describe(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise _Problem(path, f"key {key!r} must be a string")
+    return value
+
+
+def _known_keys(data: Mapping[str, Any], allowed: Iterable[str], path: str) -> None:
+    allowed = list(allowed)
+    for key in data:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else key
+            raise _Problem(where, f"unknown field (allowed: {', '.join(allowed)})")
+
+
+def _name(value: object) -> str:
+    name = _string(value, "name")
+    if len(name) > NAME_MAX_LENGTH or not NAME_PATTERN.fullmatch(name):
+        raise _Problem(
+            "name",
+            f"{name!r} is not a valid job name "
+            f"([a-z0-9][a-z0-9_.-]*, at most {NAME_MAX_LENGTH} characters)",
+        )
+    return name
+
+
+def _argv(value: object, path: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        try:
+            parts = shlex.split(value)
+        except ValueError as error:
+            raise _Problem(path, f"cannot be split into words: {error}") from None
+        if not parts:
+            raise _Problem(path, "must not be empty")
+        return tuple(parts)
+    if isinstance(value, list):
+        if not value:
+            raise _Problem(path, "must not be empty")
+        return tuple(_scalar_text(item, f"{path}[{index}]") for index, item in enumerate(value))
+    raise _Problem(path, f"must be a string or a list of strings, not {_describe(value)}")
+
+
+def _scalar_text(value: object, path: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise _Problem(path, f"must be a string or number, not {_describe(value)}")
+
+
+def _environment(value: object) -> tuple[tuple[str, str], ...]:
+    data = _mapping(value, "environment")
+    result = []
+    for key, item in data.items():
+        if not _ENV_NAME.fullmatch(key):
+            raise _Problem(f"environment.{key}", "is not a valid variable name")
+        if key.upper().startswith(RESERVED_ENV_PREFIX):
+            raise _Problem(
+                f"environment.{key}", f"names starting {RESERVED_ENV_PREFIX} are set by us"
+            )
+        result.append((key, _scalar_text(item, f"environment.{key}")))
+    return tuple(sorted(result))
+
+
+def _volume(value: object, path: str) -> VolumeSpec:
+    text = _string(value, path)
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise _Problem(path, f"{text!r} is not source:target or source:target:ro")
+    source, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise _Problem(path, f"{text!r}: mode {mode!r} is not ro or rw")
+    if source.startswith("/"):
+        if "/../" in f"{source}/" or "/./" in f"{source}/":
+            raise _Problem(path, f"{text!r}: source must be a normalised absolute path")
+        source = source.rstrip("/") or "/"
+    elif source.startswith(".") or "/" in source:
+        raise _Problem(
+            path,
+            f"{text!r}: a bind source must be an absolute path as the scheduler sees it",
+        )
+    elif not _VOLUME_NAME.fullmatch(source):
+        raise _Problem(path, f"{text!r}: {source!r} is not a valid volume name")
+    if not target.startswith("/"):
+        raise _Problem(path, f"{text!r}: target {target!r} must be an absolute path")
+    target = target.rstrip("/") or "/"
+    return VolumeSpec(source=source, target=target, read_only=mode == "ro")
+
+
+def _port(value: object, path: str) -> PortSpec:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    text = _string(value, path)
+    match = _PORT.fullmatch(text.strip())
+    if match is None:
+        raise _Problem(path, f"{text!r} is not a port (8080, 9000:9000 or 5353/udp)")
+    container = int(match["container"])
+    host = int(match["host"]) if match["host"] is not None else None
+    for number in (container, host):
+        if number is not None and not 1 <= number <= 65535:
+            raise _Problem(path, f"{text!r}: {number} is not a port number (1-65535)")
+    return PortSpec(container_port=container, protocol=match["protocol"] or "tcp", host_port=host)
+
+
+def _sequence(value: object, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _Problem(path, f"must be a list, not {_describe(value)}")
+    return value
+
+
+def _volumes(value: object) -> tuple[VolumeSpec, ...]:
+    volumes = [_volume(item, f"volumes[{i}]") for i, item in enumerate(_sequence(value, "volumes"))]
+    seen: set[str] = set()
+    for index, volume in enumerate(volumes):
+        if volume.target in seen:
+            raise _Problem(f"volumes[{index}]", f"target {volume.target} is mounted twice")
+        seen.add(volume.target)
+    return tuple(volumes)
+
+
+def _ports(value: object) -> tuple[PortSpec, ...]:
+    ports = [_port(item, f"ports[{i}]") for i, item in enumerate(_sequence(value, "ports"))]
+    keys: set[str] = set()
+    pinned: set[tuple[int, str]] = set()
+    for index, port in enumerate(ports):
+        if port.key in keys:
+            raise _Problem(f"ports[{index}]", f"container port {port.key} is listed twice")
+        keys.add(port.key)
+        if port.host_port is not None:
+            if (port.host_port, port.protocol) in pinned:
+                raise _Problem(f"ports[{index}]", f"host port {port.host_port} is pinned twice")
+            pinned.add((port.host_port, port.protocol))
+    return tuple(ports)
+
+
+def _duration(value: object, path: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except InvalidInputError as error:
+        raise _Problem(path, str(error)) from None
+
+
+def _integer(value: object, path: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Problem(path, f"must be a whole number, not {_describe(value)}")
+    if not low <= value <= high:
+        raise _Problem(path, f"{value} is not between {low} and {high}")
+    return value
+
+
+def _choice(value: object, path: str, kind: type[_E]) -> _E:
+    allowed = [member.value for member in kind]
+    if not isinstance(value, str) or value not in allowed:
+        raise _Problem(path, f"{value!r} is not one of {', '.join(allowed)}")
+    return kind(value)
+
+
+def _retries(value: object) -> RetryPolicy:
+    data = _mapping(value, "retries")
+    _known_keys(data, ("count", "backoff"), "retries")
+    default = RetryPolicy()
+    return RetryPolicy(
+        count=_integer(data["count"], "retries.count", 0, 100) if "count" in data else 0,
+        backoff=(
+            _duration(data["backoff"], "retries.backoff") if "backoff" in data else default.backoff
+        ),
+    )
+
+
+def _catchup(value: object) -> CatchupSpec:
+    if isinstance(value, str):  # shorthand: `catchup: none`
+        value = {"policy": value}
+    data = _mapping(value, "catchup")
+    _known_keys(data, ("policy", "deadline"), "catchup")
+    policy = (
+        _choice(data["policy"], "catchup.policy", CatchupPolicy)
+        if "policy" in data
+        else CatchupSpec().policy
+    )
+    deadline = data.get("deadline")
+    return CatchupSpec(
+        policy=policy,
+        deadline=_duration(deadline, "catchup.deadline") if deadline is not None else None,
+    )
+
+
+def _resources(value: object) -> Resources:
+    data = _mapping(value, "resources")
+    _known_keys(data, ("memory", "cpus"), "resources")
+    memory = None
+    if data.get("memory") is not None:
+        try:
+            memory = parse_size(data["memory"])
+        except InvalidInputError as error:
+            raise _Problem("resources.memory", str(error)) from None
+        if memory < 6 * 1024 * 1024:
+            raise _Problem("resources.memory", "the engine needs at least 6m")
+    cpus = data.get("cpus")
+    if cpus is not None:
+        if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0 < cpus <= 1024:
+            raise _Problem("resources.cpus", f"{cpus!r} is not a positive number of CPUs")
+        cpus = float(cpus)
+    return Resources(memory=memory, cpus=cpus)
+
+
+def _user(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    text = _string(value, "user")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?", text):
+        raise _Problem("user", f"{text!r} is not user, uid, user:group or uid:gid")
+    return text
+
+
+def _bool(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Problem(path, f"must be true or false, not {_describe(value)}")
+    return value
+
+
+def _schedule(value: object, timezone: str) -> str:
+    text = " ".join(_string(value, "schedule").split())
+    try:
+        parse_schedule(text, timezone)
+    except InvalidInputError as error:
+        raise _Problem("schedule", str(error)) from None
+    return text
+
+
+def _timezone(value: object) -> str:
+    name = _string(value, "timezone")
+    try:
+        load_timezone(name)
+    except InvalidInputError as error:
+        raise _Problem("timezone", str(error)) from None
+    return name
+
+
+FIELDS = (
+    "name",
+    "description",
+    "schedule",
+    "timezone",
+    "image",
+    "command",
+    "entrypoint",
+    "working_dir",
+    "environment",
+    "volumes",
+    "ports",
+    "network",
+    "timeout",
+    "retries",
+    "concurrency",
+    "catchup",
+    "resources",
+    "user",
+    "pull",
+    "enabled",
+)
+REQUIRED = ("name", "schedule", "image")
+
+
+def _build(data: Mapping[str, Any]) -> JobSpec:
+    _known_keys(data, FIELDS, "")
+    for key in REQUIRED:
+        if data.get(key) is None:
+            raise _Problem(key, "is required")
+    name = _name(data["name"])
+    timezone = _timezone(data["timezone"]) if data.get("timezone") is not None else "UTC"
+    values: dict[str, Any] = {
+        "name": name,
+        "timezone": timezone,
+        "schedule": _schedule(data["schedule"], timezone),
+        "image": _string(data["image"], "image").strip(),
+    }
+    if any(char.isspace() for char in values["image"]):
+        raise _Problem("image", f"{values['image']!r} is not an image reference")
+    parsers: dict[str, Any] = {
+        "description": lambda v: _string(v, "description", allow_empty=True),
+        "command": lambda v: _argv(v, "command"),
+        "entrypoint": lambda v: _argv(v, "entrypoint"),
+        "working_dir": lambda v: _absolute(v, "working_dir"),
+        "environment": _environment,
+        "volumes": _volumes,
+        "ports": _ports,
+        "network": lambda v: _string(v, "network").strip(),
+        "timeout": lambda v: _duration(v, "timeout"),
+        "retries": _retries,
+        "concurrency": lambda v: _choice(v, "concurrency", Concurrency),
+        "catchup": _catchup,
+        "resources": _resources,
+        "user": _user,
+        "pull": lambda v: _choice(v, "pull", PullPolicy),
+        "enabled": lambda v: _bool(v, "enabled"),
+    }
+    for key, parse in parsers.items():
+        if data.get(key) is not None:
+            values[key] = parse(data[key])
+    return JobSpec(**values)
+
+
+def _absolute(value: object, path: str) -> str:
+    text = _string(value, path)
+    if not text.startswith("/"):
+        raise _Problem(path, f"{text!r} must be an absolute path")
+    return text
+
+
+def _label(data: object, index: int | None) -> str:
+    if isinstance(data, Mapping) and isinstance(data.get("name"), str) and data["name"]:
+        return f"job {data['name']!r}"
+    return f"job #{index + 1}" if index is not None else "job"
+
+
+def parse_job(data: object, source: str | None = None, index: int | None = None) -> JobSpec:
+    """Validate one job definition (a mapping) into a JobSpec, or raise InvalidSpecError."""
+    prefix = f"{source}: " if source else ""
+    try:
+        return _build(_mapping(data, ""))
+    except _Problem as problem:
+        where = f"{problem.path}: " if problem.path else ""
+        raise InvalidSpecError(f"{prefix}{_label(data, index)}: {where}{problem.message}") from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys instead of keeping the last one silently."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            ) from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def _documents(text: str, source: str) -> list[object]:
+    try:
+        return list(yaml.load_all(text, Loader=_StrictLoader))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        hint = ""
+        if "cannot start any token" in str(problem) or "alias" in str(problem):
+            hint = " (quote values that start with *, @ or &)"
+        raise InvalidSpecError(f"{source}: {where}invalid YAML: {problem}{hint}") from None
+    except RecursionError:
+        raise InvalidSpecError(f"{source}: invalid YAML: nested too deeply") from None
+
+
+def parse_jobs_text(text: str, source: str) -> list[JobSpec]:
+    """All jobs in one YAML text (a job, a list of jobs, or several documents)."""
+    specs: list[JobSpec] = []
+    problems: list[str] = []
+    for document in _documents(text, source):
+        if document is None:
+            continue
+        items = document if isinstance(document, list) else [document]
+        for item in items:
+            index = len(specs) + len(problems)
+            try:
+                specs.append(parse_job(item, source, index))
+            except InvalidSpecError as error:
+                problems.append(str(error))
+    if problems:
+        raise InvalidSpecError("\n".join(problems))
+    return specs
+
+
+def job_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Expand files and folders (recursively, *.yaml and *.yml, in name order) into files."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(
+                item
+                for item in path.rglob("*")
+                if item.suffix in JOB_FILE_SUFFIXES and item.is_file()
+            )
+        elif path.is_file():
+            yield path
+        else:
+            raise InvalidSpecError(f"{raw}: no such file or folder")
+
+
+def load_jobs(paths: Iterable[str | Path]) -> list[LoadedJob]:
+    """Every job in the given files and folders, validated as one batch.
+
+    All problems are collected; if there are any, InvalidSpecError carries one line for
+    each and nothing is returned, so a caller never acts on half a batch.
+    """
+    loaded: list[LoadedJob] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for file in job_files(paths):
+        source = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(f"{source}: cannot read: {error}")
+            continue
+        try:
+            specs = parse_jobs_text(text, source)
+        except InvalidSpecError as error:
+            problems.extend(str(error).splitlines())
+            continue
+        for spec in specs:
+            if spec.name in seen:
+                problems.append(
+                    f"{source}: job {spec.name!r}: name: also defined in {seen[spec.name]}"
+                )
+                continue
+            seen[spec.name] = source
+            loaded.append(LoadedJob(spec=spec, source=source))
+    if problems:
+        raise InvalidSpecError("\n".join(problems))
+    return loaded

@@ -1,0 +1,74 @@
+"""Durations (`90s`, `15m`, `1h30m`, `2d`) and sizes (`256m`, `1MiB`), parsed and formatted."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from orchestrator.errors import InvalidQuantityError
+
+_DURATION = re.compile(
+    r"(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?"
+)
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+# Far beyond any sane job setting, small enough for timedelta and for every database.
+_MAX_SECONDS = 100 * 365 * 86400
+
+# Docker's convention: k, m, g are binary multiples; "mb" and "mib" mean the same.
+_SIZE = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s*(?P<u>[kmgt]?)(?:i?b)?", re.IGNORECASE)
+_SIZE_FACTOR = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse `1h30m`-style text, or a whole number of seconds, into a positive timedelta."""
+    if isinstance(value, bool):
+        raise InvalidQuantityError(f"{value!r} is not a duration (like 90s, 15m, 1h30m)")
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        match = _DURATION.fullmatch(text)
+        if not text or match is None:
+            raise InvalidQuantityError(f"{value!r} is not a duration (like 90s, 15m, 1h30m)")
+        seconds = sum(int(n) * _UNIT_SECONDS[unit] for unit, n in match.groupdict().items() if n)
+    else:
+        raise InvalidQuantityError(f"{value!r} is not a duration (like 90s, 15m, 1h30m)")
+    if seconds <= 0:
+        raise InvalidQuantityError(f"{value!r} is not a positive duration")
+    if seconds > _MAX_SECONDS:
+        raise InvalidQuantityError(f"{value!r} is longer than 100 years")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The canonical text of a duration: `parse_duration(format_duration(d)) == d`."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def parse_size(value: object) -> int:
+    """Parse `256m`, `1MiB`, `512k` or a whole number of bytes into bytes."""
+    if isinstance(value, bool):
+        raise InvalidQuantityError(f"{value!r} is not a size (like 512k, 256m, 1g)")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+        size = int(float(match["n"]) * _SIZE_FACTOR[match["u"].lower()])
+    else:
+        raise InvalidQuantityError(f"{value!r} is not a size (like 512k, 256m, 1g)")
+    if size <= 0:
+        raise InvalidQuantityError(f"{value!r} is not a positive size")
+    return size
+
+
+def format_size(size: int) -> str:
+    for unit, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
