@@ -58,3 +58,7 @@ class DatabaseUnavailableError(DatabaseError, ConnectionError):
 
 class SchemaOutOfDateError(DatabaseError):
     """The database schema is not at the revision this code expects."""
+
+
+class DuplicateFireError(OrchestratorError):
+    """A run for this fire (job, scheduled_for, attempt) is already recorded."""

@@ -126,7 +126,7 @@ def _require_aware(instant: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class IntervalSchedule:
-    """`@every <duration>`: fires at anchor + k * interval (the anchor is the Unix epoch by default).
+    """`@every <duration>`: fires at anchor + k * interval (by default the Unix epoch).
 
     An epoch anchor makes every scheduler compute the same fire times for a job,
     which is what lets several schedulers agree on one run per fire.

@@ -1,0 +1,102 @@
+"""Records the store hands out: plain frozen values, never ORM rows. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from orchestrator.spec import JobSpec
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    SKIPPED = "skipped"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+FINISHED_STATUSES = tuple(status for status in RunStatus if status.finished)
+
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    RETRY = "retry"
+    CATCHUP = "catchup"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    spec: JobSpec
+    enabled: bool
+    revision: int
+    source: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_status: RunStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What `jobs apply` changed, by job name."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    job: str
+    trigger: RunTrigger
+    attempt: int
+    status: RunStatus
+    scheduled_for: datetime
+    created_at: datetime
+    first_run_id: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    container_id: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    output: str | None = None  # only filled when asked for one run
+    output_truncated: bool = False
+    output_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to record. (job, scheduled_for, attempt) is unique: one fire, one run."""
+
+    job: str
+    scheduled_for: datetime
+    trigger: RunTrigger
+    status: RunStatus = RunStatus.PENDING
+    attempt: int = 1
+    first_run_id: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    container_id: str | None = None
+    image: str | None = None
+    error: str | None = None
+    output: str | None = None
+    output_truncated: bool = False

@@ -1,0 +1,169 @@
+"""Engine, sessions and the boundary where driver errors become our errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.errors import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    InvalidInputError,
+    SchemaOutOfDateError,
+)
+from orchestrator.store.migrations import HEAD
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_TIMEOUT_S = 5
+
+
+def normalise_url(raw: str) -> URL:
+    """Parse a database URL; plain `postgresql://` means the psycopg 3 driver."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise InvalidInputError(
+            f"{raw!r} is not a database URL (like sqlite:///orchestrator.db)"
+        ) from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidInputError(
+            f"database {url.render_as_string(hide_password=True)}: "
+            "only sqlite:/// and postgresql:// are supported"
+        )
+    return url
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, issue BEGIN (see _sqlite_on_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front. A deferred transaction that reads and
+    # then writes can fail at once with "database is locked", busy timeout or not.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One database: an engine, a session factory, and the schema check."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.display_url = self.url.render_as_string(hide_password=True)
+        options: dict[str, Any] = {}
+        if self.is_sqlite:
+            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        else:
+            options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+            options["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = create_engine(self.url, **options)
+        except (NoSuchModuleError, ImportError) as error:
+            raise DatabaseUnavailableError(f"database {self.display_url}: {error}") from None
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def translate_errors(self) -> Iterator[None]:
+        """Driver errors become DatabaseUnavailableError or DatabaseError, with our URL."""
+        try:
+            yield
+        except DBAPIError as error:
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            if error.connection_invalidated or _is_connection_error(error):
+                raise DatabaseUnavailableError(
+                    f"cannot reach database {self.display_url}: {reason}"
+                ) from error
+            raise DatabaseError(f"database {self.display_url}: {reason}") from error
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back if it raises."""
+        with self.translate_errors(), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with self.translate_errors(), self.engine.begin() as connection:
+            yield connection
+
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at; None for an empty database."""
+        with self.connect() as connection:
+            has_table = connection.dialect.has_table(connection, "alembic_version")
+            if not has_table:
+                return None
+            row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+            return str(row[0]) if row else None
+
+    def check_schema(self) -> None:
+        """Refuse to work on a database that is not at the revision this code expects."""
+        revision = self.current_revision()
+        if revision == HEAD:
+            return
+        if revision is None:
+            raise SchemaOutOfDateError(
+                f"database {self.display_url} has no schema yet: run 'orchestrator db upgrade'"
+            )
+        from orchestrator.store.migrations import known_revisions
+
+        if revision not in known_revisions():
+            raise SchemaOutOfDateError(
+                f"database {self.display_url} is at revision {revision}, which this "
+                f"orchestrator does not know (it expects {HEAD}): upgrade the orchestrator"
+            )
+        raise SchemaOutOfDateError(
+            f"database {self.display_url} is at revision {revision}, this orchestrator "
+            f"needs {HEAD}: run 'orchestrator db upgrade'"
+        )
+
+
+def _is_connection_error(error: DBAPIError) -> bool:
+    name = type(error.orig).__name__ if error.orig is not None else ""
+    message = str(error.orig).lower()
+    return name in ("OperationalError", "InterfaceError") and any(
+        marker in message
+        for marker in (
+            "unable to open",
+            "connection",
+            "could not connect",
+            "could not translate host",
+            "timeout",
+            "server closed",
+            "terminating",
+            "does not exist",
+            "authentication",
+            "no password",
+            "disk i/o",
+            "readonly",
+            "not a database",
+        )
+    )

@@ -1,0 +1,113 @@
+"""SQLAlchemy 2.x tables. Rows never leave the store package: repositories return records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from orchestrator.records import RunStatus, RunTrigger
+from orchestrator.store.types import UTCDateTime
+
+# Stable constraint names, so migrations name things the same on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _one_of(column: str, values: type[RunStatus] | type[RunTrigger]) -> str:
+    return f"{column} IN ({', '.join(repr(member.value) for member in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    # The validated definition in canonical form (JobSpec.to_dict()).
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    # Bumped on every change (definition or enabled), so a service can notice changes.
+    revision: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        # One fire of one job is exactly one run; retries are further attempts of it.
+        UniqueConstraint("job_name", "scheduled_for", "attempt"),
+        Index(None, "job_name", "scheduled_for"),
+        Index(None, "status", "scheduled_for"),
+        Index(None, "scheduled_for"),
+        CheckConstraint(_one_of("status", RunStatus), name="status"),
+        CheckConstraint(_one_of("trigger", RunTrigger), name="trigger"),
+        CheckConstraint("attempt >= 1", name="attempt"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A name, not a foreign key: history outlives the job it belonged to.
+    job_name: Mapped[str] = mapped_column(String(63))
+    trigger: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer)
+    first_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    container_id: Mapped[str | None] = mapped_column(String(128))
+    image: Mapped[str | None] = mapped_column(String(512))
+    image_digest: Mapped[str | None] = mapped_column(String(256))
+    ports: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    # A bounded tail of stdout+stderr; the cap in force is recorded beside it.
+    output: Mapped[str | None] = mapped_column(Text)
+    output_truncated: Mapped[bool] = mapped_column(Boolean)
+    output_limit: Mapped[int | None] = mapped_column(Integer)
+    # Which scheduler process owns the run, and when it last said so.
+    owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PortLeaseRow(Base):
+    __tablename__ = "port_leases"
+    __table_args__ = (UniqueConstraint("host_ip", "port", "protocol"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_ip: Mapped[str] = mapped_column(String(45))
+    port: Mapped[int] = mapped_column(Integer)
+    protocol: Mapped[str] = mapped_column(String(3))
+    container_port: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    job_name: Mapped[str | None] = mapped_column(String(63))
+    leased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
