@@ -1,0 +1,1 @@
+"""The admin CLI: the only place that prints or sets exit codes."""

@@ -1,0 +1,231 @@
+"""`orchestrator jobs`: validate, apply, list, show, enable, disable, delete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.output import emit_json, emit_table, human_time, iso, json_option
+from orchestrator.records import ApplyResult, JobRecord
+from orchestrator.schedule import next_fire_times
+from orchestrator.spec import load_jobs
+from orchestrator.store.jobs import JobRepository
+
+NEXT_RUNS_SHOWN = 5
+paths_argument = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+
+
+@click.group()
+def jobs() -> None:
+    """Job definitions: validate and apply YAML files, list, show and switch jobs."""
+
+
+def _next_run(record: JobRecord, now: datetime) -> datetime | None:
+    return record.spec.trigger.next_after(now) if record.enabled else None
+
+
+def job_summary(record: JobRecord, now: datetime) -> dict[str, Any]:
+    """The `jobs list --json` shape."""
+    return {
+        "name": record.name,
+        "enabled": record.enabled,
+        "schedule": record.spec.schedule,
+        "timezone": record.spec.timezone,
+        "image": record.spec.image,
+        "next_run_at": iso(_next_run(record, now)),
+        "last_status": record.last_status.value if record.last_status else None,
+        "revision": record.revision,
+        "source": record.source,
+    }
+
+
+@jobs.command()
+@paths_argument
+@json_option
+def validate(paths: tuple[str, ...], as_json: bool) -> None:
+    """Check job files without touching the database. Folders are searched for *.yaml/*.yml.
+
+    Exits 2 with one line per problem if any definition is invalid.
+
+    Example: orchestrator jobs validate jobs/
+    """
+    loaded = load_jobs(paths)
+    if as_json:
+        emit_json([{"source": job.source, **job.spec.to_dict()} for job in loaded])
+        return
+    files = len({job.source for job in loaded})
+    click.echo(f"{len(loaded)} job(s) in {files} file(s) are valid")
+
+
+@jobs.command()
+@paths_argument
+@click.option("--prune", is_flag=True, help="Also delete jobs that are not in the given files.")
+@click.option("--dry-run", is_flag=True, help="Show what would change, write nothing.")
+@json_option
+@pass_app
+def apply(
+    app: AppContext, paths: tuple[str, ...], prune: bool, dry_run: bool, as_json: bool
+) -> None:
+    """Create or update jobs from files and folders (an idempotent upsert).
+
+    Nothing is written if any definition in the batch is invalid. A job disabled with
+    `jobs disable` stays disabled unless its file's own `enabled:` value changes.
+
+    Example: orchestrator jobs apply jobs/ --prune
+    """
+    loaded = load_jobs(paths)
+    database = app.database()
+    with database.session() as session:
+        result = JobRepository(session).apply(loaded, prune=prune)
+        if dry_run:
+            session.rollback()
+    _report_apply(result, dry_run, as_json)
+
+
+def _report_apply(result: ApplyResult, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        emit_json(
+            {
+                "created": result.created,
+                "updated": result.updated,
+                "unchanged": result.unchanged,
+                "deleted": result.deleted,
+                "dry_run": dry_run,
+            }
+        )
+        return
+    for verb, names in (
+        ("created", result.created),
+        ("updated", result.updated),
+        ("deleted", result.deleted),
+    ):
+        for name in names:
+            click.echo(f"{verb} {name}")
+    prefix = "dry run, nothing written: " if dry_run else ""
+    click.echo(
+        f"{prefix}{len(result.created)} created, {len(result.updated)} updated, "
+        f"{len(result.unchanged)} unchanged, {len(result.deleted)} deleted"
+    )
+
+
+@jobs.command(name="list")
+@json_option
+@pass_app
+def list_jobs(app: AppContext, as_json: bool) -> None:
+    """List every job with its next run and the status of its last run.
+
+    Example: orchestrator jobs list --json
+    """
+    now = datetime.now(UTC)
+    with app.database().session() as session:
+        records = JobRepository(session).list()
+    if as_json:
+        emit_json([job_summary(record, now) for record in records])
+        return
+    if not records:
+        click.echo("no jobs: add some with 'orchestrator jobs apply PATH'")
+        return
+    emit_table(
+        ["NAME", "ENABLED", "SCHEDULE", "TIMEZONE", "IMAGE", "NEXT RUN (UTC)", "LAST STATUS"],
+        [
+            [
+                record.name,
+                "yes" if record.enabled else "no",
+                record.spec.schedule,
+                record.spec.timezone,
+                record.spec.image,
+                human_time(_next_run(record, now)),
+                record.last_status.value if record.last_status else None,
+            ]
+            for record in records
+        ],
+    )
+
+
+@jobs.command()
+@click.argument("name")
+@json_option
+@pass_app
+def show(app: AppContext, name: str, as_json: bool) -> None:
+    """Show one job: its definition and its next fire times.
+
+    `next_runs` are the schedule's next fire times; `next_run_at` is null while the
+    job is disabled.
+
+    Example: orchestrator jobs show nightly-report
+    """
+    now = datetime.now(UTC)
+    with app.database().session() as session:
+        record = JobRepository(session).get(name)
+    next_runs = next_fire_times(record.spec.trigger, now, NEXT_RUNS_SHOWN)
+    if as_json:
+        emit_json(
+            {
+                **job_summary(record, now),
+                "created_at": iso(record.created_at),
+                "updated_at": iso(record.updated_at),
+                "definition": record.spec.to_dict(),
+                "next_runs": [iso(moment) for moment in next_runs],
+            }
+        )
+        return
+    import yaml
+
+    click.echo(f"job {record.name} ({'enabled' if record.enabled else 'disabled'})")
+    click.echo(f"revision {record.revision}, updated {human_time(record.updated_at)}")
+    click.echo(f"from {record.source or '-'}")
+    click.echo(f"last status: {record.last_status.value if record.last_status else '-'}")
+    click.echo("")
+    click.echo(yaml.safe_dump(record.spec.to_dict(), sort_keys=False).rstrip())
+    click.echo("")
+    click.echo(f"next runs ({record.spec.timezone}):")
+    zone = getattr(record.spec.trigger, "zone", UTC)
+    for moment in next_runs:
+        click.echo(f"  {human_time(moment.astimezone(zone))}")
+    if not record.enabled:
+        click.echo("  (the job is disabled: these fire only once it is enabled)")
+
+
+def _switch(app: AppContext, name: str, enabled: bool) -> None:
+    with app.database().session() as session:
+        changed = JobRepository(session).set_enabled(name, enabled)
+    state = "enabled" if enabled else "disabled"
+    click.echo(f"{name} {state}" if changed else f"{name} was already {state}")
+
+
+@jobs.command()
+@click.argument("name")
+@pass_app
+def enable(app: AppContext, name: str) -> None:
+    """Enable a job: it fires on its schedule again.
+
+    Example: orchestrator jobs enable nightly-report
+    """
+    _switch(app, name, True)
+
+
+@jobs.command()
+@click.argument("name")
+@pass_app
+def disable(app: AppContext, name: str) -> None:
+    """Disable a job: it stays defined but does not fire.
+
+    Example: orchestrator jobs disable nightly-report
+    """
+    _switch(app, name, False)
+
+
+@jobs.command()
+@click.argument("name")
+@pass_app
+def delete(app: AppContext, name: str) -> None:
+    """Delete a job definition. Its run history stays (see `runs list --job NAME`).
+
+    Example: orchestrator jobs delete nightly-report
+    """
+    with app.database().session() as session:
+        JobRepository(session).delete(name)
+    click.echo(f"deleted {name}; its run history stays")

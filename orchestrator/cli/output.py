@@ -1,0 +1,48 @@
+"""Output helpers shared by the commands: JSON, tables, times."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(function: F) -> F:
+    """Add `--json` to a command that lists or shows something."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
+        function
+    )
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with offset, as the JSON shapes promise."""
+    return value.isoformat() if value is not None else None
+
+
+def human_time(value: datetime | None) -> str:
+    return value.isoformat(sep=" ", timespec="seconds") if value is not None else "-"
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def emit_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*("-" if cell is None else str(cell) for cell in row))
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        # Piped output: never fold cells to an assumed 80 columns.
+        console = Console(soft_wrap=True, width=10_000)
+    console.print(table)

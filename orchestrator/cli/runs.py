@@ -1,0 +1,191 @@
+"""`orchestrator runs`: browse and prune the run history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.output import emit_json, emit_table, human_time, iso, json_option
+from orchestrator.errors import InvalidInputError
+from orchestrator.records import RunRecord, RunStatus
+from orchestrator.store.runs import RunRepository
+from orchestrator.units import format_size, parse_duration
+
+
+@click.group()
+def runs() -> None:
+    """Run history: list, show, prune."""
+
+
+def run_summary(run: RunRecord) -> dict[str, Any]:
+    """The `runs list --json` shape."""
+    return {
+        "id": run.id,
+        "job": run.job,
+        "status": run.status.value,
+        "trigger": run.trigger.value,
+        "attempt": run.attempt,
+        "first_run_id": run.first_run_id,
+        "scheduled_for": iso(run.scheduled_for),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "exit_code": run.exit_code,
+        "container_id": run.container_id,
+        "image": run.image,
+        "image_digest": run.image_digest,
+        "ports": run.ports,
+        "error": run.error,
+    }
+
+
+class MomentType(click.ParamType[datetime]):
+    """An ISO 8601 time (UTC if it has no offset) or a duration back from now (`2h`, `7d`)."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            return datetime.now(UTC) - parse_duration(text)
+        except InvalidInputError:
+            pass
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{text!r} is neither a time (2026-11-01T03:00:00Z) nor a duration (7d)")
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class DurationType(click.ParamType[timedelta]):
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        try:
+            return parse_duration(str(value))
+        except InvalidInputError as error:
+            self.fail(str(error))
+
+
+def _duration(run: RunRecord) -> str:
+    if run.started_at is None or run.finished_at is None:
+        return "-"
+    return f"{(run.finished_at - run.started_at).total_seconds():.1f}s"
+
+
+@runs.command(name="list")
+@click.option("--job", help="Only runs of this job.")
+@click.option(
+    "--status",
+    type=click.Choice([status.value for status in RunStatus]),
+    help="Only runs with this status.",
+)
+@click.option(
+    "--since",
+    type=MomentType(),
+    help="Only runs scheduled at or after this time (ISO 8601) or this long ago (7d).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=50, help="At most this many runs.")
+@json_option
+@pass_app
+def list_runs(
+    app: AppContext,
+    job: str | None,
+    status: str | None,
+    since: datetime | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first.
+
+    Example: orchestrator runs list --job nightly-report --status failed --since 7d
+    """
+    with app.database().session() as session:
+        records = RunRepository(session).list(
+            job=job, status=RunStatus(status) if status else None, since=since, limit=limit
+        )
+    if as_json:
+        emit_json([run_summary(run) for run in records])
+        return
+    if not records:
+        click.echo("no runs match")
+        return
+    emit_table(
+        ["ID", "JOB", "STATUS", "TRIGGER", "ATTEMPT", "SCHEDULED FOR (UTC)", "DURATION", "EXIT"],
+        [
+            [
+                run.id,
+                run.job,
+                run.status.value,
+                run.trigger.value,
+                run.attempt,
+                human_time(run.scheduled_for),
+                _duration(run),
+                run.exit_code,
+            ]
+            for run in records
+        ],
+    )
+
+
+@runs.command()
+@click.argument("run_id", metavar="ID", type=int)
+@json_option
+@pass_app
+def show(app: AppContext, run_id: int, as_json: bool) -> None:
+    """Show one run with the captured tail of its output.
+
+    Example: orchestrator runs show 42
+    """
+    with app.database().session() as session:
+        run = RunRepository(session).get(run_id)
+    if as_json:
+        emit_json(
+            {
+                **run_summary(run),
+                "created_at": iso(run.created_at),
+                "output": run.output or "",
+                "output_truncated": run.output_truncated,
+                "output_limit": run.output_limit,
+            }
+        )
+        return
+    fields = run_summary(run)
+    fields["ports"] = ", ".join(f"{key}->{port}" for key, port in run.ports.items()) or None
+    for key, value in fields.items():
+        click.echo(f"{key + ':':15} {'-' if value is None else value}")
+    click.echo("")
+    if run.output_truncated and run.output_limit:
+        click.echo(f"--- output (last {format_size(run.output_limit)} only) ---")
+    else:
+        click.echo("--- output ---")
+    click.echo(run.output or "", nl=not (run.output or "").endswith("\n"))
+
+
+@runs.command()
+@click.option(
+    "--older-than",
+    type=DurationType(),
+    required=True,
+    help="Delete finished runs scheduled longer ago than this (30d).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@pass_app
+def prune(app: AppContext, older_than: Any, dry_run: bool) -> None:
+    """Delete old finished runs. Unfinished runs, and the newest run of every job, stay.
+
+    Example: orchestrator runs prune --older-than 30d
+    """
+    cutoff = datetime.now(UTC) - older_than
+    with app.database().session() as session:
+        count = RunRepository(session).prune(cutoff, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {count} run(s) scheduled before {human_time(cutoff)}")

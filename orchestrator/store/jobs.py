@@ -1,0 +1,125 @@
+"""Job definitions in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import JobNotFoundError
+from orchestrator.records import ApplyResult, JobRecord, RunStatus
+from orchestrator.spec import LoadedJob, parse_job
+from orchestrator.store.models import JobRow, RunRow
+
+
+def _record(row: JobRow, last_status: str | None = None) -> JobRecord:
+    return JobRecord(
+        spec=parse_job(row.definition, source=f"database job {row.name!r}"),
+        enabled=row.enabled,
+        revision=row.revision,
+        source=row.source,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_status=RunStatus(last_status) if last_status else None,
+    )
+
+
+class JobRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def apply(
+        self, jobs: Sequence[LoadedJob], *, prune: bool = False, now: datetime | None = None
+    ) -> ApplyResult:
+        """Create or update every job in the batch; with `prune`, delete jobs not in it.
+
+        `enabled` from a file wins only when the file's own value changed, so a job an
+        operator disabled by hand stays disabled when the same files are applied again.
+        """
+        now = now or datetime.now(UTC)
+        result = ApplyResult()
+        existing = {row.name: row for row in self.session.scalars(select(JobRow))}
+        for job in jobs:
+            definition = job.spec.to_dict()
+            row = existing.get(job.spec.name)
+            if row is None:
+                self.session.add(
+                    JobRow(
+                        name=job.spec.name,
+                        definition=definition,
+                        enabled=job.spec.enabled,
+                        revision=1,
+                        source=job.source,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                result.created.append(job.spec.name)
+                continue
+            if row.definition == definition:
+                if row.source != job.source:
+                    row.source = job.source
+                result.unchanged.append(job.spec.name)
+                continue
+            if definition.get("enabled") != row.definition.get("enabled"):
+                row.enabled = job.spec.enabled
+            row.definition = definition
+            row.source = job.source
+            row.revision += 1
+            row.updated_at = now
+            result.updated.append(job.spec.name)
+        if prune:
+            wanted = {job.spec.name for job in jobs}
+            stale = sorted(name for name in existing if name not in wanted)
+            if stale:
+                self.session.execute(delete(JobRow).where(JobRow.name.in_(stale)))
+            result.deleted.extend(stale)
+        return result
+
+    def list(self) -> list[JobRecord]:
+        """All jobs by name, each with the status of its latest run."""
+        latest = (
+            select(RunRow.status)
+            .where(RunRow.job_name == JobRow.name)
+            .order_by(RunRow.scheduled_for.desc(), RunRow.id.desc())
+            .limit(1)
+            .correlate(JobRow)
+            .scalar_subquery()
+        )
+        rows = self.session.execute(select(JobRow, latest).order_by(JobRow.name)).all()
+        return [_record(row, status) for row, status in rows]
+
+    def _row(self, name: str) -> JobRow:
+        row = self.session.scalar(select(JobRow).where(JobRow.name == name))
+        if row is None:
+            raise JobNotFoundError(name)
+        return row
+
+    def get(self, name: str) -> JobRecord:
+        row = self._row(name)
+        status = self.session.scalar(
+            select(RunRow.status)
+            .where(RunRow.job_name == name)
+            .order_by(RunRow.scheduled_for.desc(), RunRow.id.desc())
+            .limit(1)
+        )
+        return _record(row, status)
+
+    def set_enabled(self, name: str, enabled: bool, now: datetime | None = None) -> bool:
+        """Enable or disable a job; returns whether anything changed."""
+        row = self._row(name)
+        if row.enabled == enabled:
+            return False
+        row.enabled = enabled
+        row.revision += 1
+        row.updated_at = now or datetime.now(UTC)
+        return True
+
+    def delete(self, name: str) -> None:
+        """Delete a job definition. Its run history stays."""
+        self.session.delete(self._row(name))
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count()).select_from(JobRow)) or 0

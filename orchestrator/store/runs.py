@@ -1,0 +1,135 @@
+"""Run history in the database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, defer
+
+from orchestrator.errors import DuplicateFireError, RunNotFoundError
+from orchestrator.records import (
+    FINISHED_STATUSES,
+    NewRun,
+    RunRecord,
+    RunStatus,
+    RunTrigger,
+)
+from orchestrator.store.models import RunRow
+
+
+def _record(row: RunRow, *, with_output: bool = False) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        job=row.job_name,
+        trigger=RunTrigger(row.trigger),
+        attempt=row.attempt,
+        status=RunStatus(row.status),
+        scheduled_for=row.scheduled_for,
+        created_at=row.created_at,
+        first_run_id=row.first_run_id,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        exit_code=row.exit_code,
+        container_id=row.container_id,
+        image=row.image,
+        image_digest=row.image_digest,
+        ports=dict(row.ports or {}),
+        error=row.error,
+        output=row.output if with_output else None,
+        output_truncated=row.output_truncated,
+        output_limit=row.output_limit,
+    )
+
+
+class RunRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, run: NewRun, now: datetime | None = None) -> RunRecord:
+        """Record a run. The database decides: a second run for the same fire
+        (job, scheduled_for, attempt) raises DuplicateFireError and changes nothing."""
+        row = RunRow(
+            job_name=run.job,
+            trigger=run.trigger.value,
+            attempt=run.attempt,
+            first_run_id=run.first_run_id,
+            scheduled_for=run.scheduled_for,
+            status=run.status.value,
+            created_at=now or datetime.now(UTC),
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            exit_code=run.exit_code,
+            container_id=run.container_id,
+            image=run.image,
+            error=run.error,
+            output=run.output,
+            output_truncated=run.output_truncated,
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            raise DuplicateFireError(
+                f"job {run.job!r} already has a run for {run.scheduled_for.isoformat()} "
+                f"(attempt {run.attempt})"
+            ) from None
+        return _record(row, with_output=True)
+
+    def get(self, run_id: int) -> RunRecord:
+        row = self.session.get(RunRow, run_id)
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return _record(row, with_output=True)
+
+    def list(
+        self,
+        *,
+        job: str | None = None,
+        status: RunStatus | None = None,
+        since: datetime | None = None,
+        limit: int | None = 50,
+    ) -> list[RunRecord]:
+        """Runs newest first (by scheduled time), without their output."""
+        query = select(RunRow).options(defer(RunRow.output))
+        if job is not None:
+            query = query.where(RunRow.job_name == job)
+        if status is not None:
+            query = query.where(RunRow.status == status.value)
+        if since is not None:
+            query = query.where(RunRow.scheduled_for >= since)
+        query = query.order_by(RunRow.scheduled_for.desc(), RunRow.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return [_record(row) for row in self.session.scalars(query)]
+
+    def prune(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        """Delete finished runs scheduled before `older_than`.
+
+        The newest run of every job is kept whatever its age, so `jobs list` still
+        shows a last status and a restarted service still knows the last fire.
+        """
+        newer = aliased(RunRow)
+        newest_of_its_job = (
+            select(newer.id)
+            .where(newer.job_name == RunRow.job_name)
+            .order_by(newer.scheduled_for.desc(), newer.id.desc())
+            .limit(1)
+            .correlate(RunRow)
+            .scalar_subquery()
+        )
+        condition = (
+            (RunRow.scheduled_for < older_than)
+            & RunRow.status.in_([status.value for status in FINISHED_STATUSES])
+            & (RunRow.id != newest_of_its_job)
+        )
+        if dry_run:
+            return self.session.scalar(select(func.count()).where(condition)) or 0
+        ids = list(self.session.scalars(select(RunRow.id).where(condition)))
+        for start in range(0, len(ids), 500):
+            self.session.execute(
+                delete(RunRow).where(RunRow.id.in_(ids[start : start + 500])),
+                execution_options={"synchronize_session": False},
+            )
+        return len(ids)
