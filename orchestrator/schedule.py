@@ -5,7 +5,7 @@ after an aware instant, as an aware UTC datetime (or None when it never fires ag
 
 Cron lines mean what they mean in crontab(5):
 - 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first;
-- numbers, `*`, lists, ranges, steps (`*/15`, `1-30/5`, `5/15` = `5-max/15`),
+- numbers, `*`, lists, ranges, steps (`*/15`, `1-30/5`; `5/15` is refused: crons disagree on it),
   month and weekday names (`jan`, `mon-fri`), day of week 0 and 7 both Sunday;
 - when day of month AND day of week are both restricted (neither starts with `*`),
   a day matching EITHER fires; otherwise both must match;
@@ -188,7 +188,12 @@ def _parse_field(text: str, spec: _Field) -> tuple[int, ...]:
             if end_text is not None:
                 end = _parse_value(end_text, spec)
             elif step_text is not None:
-                end = spec.high  # `5/15` means 5-max/15, as in cronie
+                # Vixie cron reads `5/15` as just 5, cronie refuses it, others read
+                # 5-max/15: refuse it, so no line means something else than it did.
+                raise ValueError(
+                    f"{spec.name}: a step needs a range or *: write {start_text}-{spec.high}/"
+                    f"{step_text} or */{step_text}"
+                )
             else:
                 end = start
             if end < start:

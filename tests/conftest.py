@@ -1,0 +1,116 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when configured) and the CLI."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+
+from orchestrator.cli.main import cli
+from orchestrator.store import migrations
+from orchestrator.store.database import Database, normalise_url
+
+POSTGRES_URL_ENV = "ORCHESTRATOR_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_URL_ENV} must be set in CI (.ci/run sets it)")
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set: no PostgreSQL to test against")
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url(postgres_server_url: str) -> Iterator[str]:
+    """A throwaway database on the test server, dropped at the end of the session."""
+    server = normalise_url(postgres_server_url)
+    name = f"orchestrator_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'orchestrator.db'}"
+    url: str = request.getfixturevalue("postgres_database_url")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """A database of each kind, migrated to head."""
+    database = Database(empty_database_url)
+    migrations.upgrade(database)
+    database.dispose()
+    return empty_database_url
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+class Cli:
+    """Runs the real click command tree against one database."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, expect: int | None = 0) -> Result:
+        result = self.runner.invoke(
+            cli, list(args), env={"ORCHESTRATOR_DATABASE_URL": self.database_url}
+        )
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        if expect is not None:
+            assert result.exit_code == expect, (
+                f"exit {result.exit_code}, expected {expect}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
+
+
+@pytest.fixture
+def run_cli(database_url: str) -> Cli:
+    return Cli(database_url)
+
+
+@pytest.fixture
+def write_jobs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write YAML text into a file under tmp_path/jobs and return its path."""
+    folder = tmp_path / "jobs"
+    folder.mkdir(exist_ok=True)
+
+    def write(name: str, content: str) -> Path:
+        path = folder / name
+        path.write_text(content)
+        return path
+
+    return write
