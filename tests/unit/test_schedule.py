@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -251,7 +252,7 @@ def test_fire_times_are_strictly_increasing_through_a_whole_year_of_changes() ->
     for expression in ("*/7 * * * *", "0 2 * * *", "30 1-3 * * *", "15 */2 * * *"):
         schedule = parse_schedule(expression, "Europe/Berlin")
         times = next_fire_times(schedule, START, 3000)
-        assert all(a < b for a, b in zip(times, times[1:], strict=False)), expression
+        assert all(a < b for a, b in itertools.pairwise(times)), expression
 
 
 def test_a_fixed_daily_job_fires_once_a_day_every_day_of_the_year() -> None:
@@ -269,7 +270,7 @@ def test_southern_hemisphere_and_half_hour_zones() -> None:
     for zone in ("Australia/Lord_Howe", "Australia/Sydney", "America/Santiago"):
         schedule = parse_schedule("0,30 2 * * *", zone)
         times = next_fire_times(schedule, START, 800)
-        assert all(a < b for a, b in zip(times, times[1:], strict=False)), zone
+        assert all(a < b for a, b in itertools.pairwise(times)), zone
         per_day: dict[object, int] = {}
         for moment in times:
             day = moment.astimezone(ZoneInfo(zone)).date()
