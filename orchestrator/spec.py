@@ -576,7 +576,10 @@ def _documents(text: str, source: str) -> list[object]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         hint = ""
-        if "cannot start any token" in str(problem) or "alias" in str(problem):
+        if any(
+            clue in str(problem)
+            for clue in ("cannot start any token", "alias", "alphabetic or numeric")
+        ):
             hint = " (quote values that start with *, @ or &)"
         raise InvalidSpecError(f"{source}: {where}invalid YAML: {problem}{hint}") from None
     except RecursionError:
