@@ -270,7 +270,9 @@ def test_duplicate_keys_are_refused() -> None:
 
 def test_every_bad_job_of_a_file_is_reported() -> None:
     message = error_of(
-        "- {name: a, schedule: bad, image: b}\n- {name: ok, schedule: '@daily', image: b}\n- {name: c, image: b}\n"
+        "- {name: a, schedule: bad, image: b}\n"
+        "- {name: ok, schedule: '@daily', image: b}\n"
+        "- {name: c, image: b}\n"
     )
     lines = message.splitlines()
     assert len(lines) == 2
@@ -311,10 +313,10 @@ def test_a_batch_with_one_bad_file_returns_nothing(tmp_path: Path) -> None:
 
 
 def test_missing_paths_and_unreadable_files(tmp_path: Path) -> None:
-    with pytest.raises(InvalidSpecError, match="nope.yaml: no such file or folder"):
+    with pytest.raises(InvalidSpecError, match=r"nope\.yaml: no such file or folder"):
         load_jobs([tmp_path / "nope.yaml"])
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00bad")
-    with pytest.raises(InvalidSpecError, match="binary.yaml: cannot read"):
+    with pytest.raises(InvalidSpecError, match=r"binary\.yaml: cannot read"):
         load_jobs([tmp_path / "binary.yaml"])
 
 
