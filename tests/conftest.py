@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 
 from orchestrator.cli.main import cli
@@ -16,6 +17,15 @@ from orchestrator.store import migrations
 from orchestrator.store.database import Database, normalise_url
 
 POSTGRES_URL_ENV = "ORCHESTRATOR_TEST_POSTGRES_URL"
+
+# HYPOTHESIS_PROFILE=fuzz for a long hunt; the default keeps the suite quick and steady.
+settings.register_profile(
+    "default", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.errors import InvalidSpecError
@@ -60,7 +60,6 @@ def check(result: list[JobSpec]) -> None:
         assert parse_job(spec.to_dict()) == spec  # what we accept, we can store and reload
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=200))
 def test_arbitrary_text(text: str) -> None:
     try:
@@ -69,7 +68,6 @@ def test_arbitrary_text(text: str) -> None:
         assert str(error).startswith("fuzz.yaml:")
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_arbitrary_structures(document: Any) -> None:
     text = yaml.safe_dump(document)
@@ -79,7 +77,6 @@ def test_arbitrary_structures(document: Any) -> None:
         assert str(error).startswith("fuzz.yaml:")
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(FIELDS), values, max_size=6))
 def test_valid_jobs_with_arbitrary_fields_changed(changes: dict[str, Any]) -> None:
     document = {**VALID, **changes}

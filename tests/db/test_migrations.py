@@ -1,0 +1,78 @@
+"""Migrations build exactly the declared schema, on SQLite and PostgreSQL, and go down and up."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from orchestrator.errors import SchemaOutOfDateError
+from orchestrator.store import migrations
+from orchestrator.store.database import Database
+from orchestrator.store.models import Base
+
+
+def schema_drift(database: Database) -> list[object]:
+    with database.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+
+def test_head_constant_matches_the_migration_scripts() -> None:
+    assert migrations.script_head() == migrations.HEAD
+
+
+def test_upgrade_from_empty_gives_exactly_the_models(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
+    assert database.current_revision() is None
+    migrations.upgrade(database)
+    assert database.current_revision() == migrations.HEAD
+    assert schema_drift(database) == []
+    database.dispose()
+
+
+def test_downgrade_to_base_and_up_again(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
+    migrations.upgrade(database)
+    migrations.downgrade(database, "base")
+    with database.connect() as connection:
+        tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
+    assert tables == set()
+    assert database.current_revision() is None
+    migrations.upgrade(database)
+    assert schema_drift(database) == []
+    database.dispose()
+
+
+def test_the_history_indexes_and_the_one_run_per_fire_rule_exist(database: Database) -> None:
+    with database.connect() as connection:
+        inspector = inspect(connection)
+        indexes = {tuple(index["column_names"]) for index in inspector.get_indexes("runs")}
+        uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("runs")}
+    assert ("job_name", "scheduled_for") in indexes
+    assert ("status", "scheduled_for") in indexes
+    assert ("job_name", "scheduled_for", "attempt") in uniques
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:
+    database = Database(f"sqlite:///{tmp_path}/wal.db")
+    migrations.upgrade(database)
+    with database.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    database.dispose()
+
+
+def test_check_schema_refuses_an_empty_or_old_database(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
+    with pytest.raises(SchemaOutOfDateError, match="run 'orchestrator db upgrade'"):
+        database.check_schema()
+    migrations.upgrade(database)
+    database.check_schema()
+    with database.connect() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
+    with pytest.raises(SchemaOutOfDateError, match="does not know"):
+        database.check_schema()
+    database.dispose()

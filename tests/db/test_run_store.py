@@ -1,0 +1,142 @@
+"""Run history: one run per fire, decided by the database; filters; pruning."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchestrator.errors import DuplicateFireError, RunNotFoundError
+from orchestrator.records import NewRun, RunStatus, RunTrigger
+from orchestrator.store.database import Database
+from orchestrator.store.runs import RunRepository
+
+T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+
+
+def add(database: Database, *runs: NewRun) -> list[int]:
+    with database.session() as session:
+        return [RunRepository(session).add(run).id for run in runs]
+
+
+def test_one_fire_is_one_run(database: Database) -> None:
+    add(database, NewRun("a", T0, RunTrigger.SCHEDULE))
+    with pytest.raises(DuplicateFireError, match="already has a run"):
+        add(database, NewRun("a", T0, RunTrigger.SCHEDULE))
+    # retries are further attempts of the same fire; other jobs and fires are free
+    add(
+        database, NewRun("a", T0, RunTrigger.RETRY, attempt=2), NewRun("b", T0, RunTrigger.SCHEDULE)
+    )
+    with database.session() as session:
+        assert len(RunRepository(session).list()) == 3
+
+
+def test_a_duplicate_leaves_the_rest_of_the_unit_of_work_intact(database: Database) -> None:
+    add(database, NewRun("a", T0, RunTrigger.SCHEDULE))
+    with database.session() as session:
+        runs = RunRepository(session)
+        runs.add(NewRun("a", T0 + timedelta(hours=1), RunTrigger.SCHEDULE))
+        with pytest.raises(DuplicateFireError):
+            runs.add(NewRun("a", T0, RunTrigger.SCHEDULE))
+        runs.add(NewRun("a", T0 + timedelta(hours=2), RunTrigger.SCHEDULE))
+    with database.session() as session:
+        assert len(RunRepository(session).list(job="a")) == 3
+
+
+def test_racing_claims_of_one_fire_yield_exactly_one_run(database_url: str) -> None:
+    winners: list[int] = []
+    losers: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def claim() -> None:
+        database = Database(database_url)
+        barrier.wait()
+        try:
+            winners.extend(add(database, NewRun("race", T0, RunTrigger.SCHEDULE)))
+        except DuplicateFireError as error:
+            losers.append(str(error))
+        finally:
+            database.dispose()
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    assert len(losers) == 5
+
+
+def test_get_returns_the_output_and_list_filters(database: Database) -> None:
+    ids = add(
+        database,
+        NewRun(
+            "a", T0, RunTrigger.SCHEDULE, status=RunStatus.SUCCEEDED, exit_code=0, output="hello\n"
+        ),
+        NewRun(
+            "a", T0 + timedelta(days=1), RunTrigger.SCHEDULE, status=RunStatus.FAILED, exit_code=3
+        ),
+        NewRun("b", T0 + timedelta(days=2), RunTrigger.MANUAL, status=RunStatus.FAILED),
+    )
+    with database.session() as session:
+        runs = RunRepository(session)
+        assert runs.get(ids[0]).output == "hello\n"
+        assert [r.id for r in runs.list()] == list(reversed(ids))
+        assert [r.id for r in runs.list(job="a")] == [ids[1], ids[0]]
+        assert [r.id for r in runs.list(status=RunStatus.FAILED)] == [ids[2], ids[1]]
+        assert [r.id for r in runs.list(since=T0 + timedelta(hours=1))] == [ids[2], ids[1]]
+        assert [r.id for r in runs.list(limit=1)] == [ids[2]]
+        assert all(r.output is None for r in runs.list())
+        with pytest.raises(RunNotFoundError, match="no run with id 999"):
+            runs.get(999)
+
+
+def test_times_come_back_aware_in_utc(database: Database) -> None:
+    berlin = T0.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+    (run_id,) = add(database, NewRun("a", berlin, RunTrigger.SCHEDULE))
+    with database.session() as session:
+        run = RunRepository(session).get(run_id)
+    assert run.scheduled_for == T0
+    assert run.scheduled_for.tzinfo is not None and run.scheduled_for.utcoffset() == timedelta(0)
+
+
+def test_prune_keeps_unfinished_runs_and_the_newest_run_of_each_job(database: Database) -> None:
+    old = T0 - timedelta(days=60)
+    add(
+        database,
+        NewRun("a", old, RunTrigger.SCHEDULE, status=RunStatus.SUCCEEDED),
+        NewRun("a", old + timedelta(days=1), RunTrigger.SCHEDULE, status=RunStatus.FAILED),
+        NewRun("a", old + timedelta(days=2), RunTrigger.SCHEDULE, status=RunStatus.RUNNING),
+        NewRun("a", T0, RunTrigger.SCHEDULE, status=RunStatus.SUCCEEDED),
+        NewRun("b", old, RunTrigger.SCHEDULE, status=RunStatus.SUCCEEDED),  # b's newest
+    )
+    cutoff = T0 - timedelta(days=30)
+    with database.session() as session:
+        assert RunRepository(session).prune(cutoff, dry_run=True) == 2
+    with database.session() as session:
+        assert RunRepository(session).prune(cutoff) == 2
+    with database.session() as session:
+        left = [(r.job, r.status) for r in RunRepository(session).list()]
+        assert RunRepository(session).prune(cutoff) == 0
+    assert left == [
+        ("a", RunStatus.SUCCEEDED),
+        ("a", RunStatus.RUNNING),
+        ("b", RunStatus.SUCCEEDED),
+    ]
+
+
+def test_pruning_a_first_attempt_unlinks_the_retry_that_stays(database: Database) -> None:
+    old = T0 - timedelta(days=60)
+    (first,) = add(database, NewRun("a", old, RunTrigger.SCHEDULE, status=RunStatus.FAILED))
+    (retry,) = add(
+        database,
+        NewRun(
+            "a", old, RunTrigger.RETRY, attempt=2, first_run_id=first, status=RunStatus.SUCCEEDED
+        ),
+    )
+    with database.session() as session:
+        assert RunRepository(session).prune(T0 - timedelta(days=30)) == 1
+    with database.session() as session:
+        (left,) = RunRepository(session).list()
+    assert (left.id, left.attempt, left.first_run_id) == (retry, 2, None)
