@@ -18,7 +18,7 @@ def db() -> None:
 def upgrade(app: AppContext) -> None:
     """Upgrade the database schema to the newest revision; creates it when empty.
 
-    Example: ORCHESTRATOR_DATABASE_URL=sqlite:///orchestrator.db orchestrator db upgrade
+    Example: orchestrator --database-url sqlite:///orchestrator.db db upgrade
     """
     database = app.database(check_schema=False)
     before = database.current_revision()

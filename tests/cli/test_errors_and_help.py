@@ -1,0 +1,110 @@
+"""The error boundary through the real `orchestrator` executable, and the help texts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli.main import cli
+from tests.conftest import Cli
+
+
+def orchestrator(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ORCHESTRATOR_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_invalid_job_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "backup.yaml"
+    bad.write_text("name: backup\nschedule: '61 * * * *'\nimage: busybox\n")
+    result = orchestrator("jobs", "validate", str(bad), database_url="sqlite:///x.db", cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line(result).startswith(
+        f"{bad}: job 'backup': schedule: '61 * * * *' is not a valid cron expression"
+    )
+
+
+def test_unreachable_postgres_exits_1_with_one_line(tmp_path: Path) -> None:
+    url = "postgresql://nobody:secret@127.0.0.1:1/none"
+    result = orchestrator("jobs", "list", database_url=url, cwd=tmp_path)
+    assert result.returncode == 1
+    line = one_line(result)
+    assert line.startswith("cannot reach database postgresql+psycopg://nobody:***@127.0.0.1:1/none")
+    assert "secret" not in line
+
+
+def test_unopenable_sqlite_exits_1_with_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/missing-folder/db.sqlite"
+    result = orchestrator("db", "upgrade", database_url=url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "unable to open database file" in one_line(result)
+
+
+def test_a_bad_database_url_exits_2(tmp_path: Path) -> None:
+    result = orchestrator("jobs", "list", database_url="mysql://x@y/z", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "only sqlite:/// and postgresql:// are supported" in one_line(result)
+    result = orchestrator("jobs", "list", database_url="not a url", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "is not a database URL" in one_line(result)
+
+
+def test_commands_refuse_a_database_not_at_head(empty_database_url: str) -> None:
+    cli_ = Cli(empty_database_url)
+    result = cli_("jobs", "list", expect=1)
+    assert result.stderr.strip().endswith("has no schema yet: run 'orchestrator db upgrade'")
+    assert cli_("db", "current").stdout.startswith("none")
+    assert "-> 0001 (head)" in cli_("db", "upgrade").stdout
+    assert cli_("db", "current").stdout.strip() == "0001 (head)"
+    assert "already at revision 0001" in cli_("db", "upgrade").stdout
+    assert cli_("jobs", "list").stdout.startswith("no jobs")
+
+
+def _commands(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        path = (*prefix, name)
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, path))
+        else:
+            found.append((path, command))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), _commands(cli), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
+)
+def test_every_command_has_help_with_an_example(
+    path: tuple[str, ...], command: click.Command
+) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0
+    assert command.help and "Example: orchestrator" in command.help, path
+
+
+def test_help_names_the_environment_variables() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert "ORCHESTRATOR_DATABASE_URL" in result.stdout
