@@ -18,14 +18,12 @@ if timeout 60 docker pull -q busybox:stable >/dev/null 2>&1; then
 fi
 
 echo "no registry answered: building $IMAGE from busybox-static"
-BUSYBOX=$(command -v busybox || true)
-if [ -z "$BUSYBOX" ] || ! "$BUSYBOX" --list >/dev/null 2>&1 || ! ldd "$BUSYBOX" 2>&1 | grep -q "not a dynamic"; then
-  if [ -x /bin/busybox ] && ldd /bin/busybox 2>&1 | grep -q "not a dynamic"; then
-    BUSYBOX=/bin/busybox
-  else
-    apt-get install -y -qq busybox-static >/dev/null
-    BUSYBOX=/bin/busybox
-  fi
+is_static() { [ -x "$1" ] && ! ldd "$1" >/dev/null 2>&1; }  # ldd fails on static binaries
+BUSYBOX=/bin/busybox
+if ! is_static "$BUSYBOX"; then
+  apt-get update -qq
+  apt-get install -y -qq busybox-static >/dev/null
+  is_static "$BUSYBOX" || { echo "no static busybox at $BUSYBOX" >&2; exit 1; }
 fi
 
 root=$(mktemp -d)
