@@ -1,0 +1,20 @@
+"""The pure core imports neither SQLAlchemy nor docker (STYLE.md), so its tests need no I/O."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+PURE = ("orchestrator.spec", "orchestrator.schedule", "orchestrator.units", "orchestrator.records")
+HEAVY = ("sqlalchemy", "docker", "alembic")
+
+
+def test_pure_core_imports_no_database_or_engine_library() -> None:
+    code = (
+        f"import sys\nimport {', '.join(PURE)}\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
