@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ScalarSelect
 
 from orchestrator.errors import JobNotFoundError
 from orchestrator.records import ApplyResult, JobRecord, RunStatus
@@ -23,6 +24,18 @@ def _record(row: JobRow, last_status: str | None = None) -> JobRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_status=RunStatus(last_status) if last_status else None,
+    )
+
+
+def _latest_status() -> ScalarSelect[str]:
+    """The status of a job's latest run (by scheduled time), correlated to its JobRow."""
+    return (
+        select(RunRow.status)
+        .where(RunRow.job_name == JobRow.name)
+        .order_by(RunRow.scheduled_for.desc(), RunRow.id.desc())
+        .limit(1)
+        .correlate(JobRow)
+        .scalar_subquery()
     )
 
 
@@ -80,16 +93,8 @@ class JobRepository:
 
     def list(self) -> list[JobRecord]:
         """All jobs by name, each with the status of its latest run."""
-        latest = (
-            select(RunRow.status)
-            .where(RunRow.job_name == JobRow.name)
-            .order_by(RunRow.scheduled_for.desc(), RunRow.id.desc())
-            .limit(1)
-            .correlate(JobRow)
-            .scalar_subquery()
-        )
-        rows = self.session.execute(select(JobRow, latest).order_by(JobRow.name)).all()
-        return [_record(row, status) for row, status in rows]
+        rows = self.session.execute(select(JobRow, _latest_status()).order_by(JobRow.name))
+        return [_record(row, status) for row, status in rows.all()]
 
     def _row(self, name: str) -> JobRow:
         row = self.session.scalar(select(JobRow).where(JobRow.name == name))
@@ -98,14 +103,12 @@ class JobRepository:
         return row
 
     def get(self, name: str) -> JobRecord:
-        row = self._row(name)
-        status = self.session.scalar(
-            select(RunRow.status)
-            .where(RunRow.job_name == name)
-            .order_by(RunRow.scheduled_for.desc(), RunRow.id.desc())
-            .limit(1)
-        )
-        return _record(row, status)
+        found = self.session.execute(
+            select(JobRow, _latest_status()).where(JobRow.name == name)
+        ).first()
+        if found is None:
+            raise JobNotFoundError(name)
+        return _record(found[0], found[1])
 
     def set_enabled(self, name: str, enabled: bool, now: datetime | None = None) -> bool:
         """Enable or disable a job; returns whether anything changed."""
