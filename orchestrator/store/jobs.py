@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ScalarSelect
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from orchestrator.errors import JobNotFoundError
 from orchestrator.records import ApplyResult, JobRecord, RunStatus
