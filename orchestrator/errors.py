@@ -62,3 +62,7 @@ class SchemaOutOfDateError(DatabaseError):
 
 class DuplicateFireError(OrchestratorError):
     """A run for this fire (job, scheduled_for, attempt) is already recorded."""
+
+
+class RunFinishedError(OrchestratorError):
+    """The run has already ended; it cannot be cancelled or started."""

@@ -100,3 +100,15 @@ class NewRun:
     error: str | None = None
     output: str | None = None
     output_truncated: bool = False
+
+
+@dataclass(frozen=True)
+class PortLease:
+    host_ip: str
+    port: int
+    protocol: str
+    container_port: int
+    run_id: int | None
+    job: str | None
+    leased_at: datetime
+    expires_at: datetime | None

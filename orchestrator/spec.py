@@ -124,7 +124,23 @@ class JobSpec:
     resources: Resources = field(default_factory=Resources)
     user: str | None = None
     pull: PullPolicy = PullPolicy.MISSING
+    # Dangerous: each is refused unless the service also permits privileged jobs.
+    privileged: bool = False
+    host_network: bool = False
+    host_pid: bool = False
+    docker_socket: bool = False  # mount the engine's socket at /var/run/docker.sock
     enabled: bool = True
+
+    @property
+    def dangerous_requests(self) -> list[str]:
+        """What the job asks for that gives it power over the host."""
+        asked = {
+            "privileged": self.privileged,
+            "host_network": self.host_network,
+            "host_pid": self.host_pid,
+            "docker_socket": self.docker_socket,
+        }
+        return [name for name, wanted in asked.items() if wanted]
 
     @cached_property
     def trigger(self) -> Schedule:
@@ -167,6 +183,8 @@ class JobSpec:
         if resources:
             data["resources"] = resources
         data["pull"] = self.pull.value
+        for name in self.dangerous_requests:
+            data[name] = True
         data["enabled"] = self.enabled
         return data
 
@@ -472,6 +490,10 @@ FIELDS = (
     "resources",
     "user",
     "pull",
+    "privileged",
+    "host_network",
+    "host_pid",
+    "docker_socket",
     "enabled",
 )
 REQUIRED = ("name", "schedule", "image")
@@ -490,6 +512,8 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
         "schedule": _schedule(data["schedule"], timezone),
         "image": _string(data["image"], "image").strip(),
     }
+    if data.get("host_network") and data.get("network") is not None:
+        raise _Problem("network", "cannot be combined with host_network: true")
     if any(char.isspace() for char in values["image"]):
         raise _Problem("image", f"{values['image']!r} is not an image reference")
     parsers: dict[str, Any] = {
@@ -508,6 +532,10 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
         "resources": _resources,
         "user": _user,
         "pull": lambda v: _choice(v, "pull", PullPolicy),
+        "privileged": lambda v: _bool(v, "privileged"),
+        "host_network": lambda v: _bool(v, "host_network"),
+        "host_pid": lambda v: _bool(v, "host_pid"),
+        "docker_socket": lambda v: _bool(v, "docker_socket"),
         "enabled": lambda v: _bool(v, "enabled"),
     }
     for key, parse in parsers.items():

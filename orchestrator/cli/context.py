@@ -1,19 +1,34 @@
-"""What every command shares: the settings it was given and a lazily opened database."""
+"""What every command shares: the settings it was given, and lazily opened resources."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
+from orchestrator.errors import InvalidInputError
 from orchestrator.store.database import Database
+
+if TYPE_CHECKING:
+    from orchestrator.engine import DockerEngine
+    from orchestrator.hostpaths import SelfContainer
+    from orchestrator.launcher import LaunchSettings, RunLauncher
 
 
 @dataclass
 class AppContext:
     database_url: str
+    port_range: str = "20000-20999"
+    port_host_ip: str = "0.0.0.0"
+    container_id: str | None = None
+    output_limit: str = "1MiB"
+    keep_containers: bool = False
+    allow_privileged_jobs: bool = False
     _database: Database | None = field(default=None, repr=False)
     _checked: bool = False
+    _engine: DockerEngine | None = field(default=None, repr=False)
+    _where: SelfContainer | None = field(default=None, repr=False)
 
     def database(self, *, check_schema: bool = True) -> Database:
         """The database; unless told otherwise, refused when its schema is not at head."""
@@ -24,9 +39,48 @@ class AppContext:
             self._checked = True
         return self._database
 
+    def engine(self) -> DockerEngine:
+        if self._engine is None:
+            from orchestrator.engine import DockerEngine
+
+            self._engine = DockerEngine.from_env()
+        return self._engine
+
+    def where(self) -> SelfContainer:
+        """Where we run (host or which container), detected once per command."""
+        if self._where is None:
+            from orchestrator.selfcontainer import locate_self
+
+            self._where = locate_self(self.engine(), self.container_id)
+        return self._where
+
+    def launch_settings(self) -> LaunchSettings:
+        from orchestrator.launcher import LaunchSettings
+        from orchestrator.ports import parse_port_range
+        from orchestrator.units import parse_size
+
+        try:
+            limit = parse_size(self.output_limit)
+        except InvalidInputError as error:
+            raise InvalidInputError(f"output limit: {error}") from None
+        return LaunchSettings(
+            output_limit=limit,
+            keep_containers=self.keep_containers,
+            allow_privileged_jobs=self.allow_privileged_jobs,
+            port_pool=parse_port_range(self.port_range),
+            port_host_ip=self.port_host_ip,
+        )
+
+    def launcher(self) -> RunLauncher:
+        from orchestrator.launcher import RunLauncher
+
+        return RunLauncher(self.database(), self.engine(), self.where(), self.launch_settings())
+
     def close(self) -> None:
         if self._database is not None:
             self._database.dispose()
+        if self._engine is not None:
+            self._engine.close()
 
 
 pass_app = click.make_pass_decorator(AppContext)

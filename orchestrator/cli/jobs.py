@@ -229,3 +229,65 @@ def delete(app: AppContext, name: str) -> None:
     with app.database().session() as session:
         JobRepository(session).delete(name)
     click.echo(f"deleted {name}; its run history stays")
+
+
+# Exit codes of `jobs run` when the job's own exit code does not apply (as docker run
+# and timeout(1) use them).
+EXIT_TIMED_OUT = 124
+EXIT_NOT_STARTED = 125
+EXIT_CANCELLED = 130
+
+
+@jobs.command(name="run")
+@click.argument("name")
+@click.option("--detach", is_flag=True, help="Queue the run for the service and return at once.")
+@pass_app
+def run_job(app: AppContext, name: str, detach: bool) -> None:
+    """Run a job now (trigger `manual`): stream its output and exit with its exit code.
+
+    Exit codes besides the job's own: 124 timed out, 125 could not start (image, network,
+    volume, port), 130 cancelled. `--detach` records a pending run for the running
+    service to start, prints its id and returns.
+
+    Example: orchestrator jobs run nightly-report
+    """
+    import sys
+
+    from orchestrator.records import RunStatus, RunTrigger
+
+    with app.database().session() as session:
+        record = JobRepository(session).get(name)
+    if detach:
+        from orchestrator.records import NewRun
+        from orchestrator.store.runs import RunRepository
+
+        with app.database().session() as session:
+            run = RunRepository(session).add(
+                NewRun(
+                    job=name,
+                    scheduled_for=datetime.now(UTC),
+                    trigger=RunTrigger.MANUAL,
+                    image=record.spec.image,
+                )
+            )
+        click.echo(f"queued run {run.id} of {name}: the service starts it")
+        return
+    launcher = app.launcher()
+    run = launcher.queue(record.spec, RunTrigger.MANUAL)
+    out = sys.stdout.buffer
+
+    def write(chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+
+    finished = launcher.execute(run, record.spec, on_output=write)
+    if finished.status is RunStatus.SUCCEEDED:
+        return
+    click.echo(f"run {finished.id} of {name} {finished.status.value}: {finished.error}", err=True)
+    if finished.status is RunStatus.TIMED_OUT:
+        raise SystemExit(EXIT_TIMED_OUT)
+    if finished.status is RunStatus.CANCELLED:
+        raise SystemExit(EXIT_CANCELLED)
+    if finished.exit_code is None:
+        raise SystemExit(EXIT_NOT_STARTED)
+    raise SystemExit(finished.exit_code)

@@ -37,9 +37,61 @@ class ErrorBoundaryGroup(click.Group):
     default=settings.DEFAULT_DATABASE_URL,
     help="Where jobs and run history live: sqlite:///PATH or postgresql://USER:PASS@HOST/DB.",
 )
+@click.option(
+    "--port-range",
+    envvar=settings.PORT_RANGE_ENV,
+    show_envvar=True,
+    default=settings.DEFAULT_PORT_RANGE,
+    help="Host ports leased to jobs that publish a port without pinning one.",
+)
+@click.option(
+    "--port-host-ip",
+    envvar=settings.PORT_HOST_IP_ENV,
+    show_envvar=True,
+    default=settings.DEFAULT_PORT_HOST_IP,
+    help="Host address that leased ports are published on.",
+)
+@click.option(
+    "--container-id",
+    envvar=settings.CONTAINER_ID_ENV,
+    show_envvar=True,
+    default=None,
+    help="This scheduler's own container (id or name), when detection cannot find it.",
+)
+@click.option(
+    "--output-limit",
+    envvar=settings.OUTPUT_LIMIT_ENV,
+    show_envvar=True,
+    default=settings.DEFAULT_OUTPUT_LIMIT,
+    help="How much of each run's output (the tail) is kept in the history.",
+)
+@click.option(
+    "--keep-containers",
+    envvar=settings.KEEP_CONTAINERS_ENV,
+    show_envvar=True,
+    is_flag=True,
+    help="Keep job containers after their run, for debugging (they are removed otherwise).",
+)
+@click.option(
+    "--allow-privileged-jobs",
+    envvar=settings.ALLOW_PRIVILEGED_JOBS_ENV,
+    show_envvar=True,
+    is_flag=True,
+    help="Permit jobs that ask for privileged, host_network, host_pid or docker_socket. "
+    "Such a job controls the host.",
+)
 @click.version_option(__version__, prog_name="orchestrator")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str) -> None:
+def cli(
+    ctx: click.Context,
+    database_url: str,
+    port_range: str,
+    port_host_ip: str,
+    container_id: str | None,
+    output_limit: str,
+    keep_containers: bool,
+    allow_privileged_jobs: bool,
+) -> None:
     """Run cron jobs as sibling containers on the host's Docker engine.
 
     \b
@@ -48,19 +100,43 @@ def cli(ctx: click.Context, database_url: str) -> None:
       orchestrator jobs apply jobs/
       orchestrator jobs list
     """
-    app = AppContext(database_url=database_url)
+    _configure_logging()
+    app = AppContext(
+        database_url=database_url,
+        port_range=port_range,
+        port_host_ip=port_host_ip,
+        container_id=container_id,
+        output_limit=output_limit,
+        keep_containers=keep_containers,
+        allow_privileged_jobs=allow_privileged_jobs,
+    )
     ctx.obj = app
     ctx.call_on_close(app.close)
 
 
+def _configure_logging() -> None:
+    import logging
+
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
 def _register() -> None:
     from orchestrator.cli.db import db
+    from orchestrator.cli.doctor import doctor
     from orchestrator.cli.jobs import jobs
+    from orchestrator.cli.ports import ports
     from orchestrator.cli.runs import runs
 
     cli.add_command(db)
     cli.add_command(jobs)
     cli.add_command(runs)
+    cli.add_command(ports)
+    cli.add_command(doctor)
 
 
 _register()

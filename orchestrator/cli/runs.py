@@ -189,3 +189,61 @@ def prune(app: AppContext, older_than: Any, dry_run: bool) -> None:
         count = RunRepository(session).prune(cutoff, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {count} run(s) scheduled before {human_time(cutoff)}")
+
+
+@runs.command()
+@click.argument("run_id", metavar="ID", type=int)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing output until the run ends.")
+@pass_app
+def logs(app: AppContext, run_id: int, follow: bool) -> None:
+    """Print a run's output: live from its container while it runs, else the recorded tail.
+
+    Example: orchestrator runs logs 42 --follow
+    """
+    import sys
+    import time
+
+    from orchestrator.engine.errors import ContainerGoneError
+
+    database = app.database()
+    with database.session() as session:
+        run = RunRepository(session).get(run_id)
+    while follow and run.status is RunStatus.PENDING:
+        time.sleep(0.5)
+        with database.session() as session:
+            run = RunRepository(session).get(run_id)
+    if run.status is RunStatus.RUNNING and run.container_id:
+        try:
+            for chunk in app.engine().logs(run.container_id, follow=follow):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+            return
+        except ContainerGoneError:
+            # It ended while we looked: its output is in the history by now, or soon.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with database.session() as session:
+                    run = RunRepository(session).get(run_id)
+                if run.status.finished:
+                    break
+                time.sleep(0.2)
+    if run.output:
+        click.echo(run.output, nl=not run.output.endswith("\n"))
+
+
+@runs.command()
+@click.argument("run_id", metavar="ID", type=int)
+@click.option(
+    "--grace", type=click.IntRange(min=0), default=10, help="Seconds between SIGTERM and SIGKILL."
+)
+@pass_app
+def cancel(app: AppContext, run_id: int, grace: int) -> None:
+    """Cancel a pending or running run: its container is stopped, it ends `cancelled`.
+
+    Example: orchestrator runs cancel 42
+    """
+    with app.database().session() as session:
+        run = RunRepository(session).request_cancel(run_id, datetime.now(UTC))
+    if run.container_id:
+        app.engine().stop(run.container_id, grace)
+    click.echo(f"run {run_id} of {run.job} cancelled")

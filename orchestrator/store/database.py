@@ -167,3 +167,9 @@ def _is_connection_error(error: DBAPIError) -> bool:
             "not a database",
         )
     )
+
+
+def rowcount(result: object) -> int:
+    """Rows an UPDATE or DELETE touched (Session.execute types its result loosely)."""
+    count = getattr(result, "rowcount", None)
+    return int(count) if count is not None else 0

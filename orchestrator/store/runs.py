@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, defer
 
-from orchestrator.errors import DuplicateFireError, RunNotFoundError
+from orchestrator.errors import DuplicateFireError, RunFinishedError, RunNotFoundError
 from orchestrator.records import (
     FINISHED_STATUSES,
     NewRun,
@@ -16,6 +16,7 @@ from orchestrator.records import (
     RunStatus,
     RunTrigger,
 )
+from orchestrator.store.database import rowcount
 from orchestrator.store.models import RunRow
 
 
@@ -76,6 +77,74 @@ class RunRepository:
                 f"(attempt {run.attempt})"
             ) from None
         return _record(row, with_output=True)
+
+    def set_container(self, run_id: int, container_id: str, image_digest: str | None) -> None:
+        """Record the container before it starts, so that a cancel can find it."""
+        self.session.execute(
+            update(RunRow)
+            .where(RunRow.id == run_id)
+            .values(container_id=container_id, image_digest=image_digest)
+        )
+
+    def mark_running(self, run_id: int, *, started_at: datetime, ports: dict[str, int]) -> bool:
+        """pending -> running; False if the run is no longer pending (it was cancelled)."""
+        result = self.session.execute(
+            update(RunRow)
+            .where(RunRow.id == run_id, RunRow.status == RunStatus.PENDING.value)
+            .values(status=RunStatus.RUNNING.value, started_at=started_at, ports=ports)
+        )
+        return rowcount(result) == 1
+
+    def finish(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        finished_at: datetime,
+        exit_code: int | None = None,
+        error: str | None = None,
+        output: str | None = None,
+        output_truncated: bool = False,
+        output_limit: int | None = None,
+    ) -> RunRecord:
+        """End a run. If it ended already (cancelled meanwhile), its status stays and
+        only what it lacks (exit code, output) is filled in."""
+        captured = {
+            "exit_code": exit_code,
+            "output": output,
+            "output_truncated": output_truncated,
+            "output_limit": output_limit,
+        }
+        result = self.session.execute(
+            update(RunRow)
+            .where(
+                RunRow.id == run_id,
+                RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
+            )
+            .values(status=status.value, finished_at=finished_at, error=error, **captured)
+        )
+        if rowcount(result) == 0:
+            self.session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.exit_code.is_(None))
+                .values(**captured)
+            )
+        return self.get(run_id)
+
+    def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
+        """Mark an unfinished run cancelled; whoever runs it stops its container."""
+        result = self.session.execute(
+            update(RunRow)
+            .where(
+                RunRow.id == run_id,
+                RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
+            )
+            .values(status=RunStatus.CANCELLED.value, finished_at=now, error="cancelled")
+        )
+        run = self.get(run_id)
+        if rowcount(result) == 0:
+            raise RunFinishedError(f"run {run_id} has already ended ({run.status.value})")
+        return run
 
     def get(self, run_id: int) -> RunRecord:
         row = self.session.get(RunRow, run_id)

@@ -1,0 +1,46 @@
+"""`orchestrator ports`: the host port leases."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.output import emit_json, emit_table, json_option
+from orchestrator.store.leases import PortLeaseRepository
+
+
+@click.group()
+def ports() -> None:
+    """Host ports leased to running jobs."""
+
+
+@ports.command(name="list")
+@json_option
+@pass_app
+def list_ports(app: AppContext, as_json: bool) -> None:
+    """List the host ports leased to runs now.
+
+    Example: orchestrator ports list --json
+    """
+    with app.database().session() as session:
+        leases = PortLeaseRepository(session).list()
+    rows = [
+        {
+            "host_ip": lease.host_ip,
+            "port": lease.port,
+            "protocol": lease.protocol,
+            "container_port": lease.container_port,
+            "run": lease.run_id,
+            "job": lease.job,
+        }
+        for lease in leases
+    ]
+    if as_json:
+        emit_json(rows)
+    elif not rows:
+        click.echo("no ports leased")
+    else:
+        emit_table(
+            ["HOST IP", "PORT", "PROTOCOL", "CONTAINER PORT", "RUN", "JOB"],
+            [list(row.values()) for row in rows],
+        )

@@ -1,0 +1,371 @@
+"""The Docker adapter: the only module that speaks to the engine. Knows nothing of the DB.
+
+Docker SDK errors are translated here into our own errors, with the image, container or
+port they concern, so callers never see `docker.errors` or `requests` exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import Mount
+
+from orchestrator.engine.errors import (
+    ContainerGoneError,
+    EngineError,
+    EngineUnavailableError,
+    ImageUnavailableError,
+    NetworkNotFoundError,
+    PortAllocatedError,
+)
+from orchestrator.hostpaths import MountPlan, ScannedMount, SelfContainer, parse_api_version
+from orchestrator.spec import PullPolicy
+
+log = logging.getLogger(__name__)
+
+MANAGED_LABEL = "orchestrator.managed"
+JOB_LABEL = "orchestrator.job"
+RUN_LABEL = "orchestrator.run"
+_PORT_TAKEN = re.compile(
+    r"Bind for \S*?:(?P<port1>\d+) failed: port is already allocated"
+    r"|listen (?:tcp|udp)[46]? \S*?:(?P<port2>\d+): bind: address already in use"
+)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one job container."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    command: Sequence[str] | None = None
+    entrypoint: Sequence[str] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    mounts: Sequence[MountPlan] = ()
+    # "8080/tcp" -> (host_ip, host_port)
+    ports: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    working_dir: str | None = None
+    user: str | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    network: str | None = None
+    privileged: bool = False
+    host_network: bool = False
+    host_pid: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerExit:
+    exit_code: int
+    oom_killed: bool = False
+    error: str | None = None
+
+
+class DockerEngine:
+    """One engine, through the docker SDK. Thread-safe with a pool as large as its users."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.api = client.api
+
+    @classmethod
+    def from_env(cls, *, timeout: int = 60, max_pool_size: int = 32) -> DockerEngine:
+        """Connect as DOCKER_HOST (or the local socket) says; fail with one clear line."""
+        try:
+            client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
+            client.ping()
+        except (DockerException, requests.RequestException) as error:
+            raise EngineUnavailableError(
+                f"cannot reach the Docker engine: {_reason(error)}"
+            ) from None
+        return cls(client)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- facts about the engine -------------------------------------------------------
+
+    def version(self) -> dict[str, Any]:
+        with _translated("reading the engine version"):
+            result: dict[str, Any] = self.client.version()
+            return result
+
+    def name(self) -> str:
+        """The engine host's name (`docker info` Name)."""
+        with _translated("reading the engine's info"):
+            return str(self.client.info().get("Name", ""))
+
+    @property
+    def api_version(self) -> tuple[int, int]:
+        return parse_api_version(str(self.api.api_version))
+
+    def inspect_self(self, container_id: str, how: str) -> SelfContainer:
+        """Our own container and its mount table, verified through the engine."""
+        try:
+            data = self.api.inspect_container(container_id)
+        except NotFound:
+            raise EngineError(
+                f"this process looks like container {container_id[:12]} ({how}), but the "
+                f"engine does not know it: set ORCHESTRATOR_CONTAINER_ID to this "
+                f"container's id or name"
+            ) from None
+        except (APIError, requests.RequestException) as error:
+            raise EngineUnavailableError(
+                f"cannot inspect our own container: {_reason(error)}"
+            ) from None
+        full_id = str(data["Id"])
+        if (
+            not full_id.startswith(container_id)
+            and data.get("Name", "").lstrip("/") != container_id
+        ):
+            raise EngineError(f"container {container_id} resolves to {full_id[:12]}: ambiguous id")
+        if not data.get("State", {}).get("Running", False):
+            raise EngineError(f"container {full_id[:12]} ({how}) is not running: not us")
+        mounts = [
+            ScannedMount(
+                type=str(m.get("Type", "")),
+                destination=str(m["Destination"]),
+                source=str(m.get("Name") if m.get("Type") == "volume" else m.get("Source", "")),
+                read_only=not m.get("RW", True),
+            )
+            for m in data.get("Mounts", [])
+        ]
+        tmpfs = (data.get("HostConfig") or {}).get("Tmpfs") or {}
+        mounts.extend(ScannedMount("tmpfs", str(destination)) for destination in tmpfs)
+        return SelfContainer(container_id=full_id, how=how, mounts=tuple(mounts))
+
+    def published_ports(self) -> set[tuple[str, int, str]]:
+        """(host_ip, port, protocol) of every port published by a running container."""
+        with _translated("listing containers"):
+            containers = self.api.containers(filters={"status": "running"})
+        found: set[tuple[str, int, str]] = set()
+        for container in containers:
+            for port in container.get("Ports") or []:
+                if port.get("PublicPort"):
+                    found.add(
+                        (
+                            str(port.get("IP", "0.0.0.0")),
+                            int(port["PublicPort"]),
+                            str(port.get("Type", "tcp")),
+                        )
+                    )
+        return found
+
+    def network_exists(self, name: str) -> bool:
+        try:
+            self.api.inspect_network(name)
+        except NotFound:
+            return False
+        except (APIError, requests.RequestException) as error:
+            raise EngineUnavailableError(
+                f"cannot inspect network {name!r}: {_reason(error)}"
+            ) from None
+        return True
+
+    # --- images -----------------------------------------------------------------------
+
+    def ensure_image(self, reference: str, policy: PullPolicy) -> str:
+        """The image id of `reference`, pulled as the policy says."""
+        if policy is not PullPolicy.ALWAYS:
+            try:
+                return str(self.api.inspect_image(reference)["Id"])
+            except ImageNotFound:
+                if policy is PullPolicy.NEVER:
+                    raise ImageUnavailableError(
+                        f"image {reference!r} is not on the engine and the pull policy is never"
+                    ) from None
+            except (APIError, requests.RequestException) as error:
+                raise EngineUnavailableError(
+                    f"cannot inspect image {reference!r}: {_reason(error)}"
+                ) from None
+        repository, tag = _split_reference(reference)
+        try:
+            self.api.pull(repository, tag=tag)
+            return str(self.api.inspect_image(reference)["Id"])
+        except (APIError, requests.RequestException) as error:
+            raise ImageUnavailableError(
+                f"image {reference!r} cannot be pulled: {_reason(error)}"
+            ) from None
+
+    # --- containers -------------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> str:
+        mounts = [
+            Mount(
+                target=plan.target,
+                source=plan.source,
+                type=plan.type,
+                read_only=plan.read_only,
+                **({"subpath": plan.subpath} if plan.subpath else {}),
+            )
+            for plan in spec.mounts
+        ]
+        host_config = self.api.create_host_config(
+            mounts=mounts or None,
+            port_bindings={key: [binding] for key, binding in spec.ports.items()} or None,
+            mem_limit=spec.memory,
+            nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+            network_mode="host" if spec.host_network else spec.network,
+            pid_mode="host" if spec.host_pid else None,
+            privileged=spec.privileged,
+        )
+        try:
+            created = self.api.create_container(
+                spec.image,
+                command=list(spec.command) if spec.command is not None else None,
+                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                environment=dict(spec.environment),
+                labels=dict(spec.labels),
+                name=spec.name,
+                working_dir=spec.working_dir,
+                user=spec.user,
+                ports=[tuple(key.split("/")) for key in spec.ports] or None,
+                host_config=host_config,
+            )
+        except NotFound as error:
+            if spec.network and "network" in _reason(error).lower():
+                raise NetworkNotFoundError(f"network {spec.network!r} does not exist") from None
+            raise EngineError(f"cannot create container: {_reason(error)}") from None
+        except (APIError, requests.RequestException) as error:
+            raise _engine_error(f"cannot create container for {spec.image!r}", error) from None
+        return str(created["Id"])
+
+    def start(self, container_id: str) -> None:
+        try:
+            self.api.start(container_id)
+        except (APIError, requests.RequestException) as error:
+            reason = _reason(error)
+            taken = _PORT_TAKEN.search(reason)
+            if taken:
+                port = int(taken["port1"] or taken["port2"])
+                raise PortAllocatedError(port, reason) from None
+            raise _engine_error("cannot start the container", error) from None
+
+    def wait(self, container_id: str, timeout: float | None) -> ContainerExit | None:
+        """The container's exit, or None if it is still running after `timeout` seconds."""
+        try:
+            result = self.api.wait(container_id, timeout=timeout)
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            # docker-py surfaces the HTTP read timeout as either of these.
+            if self.is_running(container_id):
+                return None
+            result = self.api.wait(container_id, timeout=10)
+        except NotFound:
+            raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
+        except APIError as error:
+            raise _engine_error("waiting for the container", error) from None
+        state = self.inspect_state(container_id)
+        error_text = (
+            (result.get("Error") or {}).get("Message") if isinstance(result, dict) else None
+        )
+        return ContainerExit(
+            exit_code=int(result.get("StatusCode", -1)),
+            oom_killed=bool(state.get("OOMKilled")),
+            error=error_text or None,
+        )
+
+    def inspect_state(self, container_id: str) -> dict[str, Any]:
+        try:
+            state: dict[str, Any] = self.api.inspect_container(container_id).get("State", {})
+            return state
+        except NotFound:
+            return {}
+
+    def is_running(self, container_id: str) -> bool:
+        return bool(self.inspect_state(container_id).get("Running"))
+
+    def logs(self, container_id: str, *, follow: bool) -> Iterator[bytes]:
+        """stdout and stderr as they come, interleaved."""
+        try:
+            stream = self.api.logs(
+                container_id, stream=True, follow=follow, stdout=True, stderr=True
+            )
+        except NotFound:
+            raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
+        except (APIError, requests.RequestException) as error:
+            raise _engine_error("reading the container's output", error) from None
+        try:
+            yield from stream
+        except requests.RequestException as error:
+            raise EngineUnavailableError(
+                f"lost the container's output stream: {_reason(error)}"
+            ) from None
+
+    def stop(self, container_id: str, grace_seconds: int = 10) -> None:
+        """SIGTERM, then SIGKILL after the grace period. A container already gone is fine."""
+        try:
+            self.api.stop(container_id, timeout=grace_seconds)
+        except NotFound:
+            return
+        except APIError as error:
+            if "is not running" not in _reason(error):
+                raise _engine_error("stopping the container", error) from None
+
+    def kill(self, container_id: str) -> None:
+        try:
+            self.api.kill(container_id)
+        except NotFound:
+            return
+        except APIError as error:
+            if "is not running" not in _reason(error):
+                raise _engine_error("killing the container", error) from None
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.api.remove_container(container_id, force=True, v=False)
+        except NotFound:
+            return
+        except APIError as error:
+            if "already in progress" not in _reason(error):
+                raise _engine_error("removing the container", error) from None
+
+    def managed_containers(self, *, run_id: int | None = None) -> list[dict[str, Any]]:
+        labels = [f"{MANAGED_LABEL}=true"]
+        if run_id is not None:
+            labels.append(f"{RUN_LABEL}={run_id}")
+        with _translated("listing our containers"):
+            containers: list[dict[str, Any]] = self.api.containers(
+                all=True, filters={"label": labels}
+            )
+        return containers
+
+
+def _split_reference(reference: str) -> tuple[str, str | None]:
+    if "@" in reference:
+        return reference, None
+    name, _, tag = reference.rpartition(":")
+    if name and "/" not in tag:
+        return name, tag
+    return reference, "latest"
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, APIError):
+        explanation = error.explanation
+        if isinstance(explanation, bytes):
+            explanation = explanation.decode("utf-8", "replace")
+        return str(explanation or error).strip()
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _engine_error(what: str, error: BaseException) -> EngineError:
+    if isinstance(error, requests.RequestException):
+        return EngineUnavailableError(f"{what}: the engine did not answer: {_reason(error)}")
+    return EngineError(f"{what}: {_reason(error)}")
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (APIError, DockerException, requests.RequestException) as error:
+        raise _engine_error(what, error) from None

@@ -1,0 +1,226 @@
+"""Host path translation for Docker-outside-of-Docker. Pure: no engine, no files.
+
+A bind mount asked for by the scheduler is resolved by the engine on the HOST. When the
+scheduler runs in a container, a path as it sees it (`/data/reports`) must become the
+host path that backs it (`/srv/scheduler-data/reports`). The engine tells us our own
+mounts; this module maps a job's volumes through that table.
+
+Detection of our own container id lives here too, as a function of what the caller read
+from /proc and the environment, so that every branch can be tested without a container.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.spec import VolumeSpec
+
+CONTAINER_ID_SETTING = "ORCHESTRATOR_CONTAINER_ID"
+VOLUME_SUBPATH_MIN_API = (1, 45)
+_MOUNTINFO_ID = re.compile(r"/containers/([0-9a-f]{64})/hostname")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX12 = re.compile(r"[0-9a-f]{12}")
+
+
+class HostPathError(OrchestratorError, ValueError):
+    """A job's path cannot be shared with a sibling container; the message says what to mount."""
+
+    exit_code = 2
+
+
+class SelfDetectionError(OrchestratorError, RuntimeError):
+    """We run in a container but cannot tell which one."""
+
+
+@dataclass(frozen=True)
+class ScannedMount:
+    """One mount of the scheduler's own container, as the engine reports it."""
+
+    type: str  # bind | volume | tmpfs | npipe | ...
+    destination: str
+    source: str = ""  # host path for bind; the volume's name for volume
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class MountPlan:
+    """One mount to give the job's container."""
+
+    type: str  # bind | volume
+    source: str  # host path, or volume name
+    target: str
+    read_only: bool = False
+    subpath: str | None = None  # inside a named volume (engine API >= 1.45)
+
+
+@dataclass(frozen=True)
+class SelfContainer:
+    """Where the scheduler runs: None id means on the host itself."""
+
+    container_id: str | None
+    how: str
+    mounts: tuple[ScannedMount, ...] = ()
+
+    @property
+    def in_container(self) -> bool:
+        return self.container_id is not None
+
+
+ON_HOST = SelfContainer(container_id=None, how="not in a container")
+
+
+def detect_container_id(
+    *,
+    override: str | None,
+    in_container_marker: bool,
+    mountinfo: str | None,
+    cgroup: str | None,
+    hostname: str | None,
+    engine_hostname: str | None = None,
+) -> tuple[str | None, str]:
+    """Our own container id (or a prefix of it) and how it was found; (None, why) on the host.
+
+    Order: the explicit setting, /proc/self/mountinfo (the /etc/hostname bind of Docker),
+    /proc/self/cgroup (the last 64-hex id), then $HOSTNAME when it looks like a short id.
+    An engine whose name is our hostname runs in our own container: we are its host.
+    """
+    if override:
+        return override.strip(), f"setting {CONTAINER_ID_SETTING}"
+    if mountinfo and (found := _MOUNTINFO_ID.findall(mountinfo)):
+        return found[-1], "/proc/self/mountinfo"
+    if cgroup and (found := _HEX64.findall(cgroup)):
+        return found[-1], "/proc/self/cgroup"
+    if in_container_marker and hostname and _HEX12.fullmatch(hostname):
+        return hostname, "$HOSTNAME"
+    if in_container_marker and hostname and engine_hostname == hostname:
+        # The engine runs inside this same container (Docker-in-Docker, a CI sandbox):
+        # to that engine we are the host, and it sees our filesystem as we do.
+        return None, f"the engine runs beside us (its name {hostname!r} is our hostname)"
+    if in_container_marker:
+        raise SelfDetectionError(
+            "running in a container, but its id cannot be found (no Docker id in "
+            "/proc/self/mountinfo or /proc/self/cgroup, $HOSTNAME not an id): set "
+            f"{CONTAINER_ID_SETTING} to this container's id or name"
+        )
+    return None, "not in a container (no /.dockerenv, /run/.containerenv or container id)"
+
+
+def _normal(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
+def _covers(parent: str, path: str) -> bool:
+    """Whether `parent` equals `path` or is a parent of it at a `/` boundary."""
+    return path == parent or parent == "/" or path.startswith(parent + "/")
+
+
+def _rest(parent: str, path: str) -> str:
+    """`path` relative to `parent`, without a leading slash ('' when equal)."""
+    if path == parent:
+        return ""
+    return path[len(parent) :].lstrip("/") if parent != "/" else path.lstrip("/")
+
+
+def _join(base: str, rest: str) -> str:
+    if not rest:
+        return base
+    return f"{base.rstrip('/')}/{rest}"
+
+
+def _covering(mounts: Iterable[ScannedMount], path: str) -> ScannedMount | None:
+    candidates = [m for m in mounts if _covers(_normal(m.destination), path)]
+    return max(candidates, key=lambda m: len(_normal(m.destination)), default=None)
+
+
+def _translate_one(
+    mount: ScannedMount | None,
+    requested: str,
+    target: str,
+    read_only: bool,
+    api_version: tuple[int, int],
+) -> MountPlan:
+    if mount is None:
+        raise HostPathError(
+            f"{requested} is in the scheduler container's own filesystem, which no sibling "
+            f"container can see: bind-mount a host directory into the scheduler at "
+            f"{requested} (or at a parent of it)"
+        )
+    destination = _normal(mount.destination)
+    rest = _rest(destination, requested)
+    read_only = read_only or mount.read_only
+    if mount.type == "bind":
+        return MountPlan("bind", _join(mount.source, rest), target, read_only)
+    if mount.type == "volume":
+        if not rest:
+            return MountPlan("volume", mount.source, target, read_only)
+        if api_version < VOLUME_SUBPATH_MIN_API:
+            raise HostPathError(
+                f"{requested} lies inside the named volume {mount.source!r} (mounted at "
+                f"{destination}); sharing a sub-folder of a volume needs engine API 1.45 or "
+                f"newer, this engine speaks {api_version[0]}.{api_version[1]}: mount the "
+                f"volume itself ({destination}), or a host directory at {requested}"
+            )
+        return MountPlan("volume", mount.source, target, read_only, subpath=rest)
+    if mount.type == "tmpfs":
+        raise HostPathError(
+            f"{requested} is on a tmpfs of the scheduler container (at {destination}), "
+            f"which no sibling container can see: bind-mount a host directory into the "
+            f"scheduler at {requested} instead"
+        )
+    raise HostPathError(f"{requested} is on a {mount.type} mount that cannot be shared")
+
+
+def translate_volume(
+    volume: VolumeSpec,
+    where: SelfContainer,
+    api_version: tuple[int, int] = (1, 41),
+) -> list[MountPlan]:
+    """The mounts that give a job `volume`, seen from wherever the scheduler runs."""
+    if not volume.is_bind:
+        return [MountPlan("volume", volume.source, volume.target, volume.read_only)]
+    requested = _normal(volume.source)
+    if not where.in_container:
+        return [MountPlan("bind", requested, volume.target, volume.read_only)]
+    plans = [
+        _translate_one(
+            _covering(where.mounts, requested),
+            requested,
+            volume.target,
+            volume.read_only,
+            api_version,
+        )
+    ]
+    # Mounts below the requested folder are separate filesystems: the host folder behind
+    # it does not hold them, so re-create each one at the matching place in the job.
+    nested = sorted(
+        (
+            m
+            for m in where.mounts
+            if _normal(m.destination) != requested and _covers(requested, _normal(m.destination))
+        ),
+        key=lambda m: _normal(m.destination),
+    )
+    for mount in nested:
+        destination = _normal(mount.destination)
+        target = _join(volume.target, _rest(requested, destination))
+        plans.append(_translate_one(mount, destination, target, volume.read_only, api_version))
+    return plans
+
+
+def translate_volumes(
+    volumes: Sequence[VolumeSpec],
+    where: SelfContainer,
+    api_version: tuple[int, int] = (1, 41),
+) -> list[MountPlan]:
+    plans: list[MountPlan] = []
+    for volume in volumes:
+        plans.extend(translate_volume(volume, where, api_version))
+    return plans
+
+
+def parse_api_version(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)

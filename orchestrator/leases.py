@@ -1,0 +1,130 @@
+"""Leasing host ports: the database ledger first, the engine's word last.
+
+We never test a port by binding it ourselves: under Docker-outside-of-Docker our network
+namespace is not the host's. We skip ports the ledger holds and ports the engine says
+other containers publish; if the engine still answers "port is already allocated" at
+start, the caller marks that port busy and asks for the next one.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from orchestrator.engine import DockerEngine
+from orchestrator.ports import (
+    PinnedPortTakenError,
+    PortPoolExhaustedError,
+    PortRange,
+    candidate_ports,
+)
+from orchestrator.spec import PortSpec
+from orchestrator.store.database import Database
+from orchestrator.store.leases import PortLeaseRepository
+
+# A lease outlives a run that nobody ended (a killed scheduler) by this much at most;
+# the service reconciles sooner at start-up.
+LEASE_GRACE = timedelta(minutes=10)
+DEFAULT_LEASE = timedelta(hours=24)
+
+
+class PortLeaser:
+    def __init__(
+        self, database: Database, engine: DockerEngine, pool: PortRange, host_ip: str
+    ) -> None:
+        self.database = database
+        self.engine = engine
+        self.pool = pool
+        self.host_ip = host_ip
+
+    def _expiry(self, now: datetime, timeout: timedelta | None) -> datetime:
+        return now + (timeout or DEFAULT_LEASE) + LEASE_GRACE
+
+    def lease(
+        self,
+        run_id: int,
+        job: str,
+        ports: Sequence[PortSpec],
+        timeout: timedelta | None,
+        busy: frozenset[int] = frozenset(),
+    ) -> dict[str, int]:
+        """Lease a host port for each port spec; returns {"8080/tcp": 20001}.
+
+        Each lease commits at once, so concurrent runs and schedulers see it. On failure
+        the leases this call made are released.
+        """
+        published = self.engine.published_ports() if ports else set()
+        leased: dict[str, int] = {}
+        try:
+            for spec in ports:
+                leased[spec.key] = self._lease_one(run_id, job, spec, timeout, published, busy)
+        except BaseException:
+            self.release(run_id)
+            raise
+        return leased
+
+    def _lease_one(
+        self,
+        run_id: int,
+        job: str,
+        spec: PortSpec,
+        timeout: timedelta | None,
+        published: set[tuple[str, int, str]],
+        busy: frozenset[int],
+    ) -> int:
+        engine_taken = {port for _, port, protocol in published if protocol == spec.protocol}
+        now = datetime.now(UTC)
+        if spec.host_port is not None:
+            if spec.host_port in engine_taken or spec.host_port in busy:
+                raise PinnedPortTakenError(
+                    f"job {job!r}: pinned host port {spec.host_port}/{spec.protocol} is "
+                    "already published by another container"
+                )
+            if not self._try(run_id, job, spec, spec.host_port, now, timeout):
+                with self.database.session() as session:
+                    holder = PortLeaseRepository(session).holder(
+                        self.host_ip, spec.host_port, spec.protocol
+                    )
+                by = f" by run {holder.run_id} of job {holder.job!r}" if holder else ""
+                raise PinnedPortTakenError(
+                    f"job {job!r}: pinned host port {spec.host_port}/{spec.protocol} is leased{by}"
+                )
+            return spec.host_port
+        with self.database.session() as session:
+            ledger_taken = PortLeaseRepository(session).leased_ports(spec.protocol)
+        taken = ledger_taken | engine_taken | set(busy)
+        start = random.randint(self.pool.first, self.pool.last)
+        for port in candidate_ports(self.pool, taken, start):
+            if self._try(run_id, job, spec, port, now, timeout):
+                return port
+        raise PortPoolExhaustedError(
+            f"job {job!r}: no free host port in the pool {self.pool} for {spec.key} "
+            f"({len(ledger_taken & set(range(self.pool.first, self.pool.last + 1)))} leased, "
+            f"{len([p for p in engine_taken if p in self.pool])} published by other containers)"
+        )
+
+    def _try(
+        self,
+        run_id: int,
+        job: str,
+        spec: PortSpec,
+        port: int,
+        now: datetime,
+        timeout: timedelta | None,
+    ) -> bool:
+        with self.database.session() as session:
+            return PortLeaseRepository(session).try_lease(
+                host_ip=self.host_ip,
+                port=port,
+                protocol=spec.protocol,
+                container_port=spec.container_port,
+                run_id=run_id,
+                job=job,
+                now=now,
+                expires_at=self._expiry(now, timeout),
+            )
+
+    def release(self, run_id: int, port: int | None = None) -> None:
+        with self.database.session() as session:
+            PortLeaseRepository(session).release(run_id, port)
