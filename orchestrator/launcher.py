@@ -48,6 +48,8 @@ class LaunchSettings:
     stop_grace_seconds: int = 10
     # How often a pool port the engine calls "already allocated" is swapped for another.
     port_attempts: int = 20
+    # Put on every job container besides ours (for log shippers, cost tags, tests).
+    extra_labels: tuple[tuple[str, str], ...] = ()
 
 
 def port_variable(key: str) -> str:
@@ -126,7 +128,7 @@ class RunLauncher:
                 on_running(run)
             return self._follow(run, spec, container_id, on_output)
         except OrchestratorError as error:
-            log.warning(
+            log.info(
                 "run %s of %s failed to start: %s",
                 run.id,
                 spec.name,
@@ -171,7 +173,12 @@ class RunLauncher:
             # Unique even when several databases share one engine (tests, staging).
             name=f"orchestrator-{spec.name}-{run.id}-{secrets.token_hex(3)}",
             image=image_id,
-            labels={MANAGED_LABEL: "true", JOB_LABEL: spec.name, RUN_LABEL: str(run.id)},
+            labels={
+                **dict(self.settings.extra_labels),
+                MANAGED_LABEL: "true",
+                JOB_LABEL: spec.name,
+                RUN_LABEL: str(run.id),
+            },
             command=spec.command,
             entrypoint=spec.entrypoint,
             environment=environment,
@@ -224,7 +231,7 @@ class RunLauncher:
 
         def pump() -> None:
             try:
-                for chunk in self.engine.logs(container_id, follow=True):
+                for chunk in self.engine.follow_output(container_id):
                     tail.write(chunk)
                     if on_output is not None:
                         on_output(chunk)

@@ -89,13 +89,14 @@ def database(database_url: str) -> Iterator[Database]:
 class Cli:
     """Runs the real click command tree against one database."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, env: dict[str, str] | None = None) -> None:
         self.database_url = database_url
+        self.env = env or {}
         self.runner = CliRunner()
 
     def __call__(self, *args: str, expect: int | None = 0) -> Result:
         result = self.runner.invoke(
-            cli, list(args), env={"ORCHESTRATOR_DATABASE_URL": self.database_url}
+            cli, list(args), env={"ORCHESTRATOR_DATABASE_URL": self.database_url, **self.env}
         )
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception

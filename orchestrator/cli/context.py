@@ -25,6 +25,7 @@ class AppContext:
     output_limit: str = "1MiB"
     keep_containers: bool = False
     allow_privileged_jobs: bool = False
+    container_labels: tuple[str, ...] = ()
     _database: Database | None = field(default=None, repr=False)
     _checked: bool = False
     _engine: DockerEngine | None = field(default=None, repr=False)
@@ -63,7 +64,14 @@ class AppContext:
             limit = parse_size(self.output_limit)
         except InvalidInputError as error:
             raise InvalidInputError(f"output limit: {error}") from None
+        labels = []
+        for item in self.container_labels:
+            key, equals, value = item.partition("=")
+            if not key or not equals:
+                raise InvalidInputError(f"container label {item!r} is not KEY=VALUE")
+            labels.append((key, value))
         return LaunchSettings(
+            extra_labels=tuple(labels),
             output_limit=limit,
             keep_containers=self.keep_containers,
             allow_privileged_jobs=self.allow_privileged_jobs,

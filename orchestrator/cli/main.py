@@ -80,6 +80,16 @@ class ErrorBoundaryGroup(click.Group):
     help="Permit jobs that ask for privileged, host_network, host_pid or docker_socket. "
     "Such a job controls the host.",
 )
+@click.option(
+    "--container-label",
+    "container_labels",
+    envvar=settings.CONTAINER_LABELS_ENV,
+    show_envvar=True,
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An extra label for every job container (repeat it; the variable takes a "
+    "space-separated list).",
+)
 @click.version_option(__version__, prog_name="orchestrator")
 @click.pass_context
 def cli(
@@ -91,6 +101,7 @@ def cli(
     output_limit: str,
     keep_containers: bool,
     allow_privileged_jobs: bool,
+    container_labels: tuple[str, ...],
 ) -> None:
     """Run cron jobs as sibling containers on the host's Docker engine.
 
@@ -109,6 +120,7 @@ def cli(
         output_limit=output_limit,
         keep_containers=keep_containers,
         allow_privileged_jobs=allow_privileged_jobs,
+        container_labels=container_labels,
     )
     ctx.obj = app
     ctx.call_on_close(app.close)

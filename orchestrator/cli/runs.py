@@ -214,7 +214,13 @@ def logs(app: AppContext, run_id: int, follow: bool) -> None:
             run = RunRepository(session).get(run_id)
     if run.status is RunStatus.RUNNING and run.container_id:
         try:
-            for chunk in app.engine().logs(run.container_id, follow=follow):
+            engine = app.engine()
+            chunks = (
+                engine.follow_output(run.container_id)
+                if follow
+                else engine.logs(run.container_id, follow=False)
+            )
+            for chunk in chunks:
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
             return

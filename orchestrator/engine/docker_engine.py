@@ -6,8 +6,10 @@ port they concern, so callers never see `docker.errors` or `requests` exceptions
 
 from __future__ import annotations
 
+import calendar
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -283,11 +285,24 @@ class DockerEngine:
     def is_running(self, container_id: str) -> bool:
         return bool(self.inspect_state(container_id).get("Running"))
 
-    def logs(self, container_id: str, *, follow: bool) -> Iterator[bytes]:
-        """stdout and stderr as they come, interleaved."""
+    def logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool,
+        timestamps: bool = False,
+        since: float | None = None,
+    ) -> Iterator[bytes]:
+        """stdout and stderr as they come, interleaved: one chunk per log entry."""
         try:
             stream = self.api.logs(
-                container_id, stream=True, follow=follow, stdout=True, stderr=True
+                container_id,
+                stream=True,
+                follow=follow,
+                stdout=True,
+                stderr=True,
+                timestamps=timestamps,
+                since=since,
             )
         except NotFound:
             raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
@@ -299,6 +314,40 @@ class DockerEngine:
             raise EngineUnavailableError(
                 f"lost the container's output stream: {_reason(error)}"
             ) from None
+
+    def follow_output(self, container_id: str) -> Iterator[bytes]:
+        """All of a container's output, live, to its very end.
+
+        A follow stream can end before the last entries are delivered when the container
+        exits (moby#43860 and kin). So entries carry timestamps, and once the stream
+        ends and the container has stopped, the entries after the last one seen are
+        read again without following.
+        """
+        last = -1
+        seen_at_last = 0
+        for entry in self.logs(container_id, follow=True, timestamps=True):
+            stamp, payload = _split_timestamp(entry)
+            if stamp == last:
+                seen_at_last += 1
+            elif stamp > last:
+                last, seen_at_last = stamp, 1
+            yield payload
+        self._await_stop(container_id)
+        since = max(last // 1_000_000_000 - 1, 0) if last >= 0 else None
+        skip_equal = seen_at_last
+        for entry in self.logs(container_id, follow=False, timestamps=True, since=since):
+            stamp, payload = _split_timestamp(entry)
+            if stamp < last:
+                continue
+            if stamp == last and skip_equal > 0:
+                skip_equal -= 1
+                continue
+            yield payload
+
+    def _await_stop(self, container_id: str, seconds: float = 10) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.is_running(container_id):
+            time.sleep(0.05)
 
     def stop(self, container_id: str, grace_seconds: int = 10) -> None:
         """SIGTERM, then SIGKILL after the grace period. A container already gone is fine."""
@@ -339,6 +388,19 @@ class DockerEngine:
         return containers
 
 
+_STAMP = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")
+
+
+def _split_timestamp(entry: bytes) -> tuple[int, bytes]:
+    """(nanoseconds since the epoch, payload) of a `timestamps=True` log entry."""
+    match = _STAMP.match(entry)
+    if match is None:
+        return -1, entry
+    whole = calendar.timegm((*(int(part) for part in match.groups()[:6]), 0, 0, 0))
+    fraction = (match[7] or b"").ljust(9, b"0")
+    return whole * 1_000_000_000 + int(fraction), entry[match.end() :]
+
+
 def _split_reference(reference: str) -> tuple[str, str | None]:
     if "@" in reference:
         return reference, None
@@ -358,7 +420,8 @@ def _reason(error: BaseException) -> str:
 
 
 def _engine_error(what: str, error: BaseException) -> EngineError:
-    if isinstance(error, requests.RequestException):
+    # APIError is itself a requests HTTPError: an answer, not a missing engine.
+    if isinstance(error, requests.RequestException) and not isinstance(error, APIError):
         return EngineUnavailableError(f"{what}: the engine did not answer: {_reason(error)}")
     return EngineError(f"{what}: {_reason(error)}")
 

@@ -39,3 +39,51 @@ def test_label(docker_client: Any) -> Iterator[dict[str, str]]:
     for network in docker_client.networks.list(filters=selector):
         network.remove()
     docker_client.volumes.prune(filters=selector)
+
+
+@pytest.fixture
+def make_launcher(database_url: str, test_label: dict[str, str]) -> Iterator[Any]:
+    """RunLaunchers on the test database whose containers carry the test label."""
+    from orchestrator.engine import DockerEngine
+    from orchestrator.launcher import LaunchSettings, RunLauncher
+    from orchestrator.selfcontainer import locate_self
+    from orchestrator.store.database import Database
+
+    opened: list[Any] = []
+
+    def make(**settings: Any) -> RunLauncher:
+        database = Database(database_url)
+        engine = DockerEngine.from_env()
+        opened.extend([database, engine])
+        options = {"extra_labels": tuple(test_label.items()), **settings}
+        return RunLauncher(database, engine, locate_self(engine, None), LaunchSettings(**options))
+
+    yield make
+    for thing in opened:
+        thing.dispose() if hasattr(thing, "dispose") else thing.close()
+
+
+@pytest.fixture
+def docker_cli(database_url: str, test_label: dict[str, str]) -> Any:
+    """The CLI on the test database; its job containers carry the test label."""
+    from tests.conftest import Cli
+
+    ((key, value),) = test_label.items()
+    return Cli(database_url, env={"ORCHESTRATOR_CONTAINER_LABELS": f"{key}={value}"})
+
+
+def job_spec(**fields: Any) -> Any:
+    from orchestrator.spec import parse_job
+
+    return parse_job({"schedule": "@daily", "image": JOB_IMAGE, **fields})
+
+
+def apply_jobs(database_url: str, *specs: Any) -> None:
+    from orchestrator.spec import LoadedJob
+    from orchestrator.store.database import Database
+    from orchestrator.store.jobs import JobRepository
+
+    database = Database(database_url)
+    with database.session() as session:
+        JobRepository(session).apply([LoadedJob(spec, "test") for spec in specs])
+    database.dispose()
