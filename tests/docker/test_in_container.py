@@ -1,0 +1,113 @@
+"""The product's own situation: the CLI runs INSIDE a container with the host's socket and a
+bind mount whose host path differs from its container path. The job writes through a
+translated volume, and the file appears at the HOST path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.docker.conftest import JOB_IMAGE, TEST_LABEL
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "local/orchestrator:test"
+
+
+@pytest.fixture(scope="session")
+def scheduler_image(docker_client: Any) -> Iterator[str]:
+    """The scheduler image built from this tree (the Dockerfile and script operators use)."""
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "build-images.sh"), IMAGE],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield IMAGE
+
+
+def in_scheduler(
+    docker_client: Any, image: str, label: dict[str, str], host_data: Path, script: str
+) -> tuple[int, str]:
+    ((key, value),) = label.items()
+    container = docker_client.containers.run(
+        image,
+        ["-c", script],
+        entrypoint=["sh"],
+        volumes={
+            "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+            str(host_data): {"bind": "/data", "mode": "rw"},
+        },
+        environment={
+            "ORCHESTRATOR_DATABASE_URL": "sqlite:////data/orchestrator.db",
+            "ORCHESTRATOR_CONTAINER_LABELS": f"{key}={value}",
+        },
+        labels=label,
+        detach=True,
+    )
+    status = container.wait(timeout=300)
+    output = container.logs().decode()
+    return int(status["StatusCode"]), output
+
+
+def test_a_job_writes_through_a_translated_volume_to_the_host_path(
+    scheduler_image: str, docker_client: Any, test_label: dict[str, str], tmp_path: Path
+) -> None:
+    host_data = tmp_path / "scheduler-data"  # the host path; the scheduler sees /data
+    (host_data / "jobs").mkdir(parents=True)
+    (host_data / "out").mkdir()
+    (host_data / "jobs" / "writer.yaml").write_text(
+        f"""
+- name: writer
+  schedule: "@daily"
+  image: {JOB_IMAGE}
+  command: ["sh", "-c", "echo written by run $ORCHESTRATOR_RUN_ID > /out/hello.txt; echo done"]
+  volumes: ["/data/out:/out"]
+- name: unshareable
+  schedule: "@daily"
+  image: {JOB_IMAGE}
+  volumes: ["/srv/elsewhere:/x"]
+"""
+    )
+    code, output = in_scheduler(
+        docker_client,
+        scheduler_image,
+        test_label,
+        host_data,
+        "set -e; orchestrator db upgrade; orchestrator jobs apply /data/jobs; "
+        "orchestrator jobs run writer; "
+        "orchestrator doctor --json > /data/doctor.json; "
+        "set +e; orchestrator jobs run unshareable; echo unshareable-exit=$?",
+    )
+    assert code == 0, output
+    assert "done" in output
+    # The sibling wrote at the HOST path behind /data/out.
+    assert (host_data / "out" / "hello.txt").read_text() == "written by run 1\n"
+    assert "bind-mount a host directory into the scheduler at /srv/elsewhere" in output
+    assert "unshareable-exit=125" in output
+
+    doctor = json.loads((host_data / "doctor.json").read_text())
+    location = doctor["location"]
+    assert location["in_container"] is True
+    assert location["found_by"] in ("/proc/self/mountinfo", "/proc/self/cgroup")
+    data_mount = next(m for m in location["mounts"] if m["destination"] == "/data")
+    assert data_mount == {
+        "type": "bind",
+        "destination": "/data",
+        "source": str(host_data),
+        "read_only": False,
+    }
+    # The job ran as a sibling on the host's engine and is gone; the scheduler too.
+    ((key, value),) = test_label.items()
+    siblings = docker_client.containers.list(
+        all=True, filters={"label": ["orchestrator.managed=true", f"{key}={value}"]}
+    )
+    assert siblings == []
+    assert key == TEST_LABEL
