@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -86,8 +87,9 @@ class DockerEngine:
             client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
             client.ping()
         except (DockerException, requests.RequestException) as error:
+            where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
             raise EngineUnavailableError(
-                f"cannot reach the Docker engine: {_reason(error)}"
+                f"cannot reach the Docker engine at {where}: {_reason(error)}"
             ) from None
         return cls(client)
 

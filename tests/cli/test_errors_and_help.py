@@ -108,3 +108,27 @@ def test_every_command_has_help_with_an_example(
 def test_help_names_the_environment_variables() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert "ORCHESTRATOR_DATABASE_URL" in result.stdout
+
+
+def test_an_unreachable_engine_exits_1_with_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/db.sqlite"
+    job = tmp_path / "job.yaml"
+    job.write_text("name: j\nschedule: '@daily'\nimage: busybox\n")
+    assert orchestrator("db", "upgrade", database_url=url, cwd=tmp_path).returncode == 0
+    assert orchestrator("jobs", "apply", str(job), database_url=url, cwd=tmp_path).returncode == 0
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_DATABASE_URL": url,
+        "DOCKER_HOST": "unix:///nonexistent.sock",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "jobs", "run", "j"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert one_line(result).startswith("cannot reach the Docker engine at unix:///nonexistent.sock")

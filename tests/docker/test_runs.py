@@ -102,7 +102,7 @@ def test_environment_user_workdir_entrypoint_and_limits(
 
 
 def test_a_timeout_kills_the_container_and_ends_timed_out(
-    make_launcher: Any, docker_client: Any, test_label: dict[str, str]
+    make_launcher: Any, docker_client: Any, test_label: dict[str, str], database: Database
 ) -> None:
     started = time.monotonic()
     run = run_once(
@@ -112,7 +112,10 @@ def test_a_timeout_kills_the_container_and_ends_timed_out(
     assert time.monotonic() - started < 20
     assert run.status is RunStatus.TIMED_OUT
     assert run.error == "timed out after 2s: killed"
+    assert run.ports["8080/tcp"] in range(20000, 21000)
     assert containers_of(docker_client, test_label) == []
+    with database.session() as session:
+        assert PortLeaseRepository(session).list() == []
 
 
 def test_a_missing_image_fails_that_run_only(make_launcher: Any) -> None:
