@@ -15,8 +15,10 @@ from orchestrator.cli.main import cli
 from tests.conftest import Cli
 
 
-def orchestrator(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ORCHESTRATOR_DATABASE_URL": database_url}
+def orchestrator(
+    *args: str, database_url: str, cwd: Path, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ORCHESTRATOR_DATABASE_URL": database_url, **extra_env}
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *args],
         capture_output=True,
@@ -116,19 +118,8 @@ def test_an_unreachable_engine_exits_1_with_one_line(tmp_path: Path) -> None:
     job.write_text("name: j\nschedule: '@daily'\nimage: busybox\n")
     assert orchestrator("db", "upgrade", database_url=url, cwd=tmp_path).returncode == 0
     assert orchestrator("jobs", "apply", str(job), database_url=url, cwd=tmp_path).returncode == 0
-    env = {
-        **os.environ,
-        "ORCHESTRATOR_DATABASE_URL": url,
-        "DOCKER_HOST": "unix:///nonexistent.sock",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "jobs", "run", "j"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
+    result = orchestrator(
+        "jobs", "run", "j", database_url=url, cwd=tmp_path, DOCKER_HOST="unix:///nonexistent.sock"
     )
     assert result.returncode == 1
     assert one_line(result).startswith("cannot reach the Docker engine at unix:///nonexistent.sock")
