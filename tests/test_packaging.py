@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.store.migrations import HEAD
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
@@ -80,6 +82,6 @@ def test_installed_wheel_migrates_a_database_outside_the_source_tree(tmp_path: P
         check=True,
     ).stdout
     assert located.startswith(str(site)), located
-    assert "-> 0001 (head)" in run("db", "upgrade")
-    assert run("db", "current").strip() == "0001 (head)"
+    assert f"-> {HEAD} (head)" in run("db", "upgrade")
+    assert run("db", "current").strip() == f"{HEAD} (head)"
     assert "3 created" in run("jobs", "apply", str(ROOT / "jobs"))

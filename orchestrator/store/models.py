@@ -94,6 +94,8 @@ class RunRow(Base):
     # Which scheduler process owns the run, and when it last said so.
     owner: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A pending run waits for this time (a retry's backoff); NULL means at once.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PortLeaseRow(Base):

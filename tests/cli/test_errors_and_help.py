@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
+from orchestrator.store.migrations import HEAD
 from tests.conftest import Cli
 
 
@@ -77,9 +78,9 @@ def test_commands_refuse_a_database_not_at_head(empty_database_url: str) -> None
     result = cli_("jobs", "list", expect=1)
     assert result.stderr.strip().endswith("has no schema yet: run 'orchestrator db upgrade'")
     assert cli_("db", "current").stdout.startswith("none")
-    assert "-> 0001 (head)" in cli_("db", "upgrade").stdout
-    assert cli_("db", "current").stdout.strip() == "0001 (head)"
-    assert "already at revision 0001" in cli_("db", "upgrade").stdout
+    assert f"-> {HEAD} (head)" in cli_("db", "upgrade").stdout
+    assert cli_("db", "current").stdout.strip() == f"{HEAD} (head)"
+    assert f"already at revision {HEAD}" in cli_("db", "upgrade").stdout
     assert cli_("jobs", "list").stdout.startswith("no jobs")
 
 

@@ -12,6 +12,7 @@ import pytest
 from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.store.database import Database
 from orchestrator.store.leases import PortLeaseRepository
+from orchestrator.store.migrations import HEAD
 from orchestrator.store.runs import RunRepository
 from tests.docker.conftest import JOB_IMAGE, TEST_LABEL, apply_jobs, job_spec
 
@@ -331,7 +332,7 @@ def test_doctor_on_the_host(docker_cli: Any) -> None:
     assert report["ok"] is True
     assert report["engine"]["api_version"]
     assert report["location"]["in_container"] is False
-    assert report["database"]["revision"] == "0001"
+    assert report["database"]["revision"] == HEAD
     assert report["port_pool"]["size"] == 1000
     text = docker_cli("doctor").stdout
     assert (
