@@ -10,14 +10,23 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from orchestrator.engine import JOB_LABEL, MANAGED_LABEL, RUN_LABEL, ContainerSpec, DockerEngine
+from orchestrator.engine import (
+    JOB_LABEL,
+    MANAGED_LABEL,
+    RUN_LABEL,
+    ContainerExit,
+    ContainerSpec,
+    DockerEngine,
+)
 from orchestrator.engine.errors import (
     ContainerGoneError,
     EngineError,
+    EngineUnavailableError,
     NetworkNotFoundError,
     PortAllocatedError,
 )
@@ -36,6 +45,8 @@ from orchestrator.units import format_duration, format_size
 log = logging.getLogger(__name__)
 OutputSink = Callable[[bytes], None]
 DEFAULT_POOL = PortRange(20000, 20999)
+# How long a run waits for an engine that went away before giving up on it.
+ENGINE_PATIENCE_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,8 @@ class RunLauncher:
                 self.engine.kill(container_id)
             elif on_running is not None:
                 on_running(run)
-            return self._follow(run, spec, container_id, on_output)
+            timeout = spec.timeout.total_seconds() if spec.timeout else None
+            return self._follow(run, spec, container_id, on_output, timeout)
         except OrchestratorError as error:
             log.info(
                 "run %s of %s failed to start: %s",
@@ -224,8 +236,67 @@ class RunLauncher:
             f"ledger ({', '.join(map(str, sorted(busy)))})"
         )
 
+    def reattach(self, run: RunRecord, spec: JobSpec, container_id: str) -> RunRecord:
+        """Finish the record of a run whose container a dead scheduler left behind:
+        follow it if it still runs, else read its exit code and output."""
+        try:
+            state = self.engine.inspect_state(container_id)
+            if not state:
+                return self._finish(
+                    run.id,
+                    RunStatus.LOST,
+                    error=f"container {container_id[:12]} vanished while no scheduler watched it",
+                )
+            with self.database.session() as session:
+                RunRepository(session).mark_running(
+                    run.id, started_at=datetime.now(UTC), ports=run.ports
+                )
+            timeout = None
+            if spec.timeout is not None:
+                started = run.started_at or datetime.now(UTC)
+                elapsed = (datetime.now(UTC) - started).total_seconds()
+                timeout = max(spec.timeout.total_seconds() - elapsed, 0.001)
+            return self._follow(run, spec, container_id, None, timeout)
+        finally:
+            self.leaser.release(run.id)
+            if not self.settings.keep_containers:
+                try:
+                    self.engine.remove(container_id)
+                except EngineError as error:
+                    log.warning("could not remove container %s: %s", container_id[:12], error)
+
+    def _wait_through_outages(
+        self, container_id: str, timeout: float | None
+    ) -> ContainerExit | None:
+        """engine.wait, riding out an engine that restarts or does not answer for a while."""
+        delay = 0.5
+        deadline = time.monotonic() + ENGINE_PATIENCE_SECONDS
+        began = time.monotonic()
+        while True:
+            remaining = (
+                None if timeout is None else max(timeout - (time.monotonic() - began), 0.001)
+            )
+            try:
+                return self.engine.wait(container_id, remaining)
+            except EngineUnavailableError as error:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning(
+                    "engine unavailable while waiting for %s: %s; retrying in %.1fs",
+                    container_id[:12],
+                    error,
+                    delay,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 15)
+
     def _follow(
-        self, run: RunRecord, spec: JobSpec, container_id: str, on_output: OutputSink | None
+        self,
+        run: RunRecord,
+        spec: JobSpec,
+        container_id: str,
+        on_output: OutputSink | None,
+        timeout: float | None,
     ) -> RunRecord:
         tail = TailBuffer(self.settings.output_limit)
 
@@ -240,14 +311,13 @@ class RunLauncher:
 
         reader = threading.Thread(target=pump, name=f"logs-{run.id}", daemon=True)
         reader.start()
-        timeout = spec.timeout.total_seconds() if spec.timeout else None
         timed_out = False
         try:
-            exit_ = self.engine.wait(container_id, timeout)
+            exit_ = self._wait_through_outages(container_id, timeout)
             if exit_ is None:
                 timed_out = True
                 self.engine.kill(container_id)
-                exit_ = self.engine.wait(container_id, 60)
+                exit_ = self._wait_through_outages(container_id, 60)
         except ContainerGoneError as gone:
             reader.join(timeout=10)
             return self._finish(run.id, RunStatus.FAILED, error=str(gone), **_captured(tail))
@@ -255,8 +325,8 @@ class RunLauncher:
         exit_code = exit_.exit_code if exit_ is not None else None
         if timed_out:
             status = RunStatus.TIMED_OUT
-            assert spec.timeout is not None
-            reason: str | None = f"timed out after {format_duration(spec.timeout)}: killed"
+            allowed = format_duration(spec.timeout) if spec.timeout else "its timeout"
+            reason: str | None = f"timed out after {allowed}: killed"
         elif exit_code == 0:
             status, reason = RunStatus.SUCCEEDED, None
         else:

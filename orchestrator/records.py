@@ -80,6 +80,9 @@ class RunRecord:
     output: str | None = None  # only filled when asked for one run
     output_truncated: bool = False
     output_limit: int | None = None
+    owner: str | None = None
+    heartbeat_at: datetime | None = None
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class NewRun:
     error: str | None = None
     output: str | None = None
     output_truncated: bool = False
+    owner: str | None = None
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -258,11 +258,25 @@ class DockerEngine:
         """The container's exit, or None if it is still running after `timeout` seconds."""
         try:
             result = self.api.wait(container_id, timeout=timeout)
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            # docker-py surfaces the HTTP read timeout as either of these.
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as error:
+            # docker-py surfaces the HTTP read timeout as either of these; an engine that
+            # went away looks the same, so ask it whether the container still runs.
             if self.is_running(container_id):
+                if timeout is None:
+                    raise EngineUnavailableError(
+                        f"waiting for the container: {_reason(error)}"
+                    ) from None
                 return None
-            result = self.api.wait(container_id, timeout=10)
+            try:
+                result = self.api.wait(container_id, timeout=10)
+            except requests.RequestException as again:
+                if isinstance(again, APIError) and not isinstance(again, NotFound):
+                    raise _engine_error("waiting for the container", again) from None
+                if isinstance(again, NotFound):
+                    raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
+                raise EngineUnavailableError(
+                    f"waiting for the container: {_reason(again)}"
+                ) from None
         except NotFound:
             raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
         except APIError as error:
@@ -278,11 +292,14 @@ class DockerEngine:
         )
 
     def inspect_state(self, container_id: str) -> dict[str, Any]:
+        """The container's State ({} when it does not exist)."""
         try:
             state: dict[str, Any] = self.api.inspect_container(container_id).get("State", {})
             return state
         except NotFound:
             return {}
+        except (APIError, requests.RequestException) as error:
+            raise _engine_error("inspecting the container", error) from None
 
     def is_running(self, container_id: str) -> bool:
         return bool(self.inspect_state(container_id).get("Running"))

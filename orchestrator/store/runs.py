@@ -41,6 +41,9 @@ def _record(row: RunRow, *, with_output: bool = False) -> RunRecord:
         output=row.output if with_output else None,
         output_truncated=row.output_truncated,
         output_limit=row.output_limit,
+        owner=row.owner,
+        heartbeat_at=row.heartbeat_at,
+        due_at=row.due_at,
     )
 
 
@@ -67,6 +70,9 @@ class RunRepository:
             error=run.error,
             output=run.output,
             output_truncated=run.output_truncated,
+            owner=run.owner,
+            heartbeat_at=now or datetime.now(UTC) if run.owner else None,
+            due_at=run.due_at,
         )
         try:
             with self.session.begin_nested():
@@ -145,6 +151,93 @@ class RunRepository:
         if rowcount(result) == 0:
             raise RunFinishedError(f"run {run_id} has already ended ({run.status.value})")
         return run
+
+    # --- what a scheduler service needs ---------------------------------------------
+
+    def claim_pending(self, run_id: int, owner: str, now: datetime) -> bool:
+        """Take an unowned pending run (queued by `jobs run --detach`, or a retry)."""
+        result = self.session.execute(
+            update(RunRow)
+            .where(
+                RunRow.id == run_id,
+                RunRow.status == RunStatus.PENDING.value,
+                RunRow.owner.is_(None),
+            )
+            .values(owner=owner, heartbeat_at=now)
+        )
+        return rowcount(result) == 1
+
+    def due_pending(self, now: datetime, limit: int = 100) -> list[RunRecord]:
+        """Unowned pending runs whose time has come, oldest first."""
+        query = (
+            select(RunRow)
+            .options(defer(RunRow.output))
+            .where(
+                RunRow.status == RunStatus.PENDING.value,
+                RunRow.owner.is_(None),
+                (RunRow.due_at.is_(None)) | (RunRow.due_at <= now),
+            )
+            .order_by(RunRow.id)
+            .limit(limit)
+        )
+        return [_record(row) for row in self.session.scalars(query)]
+
+    def unfinished(self, job: str) -> list[RunRecord]:
+        query = (
+            select(RunRow)
+            .options(defer(RunRow.output))
+            .where(
+                RunRow.job_name == job,
+                RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
+                RunRow.owner.is_not(None),
+            )
+            .order_by(RunRow.id)
+        )
+        return [_record(row) for row in self.session.scalars(query)]
+
+    def heartbeat(self, owner: str, run_ids: list[int], now: datetime) -> None:
+        if run_ids:
+            self.session.execute(
+                update(RunRow)
+                .where(RunRow.id.in_(run_ids), RunRow.owner == owner)
+                .values(heartbeat_at=now)
+            )
+
+    def owned_elsewhere(self, owner: str) -> list[RunRecord]:
+        """Unfinished runs that another scheduler (or an earlier life of ours) owns."""
+        query = (
+            select(RunRow)
+            .options(defer(RunRow.output))
+            .where(
+                RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
+                RunRow.owner.is_not(None),
+                RunRow.owner != owner,
+            )
+            .order_by(RunRow.id)
+        )
+        return [_record(row) for row in self.session.scalars(query)]
+
+    def adopt(self, run: RunRecord, owner: str, now: datetime) -> bool:
+        """Take over a run from its dead owner; False if someone else was quicker."""
+        result = self.session.execute(
+            update(RunRow)
+            .where(
+                RunRow.id == run.id,
+                RunRow.owner == run.owner,
+                RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
+            )
+            .values(owner=owner, heartbeat_at=now)
+        )
+        return rowcount(result) == 1
+
+    def last_fire(self, job: str) -> datetime | None:
+        """The latest scheduled (or caught-up) fire of a job in the history."""
+        return self.session.scalar(
+            select(func.max(RunRow.scheduled_for)).where(
+                RunRow.job_name == job,
+                RunRow.trigger.in_([RunTrigger.SCHEDULE.value, RunTrigger.CATCHUP.value]),
+            )
+        )
 
     def get(self, run_id: int) -> RunRecord:
         row = self.session.get(RunRow, run_id)
