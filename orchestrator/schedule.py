@@ -389,3 +389,37 @@ class CronSchedule:
                     best, best_wall = instant, wall
             wall = self._next_wall(wall + _ONE_SECOND)
         return best
+
+
+def fires_between(
+    schedule: Schedule, after: datetime, until: datetime, limit: int
+) -> list[datetime]:
+    """Fire times in (after, until], the latest `limit` of them, oldest first.
+
+    Searches backwards in growing windows, so a long gap (a year of a per-second job)
+    costs only what is kept, not every fire in between.
+    """
+    if until <= after or limit <= 0:
+        return []
+    for window in _CATCHUP_WINDOWS:
+        start = max(after, until - window)
+        found: list[datetime] = []
+        current = start
+        while (upcoming := schedule.next_after(current)) is not None and upcoming <= until:
+            found.append(upcoming)
+            current = upcoming
+            if len(found) > limit:
+                found.pop(0)
+        if len(found) >= limit or start == after:
+            return found
+    return found
+
+
+_CATCHUP_WINDOWS = [
+    timedelta(minutes=5),
+    timedelta(hours=1),
+    timedelta(days=1),
+    timedelta(days=32),
+    timedelta(days=367),
+    timedelta(days=366 * 30),
+]

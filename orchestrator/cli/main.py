@@ -129,12 +129,10 @@ def cli(
 def _configure_logging() -> None:
     import logging
 
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.WARNING)
+    if not logging.getLogger().handlers:
+        from orchestrator.logs import configure_logging
+
+        configure_logging("text", "warning")
 
 
 def _register() -> None:
@@ -143,12 +141,15 @@ def _register() -> None:
     from orchestrator.cli.jobs import jobs
     from orchestrator.cli.ports import ports
     from orchestrator.cli.runs import runs
+    from orchestrator.cli.serve import health, serve
 
     cli.add_command(db)
     cli.add_command(jobs)
     cli.add_command(runs)
     cli.add_command(ports)
     cli.add_command(doctor)
+    cli.add_command(serve)
+    cli.add_command(health)
 
 
 _register()

@@ -69,6 +69,21 @@ class PortLeaseRepository:
             query = query.where(PortLeaseRow.port == port)
         return rowcount(self.session.execute(query))
 
+    def release_stale(self, now: datetime) -> int:
+        """Drop leases whose run has ended or vanished, or whose time ran out."""
+        from orchestrator.records import FINISHED_STATUSES
+        from orchestrator.store.models import RunRow
+
+        live = select(RunRow.id).where(
+            RunRow.status.not_in([status.value for status in FINISHED_STATUSES])
+        )
+        query = delete(PortLeaseRow).where(
+            PortLeaseRow.run_id.is_(None)
+            | PortLeaseRow.run_id.not_in(live)
+            | (PortLeaseRow.expires_at < now)
+        )
+        return rowcount(self.session.execute(query))
+
     def list(self) -> list[PortLease]:
         rows = self.session.scalars(
             select(PortLeaseRow).order_by(PortLeaseRow.port, PortLeaseRow.protocol)

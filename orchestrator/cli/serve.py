@@ -1,0 +1,167 @@
+"""`orchestrator serve` and `orchestrator health`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from orchestrator import settings
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.errors import DatabaseUnavailableError, InvalidInputError
+from orchestrator.units import parse_duration
+
+DATABASE_WAIT_SECONDS = 60
+
+
+def _upgrade_when_reachable(app: AppContext) -> None:
+    """Migrate on start; a database that is still starting (compose) is waited for."""
+    from orchestrator.store import migrations
+
+    database = app.database(check_schema=False)
+    deadline = time.monotonic() + DATABASE_WAIT_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            migrations.upgrade(database)
+            return
+        except DatabaseUnavailableError as error:
+            if time.monotonic() > deadline:
+                raise
+            click.echo(f"waiting for the database: {error}", err=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+def _seconds(text: str, what: str) -> float:
+    if text.strip() in ("0", "0s"):
+        return 0.0
+    try:
+        return parse_duration(text).total_seconds()
+    except InvalidInputError as error:
+        raise InvalidInputError(f"{what}: {error}") from None
+
+
+@click.command()
+@click.option(
+    "--jobs",
+    "jobs_dir",
+    type=click.Path(path_type=Path),
+    help="Apply the job files in this folder at start (an idempotent upsert).",
+)
+@click.option(
+    "--shutdown-grace",
+    envvar=settings.SHUTDOWN_GRACE_ENV,
+    show_envvar=True,
+    default="0s",
+    help="On SIGTERM, wait this long for runs in flight (0: leave "
+    "them running, to be reattached by the next start).",
+)
+@click.option(
+    "--health-file",
+    envvar=settings.HEALTH_FILE_ENV,
+    show_envvar=True,
+    default=settings.DEFAULT_HEALTH_FILE,
+    type=click.Path(path_type=Path),
+    help="Refreshed every few seconds by the scheduler loop; `orchestrator health` reads it.",
+)
+@click.option(
+    "--log-format",
+    envvar=settings.LOG_FORMAT_ENV,
+    show_envvar=True,
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="Log lines as text or JSON.",
+)
+@click.option(
+    "--log-level",
+    envvar=settings.LOG_LEVEL_ENV,
+    show_envvar=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+)
+@pass_app
+def serve(
+    app: AppContext,
+    jobs_dir: Path | None,
+    shutdown_grace: str,
+    health_file: Path,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Run the scheduler service in the foreground: every enabled job fires on its
+    schedule as a sibling container. SIGTERM or SIGINT stops it gracefully.
+
+    It migrates the database on start, applies --jobs if given, releases stale port
+    leases, adopts runs left by a scheduler that died, and catches up missed fires.
+
+    Example: orchestrator serve --jobs /etc/orchestrator/jobs
+    """
+    from orchestrator.logs import configure_logging
+    from orchestrator.service.scheduler import SchedulerService, ServiceSettings
+    from orchestrator.spec import load_jobs
+    from orchestrator.store.jobs import JobRepository
+
+    configure_logging(log_format, log_level)
+    grace = _seconds(shutdown_grace, "shutdown grace")
+    loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
+    _upgrade_when_reachable(app)
+    if jobs_dir is not None:
+        with app.database().session() as session:
+            result = JobRepository(session).apply(loaded)
+        click.echo(
+            f"applied {jobs_dir}: {len(result.created)} created, "
+            f"{len(result.updated)} updated, {len(result.unchanged)} unchanged",
+            err=True,
+        )
+    service = SchedulerService(
+        app.database(),
+        app.engine(),
+        app.where(),
+        app.launch_settings(),
+        ServiceSettings(shutdown_grace_seconds=grace, health_file=health_file),
+    )
+
+    def on_signal(number: int, _frame: FrameType | None) -> None:
+        service.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service.run_forever()
+
+
+@click.command()
+@click.option(
+    "--health-file",
+    envvar=settings.HEALTH_FILE_ENV,
+    show_envvar=True,
+    default=settings.DEFAULT_HEALTH_FILE,
+    type=click.Path(path_type=Path),
+)
+@click.option("--max-age", default="30s", help="Older than this, the scheduler loop is stuck.")
+def health(health_file: Path, max_age: str) -> None:
+    """Exit 0 if the scheduler loop refreshed its health file recently, else 1 (for a
+    compose or Docker healthcheck).
+
+    Example: orchestrator health --max-age 30s
+    """
+    limit = _seconds(max_age, "max age")
+    try:
+        data = json.loads(health_file.read_text())
+        stamp = datetime.fromisoformat(data["time"])
+    except (OSError, ValueError, KeyError) as error:
+        click.echo(f"unhealthy: no health file at {health_file} ({error})", err=True)
+        raise SystemExit(1) from None
+    age = (datetime.now(UTC) - stamp).total_seconds()
+    if age > limit:
+        click.echo(f"unhealthy: the scheduler loop last ran {age:.0f}s ago", err=True)
+        raise SystemExit(1)
+    click.echo(
+        f"healthy: {data.get('jobs', 0)} jobs, {data.get('active_runs', 0)} runs in "
+        f"flight, loop ran {age:.1f}s ago"
+    )

@@ -1,0 +1,1 @@
+"""The scheduler service: APScheduler wiring, dispatch, run lifecycle, recovery, shutdown."""
