@@ -16,6 +16,8 @@ from orchestrator.cli.main import cli
 from orchestrator.store import migrations
 from orchestrator.store.database import Database, normalise_url
 
+pytest_plugins = ["tests.engine_fixtures"]
+
 POSTGRES_URL_ENV = "ORCHESTRATOR_TEST_POSTGRES_URL"
 
 # HYPOTHESIS_PROFILE=fuzz for a long hunt; the default keeps the suite quick and steady.

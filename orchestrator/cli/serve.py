@@ -71,6 +71,13 @@ def _seconds(text: str, what: str) -> float:
     help="Refreshed every few seconds by the scheduler loop; `orchestrator health` reads it.",
 )
 @click.option(
+    "--adopt-after",
+    envvar=settings.ADOPT_AFTER_ENV,
+    show_envvar=True,
+    default="30s",
+    help="Adopt a run whose scheduler has not sent a heartbeat for this long.",
+)
+@click.option(
     "--log-format",
     envvar=settings.LOG_FORMAT_ENV,
     show_envvar=True,
@@ -91,6 +98,7 @@ def serve(
     jobs_dir: Path | None,
     shutdown_grace: str,
     health_file: Path,
+    adopt_after: str,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -124,7 +132,11 @@ def serve(
         app.engine(),
         app.where(),
         app.launch_settings(),
-        ServiceSettings(shutdown_grace_seconds=grace, health_file=health_file),
+        ServiceSettings(
+            shutdown_grace_seconds=grace,
+            health_file=health_file,
+            stale_after_seconds=_seconds(adopt_after, "adopt after"),
+        ),
     )
 
     def on_signal(number: int, _frame: FrameType | None) -> None:

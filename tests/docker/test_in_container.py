@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.docker.conftest import JOB_IMAGE, TEST_LABEL
+from tests.engine_fixtures import JOB_IMAGE, TEST_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

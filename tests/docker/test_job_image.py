@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.spec import load_jobs
-from tests.docker.conftest import JOB_IMAGE
+from tests.engine_fixtures import JOB_IMAGE
 
 pytestmark = pytest.mark.docker
 EXAMPLES = Path(__file__).resolve().parents[2] / "jobs"

@@ -20,7 +20,7 @@ from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.store.database import Database
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.runs import RunRepository
-from tests.docker.conftest import JOB_IMAGE, job_spec
+from tests.engine_fixtures import JOB_IMAGE, job_spec
 
 pytestmark = pytest.mark.docker
 CONCURRENT = 20

@@ -14,7 +14,7 @@ from orchestrator.store.database import Database
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.migrations import HEAD
 from orchestrator.store.runs import RunRepository
-from tests.docker.conftest import JOB_IMAGE, TEST_LABEL, apply_jobs, job_spec
+from tests.engine_fixtures import JOB_IMAGE, TEST_LABEL, apply_jobs, job_spec
 
 pytestmark = pytest.mark.docker
 

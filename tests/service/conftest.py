@@ -17,9 +17,6 @@ from orchestrator.records import RunRecord
 from orchestrator.store.database import Database
 from orchestrator.store.runs import RunRepository
 
-# The engine fixtures, shared with the engine tests.
-from tests.docker.conftest import docker_cli, docker_client, test_label  # noqa: F401
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

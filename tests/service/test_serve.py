@@ -19,7 +19,7 @@ from orchestrator.store.database import Database
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.models import JobRow
 from orchestrator.store.runs import RunRepository
-from tests.docker.conftest import JOB_IMAGE
+from tests.engine_fixtures import JOB_IMAGE
 from tests.service.conftest import all_runs, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -1,4 +1,6 @@
-"""A real Docker engine, and removal of everything a test created, found by its label."""
+"""Fixtures and helpers for tests on the real engine (a pytest plugin: see tests/conftest.py).
+
+A real Docker engine, and removal of everything a test created, found by its label."""
 
 from __future__ import annotations
 
