@@ -70,6 +70,7 @@ class ServiceSettings:
 class _Scheduled:
     revision: int
     spec: JobSpec
+    updated_at: datetime
 
 
 def make_owner_id() -> str:
@@ -243,7 +244,7 @@ class SchedulerService:
         first = spec.trigger.next_after(now)
         if self._jobs.pop(spec.name, None) is not None:
             self._remove_aps_job(spec.name)
-        self._jobs[spec.name] = _Scheduled(record.revision, spec)
+        self._jobs[spec.name] = _Scheduled(record.revision, spec, record.updated_at)
         if first is None:
             return
         self.scheduler.add_job(
@@ -279,13 +280,15 @@ class SchedulerService:
 
     def _catch_up(self, now: datetime) -> None:
         """Missed fires while no scheduler ran, as each job's catch-up policy says."""
+        with self.database.session() as session:
+            last_fires = RunRepository(session).last_fires()
         for name, scheduled in list(self._jobs.items()):
-            spec = scheduled.spec
-            with self.database.session() as session:
-                last = RunRepository(session).last_fire(name)
-                job = JobRepository(session).get(name)
+            last = last_fires.get(name)
+            if last is None:
+                continue  # a job with no history has missed nothing
             # Fires from before the job was (re-)enabled or changed were never owed.
-            since = max(last, job.updated_at) if last is not None else None
+            since = max(last, scheduled.updated_at)
+            spec = scheduled.spec
             for moment in plan_catchup(spec.trigger, spec.catchup, since, now):
                 self._fires.put((name, moment, RunTrigger.CATCHUP))
 

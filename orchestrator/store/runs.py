@@ -20,6 +20,13 @@ from orchestrator.store.database import rowcount
 from orchestrator.store.models import RunRow
 
 
+def _as_utc(moment: datetime) -> datetime:
+    # Aggregates bypass the column type on SQLite: attach UTC to naive values.
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _record(row: RunRow, *, with_output: bool = False) -> RunRecord:
     return RunRecord(
         id=row.id,
@@ -230,14 +237,24 @@ class RunRepository:
         )
         return rowcount(result) == 1
 
+    def last_fires(self) -> dict[str, datetime]:
+        """Each job's latest scheduled (or caught-up) fire, in one query."""
+        rows = self.session.execute(
+            select(RunRow.job_name, func.max(RunRow.scheduled_for))
+            .where(RunRow.trigger.in_([RunTrigger.SCHEDULE.value, RunTrigger.CATCHUP.value]))
+            .group_by(RunRow.job_name)
+        )
+        return {name: _as_utc(moment) for name, moment in rows}
+
     def last_fire(self, job: str) -> datetime | None:
         """The latest scheduled (or caught-up) fire of a job in the history."""
-        return self.session.scalar(
+        moment = self.session.scalar(
             select(func.max(RunRow.scheduled_for)).where(
                 RunRow.job_name == job,
                 RunRow.trigger.in_([RunTrigger.SCHEDULE.value, RunTrigger.CATCHUP.value]),
             )
         )
+        return _as_utc(moment) if moment is not None else None
 
     def get(self, run_id: int) -> RunRecord:
         row = self.session.get(RunRow, run_id)
