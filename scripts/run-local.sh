@@ -23,5 +23,6 @@ orchestrator=.venv/bin/orchestrator
 "$orchestrator" db upgrade
 "$orchestrator" jobs apply jobs/
 "$orchestrator" jobs list
-# The scheduler service (`orchestrator serve`) is not built yet: this stops after
-# loading and listing the example jobs.
+# The scheduler service, in the foreground (Ctrl-C stops it; runs in flight are
+# reattached at the next start). Another shell can use the CLI meanwhile.
+exec "$orchestrator" serve --jobs jobs/ --health-file ./orchestrator-health.json
