@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 from orchestrator.engine import (
     JOB_LABEL,
@@ -30,7 +32,7 @@ from orchestrator.engine.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import DatabaseUnavailableError, OrchestratorError
 from orchestrator.hostpaths import MountPlan, SelfContainer, translate_volumes
 from orchestrator.leases import PortLeaser
 from orchestrator.output import TailBuffer
@@ -45,8 +47,10 @@ from orchestrator.units import format_duration, format_size
 log = logging.getLogger(__name__)
 OutputSink = Callable[[bytes], None]
 DEFAULT_POOL = PortRange(20000, 20999)
-# How long a run waits for an engine that went away before giving up on it.
+# How long a run waits for an engine or a database that went away before giving up.
 ENGINE_PATIENCE_SECONDS = 600
+DATABASE_PATIENCE_SECONDS = 600
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -103,13 +107,37 @@ class RunLauncher:
             )
 
     def _finish(self, run_id: int, status: RunStatus, **fields: object) -> RunRecord:
+        finished_at = datetime.now(UTC)
+
+        def write() -> RunRecord:
+            with self.database.session() as session:
+                return RunRepository(session).finish(
+                    run_id,
+                    status=status,
+                    finished_at=finished_at,
+                    **fields,  # type: ignore[arg-type]
+                )
+
+        return self._persist(write)
+
+    def _set_container(self, run_id: int, container_id: str, image_id: str) -> None:
         with self.database.session() as session:
-            return RunRepository(session).finish(
-                run_id,
-                status=status,
-                finished_at=datetime.now(UTC),
-                **fields,  # type: ignore[arg-type]
-            )
+            RunRepository(session).set_container(run_id, container_id, image_id)
+
+    def _persist(self, write: Callable[[], T]) -> T:
+        """A database write the run's record depends on, retried through a database
+        outage (a restart of PostgreSQL), so that no run is left without its end."""
+        delay = 0.5
+        deadline = time.monotonic() + DATABASE_PATIENCE_SECONDS
+        while True:
+            try:
+                return write()
+            except DatabaseUnavailableError as error:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("database unavailable (%s); retrying in %.1fs", error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 15)
 
     # --- running ------------------------------------------------------------------------
 
@@ -129,10 +157,15 @@ class RunLauncher:
             if spec.network and not self.engine.network_exists(spec.network):
                 raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
             container_id, ports = self._create_and_start(run, spec, image_id, plans)
-            with self.database.session() as session:
-                running = RunRepository(session).mark_running(
-                    run.id, started_at=datetime.now(UTC), ports=ports
-                )
+            started_at = datetime.now(UTC)
+
+            def mark() -> bool:
+                with self.database.session() as session:
+                    return RunRepository(session).mark_running(
+                        run.id, started_at=started_at, ports=ports
+                    )
+
+            running = self._persist(mark)
             if not running:  # cancelled while we were starting it
                 self.engine.kill(container_id)
             elif on_running is not None:
@@ -216,8 +249,7 @@ class RunLauncher:
             container_id = self.engine.create(
                 self._container_spec(run, spec, image_id, plans, ports)
             )
-            with self.database.session() as session:
-                RunRepository(session).set_container(run.id, container_id, image_id)
+            self._persist(partial(self._set_container, run.id, container_id, image_id))
             try:
                 self.engine.start(container_id)
                 return container_id, ports

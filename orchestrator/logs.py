@@ -38,3 +38,4 @@ def configure_logging(fmt: str = "text", level: str = "warning") -> None:
     root.setLevel(level.upper())
     # APScheduler logs every job run at INFO; ours says more, once.
     logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))

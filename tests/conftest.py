@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from orchestrator.cli.main import cli
 from orchestrator.store import migrations
@@ -45,7 +46,8 @@ def postgres_database_url(postgres_server_url: str) -> Iterator[str]:
     """A throwaway database on the test server, dropped at the end of the session."""
     server = normalise_url(postgres_server_url)
     name = f"orchestrator_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    # No pool: a test may restart the server, and teardown needs a live connection.
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     yield server.set(database=name).render_as_string(hide_password=False)

@@ -337,7 +337,15 @@ class SchedulerService:
         try:
             run = self._with_database_retries(claim)
         except DuplicateFireError:
-            return  # another scheduler has this fire
+            # Another scheduler has this fire, or our own insert committed just before the
+            # connection dropped (then the row is ours, and still ours to run).
+            with self.database.session() as session:
+                run = RunRepository(session).find_fire(job, scheduled_for)
+            if run is None or run.owner != self.owner or run.status is not RunStatus.PENDING:
+                return
+            with self._active_lock:
+                if run.id in self._active:
+                    return
         if run is None:
             return
         late = (self.clock() - scheduled_for).total_seconds()
@@ -512,6 +520,19 @@ class SchedulerService:
     def _adopt_orphans(self, now: datetime) -> None:
         with self.database.session() as session:
             candidates = RunRepository(session).owned_elsewhere(self.owner)
+            ours = RunRepository(session).unfinished_of(self.owner)
+        # Our own runs that no thread of ours follows (a write that failed mid-outage).
+        grace = timedelta(seconds=self.settings.stale_after_seconds)
+        with self._active_lock:
+            forgotten = [r for r in ours if r.id not in self._active and now - r.created_at > grace]
+        for run in forgotten:
+            log.warning(
+                "run %s of %s lost its thread; taking it up again",
+                run.id,
+                run.job,
+                extra={"run": run.id, "job": run.job},
+            )
+            self._reattach(run)
         for run in candidates:
             if not self._owner_is_dead(run, now):
                 continue

@@ -210,6 +210,28 @@ class RunRepository:
                 .values(heartbeat_at=now)
             )
 
+    def find_fire(self, job: str, scheduled_for: datetime, attempt: int = 1) -> RunRecord | None:
+        row = self.session.scalar(
+            select(RunRow).where(
+                RunRow.job_name == job,
+                RunRow.scheduled_for == scheduled_for,
+                RunRow.attempt == attempt,
+            )
+        )
+        return _record(row) if row is not None else None
+
+    def unfinished_of(self, owner: str) -> list[RunRecord]:
+        query = (
+            select(RunRow)
+            .options(defer(RunRow.output))
+            .where(
+                RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
+                RunRow.owner == owner,
+            )
+            .order_by(RunRow.id)
+        )
+        return [_record(row) for row in self.session.scalars(query)]
+
     def owned_elsewhere(self, owner: str) -> list[RunRecord]:
         """Unfinished runs that another scheduler (or an earlier life of ours) owns."""
         query = (

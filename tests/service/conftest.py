@@ -89,3 +89,16 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "con
 def all_runs(database: Database, job: str | None = None) -> list[RunRecord]:
     with database.session() as session:
         return list(reversed(RunRepository(session).list(job=job, limit=None)))
+
+
+@pytest.fixture
+def postgres(postgres_database_url: str) -> Iterator[Database]:
+    """A fresh, migrated PostgreSQL database (for tests that need PostgreSQL itself)."""
+    from orchestrator.store import migrations
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_database_url)
+    database = Database(postgres_database_url)
+    migrations.upgrade(database)
+    yield database
+    database.dispose()

@@ -11,24 +11,13 @@ from typing import Any
 import pytest
 
 from orchestrator.records import RunStatus
-from orchestrator.store import migrations
 from orchestrator.store.database import Database
 from orchestrator.store.runs import RunRepository
-from tests.conftest import _reset_postgres
 from tests.engine_fixtures import JOB_IMAGE
 from tests.service.conftest import all_runs, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.postgres]
 SECONDS = 20
-
-
-@pytest.fixture
-def postgres(postgres_database_url: str) -> Any:
-    _reset_postgres(postgres_database_url)
-    database = Database(postgres_database_url)
-    migrations.upgrade(database)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,71 @@
+"""A PostgreSQL restart under a running service: it rides it out and keeps every fire."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.records import RunStatus
+from orchestrator.store.database import Database
+from tests.engine_fixtures import JOB_IMAGE
+from tests.service.conftest import all_runs, wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.postgres]
+
+
+@pytest.fixture
+def database_url(postgres_database_url: str) -> str:  # the service fixtures use it
+    return postgres_database_url
+
+
+def local_cluster() -> tuple[str, str]:
+    if shutil.which("pg_lsclusters") is None:
+        pytest.skip("no local PostgreSQL cluster to restart")
+    version, cluster, *_ = subprocess.run(
+        ["pg_lsclusters", "-h"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return version, cluster
+
+
+def test_a_postgres_restart_loses_no_fire(
+    start_service: Any, postgres: Database, tmp_path: Path
+) -> None:
+    version, cluster = local_cluster()
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "tick.yaml").write_text(
+        f'{{name: tick, schedule: "@every 1s", image: "{JOB_IMAGE}", command: ["true"], '
+        "concurrency: allow}\n"
+    )
+    service = start_service("--jobs", str(jobs))
+    wait_for(lambda: len(all_runs(postgres, "tick")) >= 3, 60, "the first fires")
+    subprocess.run(["pg_ctlcluster", version, cluster, "restart"], check=True, timeout=120)
+    before = len(all_runs(postgres, "tick"))
+    wait_for(lambda: len(all_runs(postgres, "tick")) >= before + 5, 60, "fires after the restart")
+    assert service.process.poll() is None, service.output()[-2000:]
+    time.sleep(2)
+    assert service.terminate() == 0
+    runs = all_runs(postgres, "tick")
+    moments = [run.scheduled_for for run in runs]
+    assert len(set(moments)) == len(moments)
+    gaps = [(a, b) for a, b in itertools.pairwise(moments) if b - a != timedelta(seconds=1)]
+    assert gaps == [], "fires were lost during the restart"
+    stopped = max(moments)
+    odd = [
+        (r.id, r.status, r.error)
+        for r in runs
+        if r.status is not RunStatus.SUCCEEDED
+        # runs still starting when we stopped the service are left to be reattached
+        and not (
+            r.status in (RunStatus.PENDING, RunStatus.RUNNING)
+            and stopped - r.scheduled_for < timedelta(seconds=3)
+        )
+    ]
+    assert odd == []
