@@ -69,3 +69,60 @@ def test_a_postgres_restart_loses_no_fire(
         )
     ]
     assert odd == []
+
+
+def restart_engine() -> None:
+    """Stop and start the local dockerd as .ci/run starts it (only where we run it)."""
+    pids = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()
+    if len(pids) != 1 or not shutil.which("dockerd"):
+        pytest.skip("no single local dockerd to restart")
+    subprocess.run(["kill", "-TERM", pids[0]], check=True)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pids[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    subprocess.run(  # detached, as .ci/run starts it
+        ["sh", "-c", "nohup setsid dockerd >>/var/log/dockerd.log 2>&1 </dev/null &"], check=True
+    )
+    while time.monotonic() < deadline:
+        if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError("dockerd did not come back")
+
+
+def test_an_engine_restart_ends_runs_truthfully_and_firing_resumes(
+    start_service: Any, postgres: Database, tmp_path: Path
+) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "jobs.yaml").write_text(
+        f'- {{name: tick, schedule: "@every 1s", image: "{JOB_IMAGE}", command: ["true"], '
+        "concurrency: allow}\n"
+        f'- {{name: long, schedule: "0 0 1 1 *", image: "{JOB_IMAGE}", command: [sleep, "300"]}}\n'
+    )
+    service = start_service("--jobs", str(jobs))
+    from tests.conftest import Cli
+
+    wait_for(lambda: all_runs(postgres, "tick"), 60, "the service to start")
+    Cli(postgres.url.render_as_string(hide_password=False))("jobs", "run", "long", "--detach")
+    wait_for(lambda: all_runs(postgres, "long")[0].status is RunStatus.RUNNING, 60, "long runs")
+    restart_engine()
+    long = wait_for(
+        lambda: all_runs(postgres, "long")[0].status.finished and all_runs(postgres, "long")[0],
+        90,
+        "the interrupted run to end",
+    )
+    assert long.status is RunStatus.FAILED and long.exit_code is not None  # the engine stopped it
+    after = time.monotonic()
+    wait_for(
+        lambda: any(
+            r.status is RunStatus.SUCCEEDED
+            and r.finished_at
+            and (r.finished_at.timestamp() > time.time() - (time.monotonic() - after))
+            for r in all_runs(postgres, "tick")
+        ),
+        60,
+        "ticks after the restart",
+    )
+    assert service.process.poll() is None, service.output()[-2000:]
+    assert service.terminate() == 0
