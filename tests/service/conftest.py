@@ -102,3 +102,24 @@ def postgres(postgres_database_url: str) -> Iterator[Database]:
     migrations.upgrade(database)
     yield database
     database.dispose()
+
+
+def not_succeeded(runs: list[RunRecord]) -> list[tuple[int, str, str | None]]:
+    """Runs that did not succeed, but for those still starting when the services stopped
+    (left in flight, to be reattached by the next start)."""
+    from datetime import timedelta
+
+    from orchestrator.records import RunStatus
+
+    if not runs:
+        return []
+    stopped = max(run.scheduled_for for run in runs)
+    return [
+        (run.id, run.status.value, run.error)
+        for run in runs
+        if run.status is not RunStatus.SUCCEEDED
+        and not (
+            run.status in (RunStatus.PENDING, RunStatus.RUNNING)
+            and stopped - run.scheduled_for < timedelta(seconds=3)
+        )
+    ]
