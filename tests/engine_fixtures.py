@@ -89,3 +89,25 @@ def apply_jobs(database_url: str, *specs: Any) -> None:
     with database.session() as session:
         JobRepository(session).apply([LoadedJob(spec, "test") for spec in specs])
     database.dispose()
+
+
+SCHEDULER_IMAGE = "local/orchestrator:test"
+
+
+@pytest.fixture(scope="session")
+def scheduler_image(docker_client: Any) -> str:
+    """The scheduler image built from this tree, by the script operators use."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "build-images.sh"
+    result = subprocess.run(
+        [str(script), SCHEDULER_IMAGE],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "ORCHESTRATOR_SKIP_POSTGRES_IMAGE": "1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return SCHEDULER_IMAGE

@@ -5,8 +5,6 @@ translated volume, and the file appears at the HOST path."""
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +14,6 @@ from tests.engine_fixtures import JOB_IMAGE, TEST_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "local/orchestrator:test"
-
-
-@pytest.fixture(scope="session")
-def scheduler_image(docker_client: Any) -> Iterator[str]:
-    """The scheduler image built from this tree (the Dockerfile and script operators use)."""
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "build-images.sh"), IMAGE],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield IMAGE
 
 
 def in_scheduler(
