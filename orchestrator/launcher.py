@@ -34,6 +34,7 @@ from orchestrator.engine.errors import (
 )
 from orchestrator.errors import DatabaseUnavailableError, OrchestratorError
 from orchestrator.hostpaths import MountPlan, SelfContainer, translate_volumes
+from orchestrator.identity import make_owner_id
 from orchestrator.leases import PortLeaser
 from orchestrator.output import TailBuffer
 from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError, PortRange
@@ -50,6 +51,7 @@ DEFAULT_POOL = PortRange(20000, 20999)
 # How long a run waits for an engine or a database that went away before giving up.
 ENGINE_PATIENCE_SECONDS = 600
 DATABASE_PATIENCE_SECONDS = 600
+HEARTBEAT_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -80,11 +82,15 @@ class RunLauncher:
         engine: DockerEngine,
         where: SelfContainer,
         settings: LaunchSettings,
+        owner: str | None = None,
     ) -> None:
         self.database = database
         self.engine = engine
         self.where = where
         self.settings = settings
+        # Runs we record carry this id and a heartbeat while we follow them, so that a
+        # scheduler can adopt them if this process dies.
+        self.owner = owner or make_owner_id()
         self.leaser = PortLeaser(database, engine, settings.port_pool, settings.port_host_ip)
 
     # --- recording ----------------------------------------------------------------------
@@ -103,6 +109,7 @@ class RunLauncher:
                     scheduled_for=scheduled_for or datetime.now(UTC),
                     trigger=trigger,
                     image=spec.image,
+                    owner=self.owner,
                 )
             )
 
@@ -119,6 +126,21 @@ class RunLauncher:
                 )
 
         return self._persist(write)
+
+    def _heartbeat(self, run_id: int) -> threading.Event:
+        """Beat for the run until the returned event is set."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    with self.database.session() as session:
+                        RunRepository(session).heartbeat(self.owner, [run_id], datetime.now(UTC))
+                except OrchestratorError as error:
+                    log.warning("heartbeat of run %s failed: %s", run_id, error)
+
+        threading.Thread(target=beat, name=f"beat-{run_id}", daemon=True).start()
+        return stop
 
     def _set_container(self, run_id: int, container_id: str, image_id: str) -> None:
         with self.database.session() as session:
@@ -151,6 +173,7 @@ class RunLauncher:
         """Run the job's container to its end and record it. Never raises for a job's
         own failure: that is the run's status. Infrastructure failures fail the run."""
         container_id: str | None = None
+        beat = self._heartbeat(run.id)
         try:
             image_id = self.engine.ensure_image(spec.image, spec.pull)
             plans = self._mounts(spec)
@@ -189,6 +212,7 @@ class RunLauncher:
             self._finish(run.id, RunStatus.FAILED, error=f"internal error: {error!r}")
             raise
         finally:
+            beat.set()
             self.leaser.release(run.id)
             if container_id is not None and not self.settings.keep_containers:
                 try:
@@ -271,6 +295,7 @@ class RunLauncher:
     def reattach(self, run: RunRecord, spec: JobSpec, container_id: str) -> RunRecord:
         """Finish the record of a run whose container a dead scheduler left behind:
         follow it if it still runs, else read its exit code and output."""
+        beat = self._heartbeat(run.id)
         try:
             state = self.engine.inspect_state(container_id)
             if not state:
@@ -290,6 +315,7 @@ class RunLauncher:
                 timeout = max(spec.timeout.total_seconds() - elapsed, 0.001)
             return self._follow(run, spec, container_id, None, timeout)
         finally:
+            beat.set()
             self.leaser.release(run.id)
             if not self.settings.keep_containers:
                 try:

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import queue
-import secrets
 import socket
 import threading
 import time
@@ -34,6 +33,7 @@ from orchestrator.catchup import plan_catchup
 from orchestrator.engine import RUN_LABEL, DockerEngine
 from orchestrator.errors import DuplicateFireError, JobNotFoundError, OrchestratorError
 from orchestrator.hostpaths import SelfContainer
+from orchestrator.identity import make_owner_id
 from orchestrator.launcher import LaunchSettings, RunLauncher
 from orchestrator.records import JobRecord, NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.service.apscheduler_glue import INLINE_PREFIX, FireExecutor, ScheduleTrigger
@@ -56,7 +56,7 @@ def utc_now() -> datetime:
 class ServiceSettings:
     job_poll_seconds: float = 1.0
     pending_poll_seconds: float = 0.25
-    heartbeat_seconds: float = 5.0
+    adopt_check_seconds: float = 5.0
     # A run whose owner has not beaten for this long is adopted by another scheduler.
     stale_after_seconds: float = 30.0
     # SIGTERM: how long to wait for runs in flight; 0 leaves them to be reattached.
@@ -71,11 +71,6 @@ class _Scheduled:
     revision: int
     spec: JobSpec
     updated_at: datetime
-
-
-def make_owner_id() -> str:
-    """host:pid:token. The token tells an earlier life of the same pid (container restart)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class SchedulerService:
@@ -93,7 +88,7 @@ class SchedulerService:
         self.settings = settings
         self.clock = clock
         self.owner = make_owner_id()
-        self.launcher = RunLauncher(database, engine, where, launch)
+        self.launcher = RunLauncher(database, engine, where, launch, owner=self.owner)
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": FireExecutor(self._enqueue_fire)},
@@ -176,8 +171,7 @@ class SchedulerService:
         duties: list[tuple[str, float, Callable[[], None]]] = [
             ("pending", self.settings.pending_poll_seconds, lambda: self._start_pending(now)),
             ("jobs", self.settings.job_poll_seconds, lambda: self._sync_jobs()),
-            ("heartbeat", self.settings.heartbeat_seconds, lambda: self._heartbeat(now)),
-            ("adopt", self.settings.heartbeat_seconds, lambda: self._adopt_orphans(now)),
+            ("adopt", self.settings.adopt_check_seconds, lambda: self._adopt_orphans(now)),
         ]
         for name, every, duty in duties:
             if not self._due(name, every):
@@ -493,12 +487,6 @@ class SchedulerService:
             return None
 
     # --- ownership ----------------------------------------------------------------------
-
-    def _heartbeat(self, now: datetime) -> None:
-        with self._active_lock:
-            ids = list(self._active)
-        with self.database.session() as session:
-            RunRepository(session).heartbeat(self.owner, ids, now)
 
     def _owner_is_dead(self, run: RunRecord, now: datetime) -> bool:
         host, _, rest = (run.owner or "").partition(":")

@@ -368,3 +368,42 @@ def test_health_fails_when_the_loop_is_stale(tmp_path: Path, docker_cli: Any) ->
     assert "unhealthy: the scheduler loop last ran" in result.stderr
     missing = docker_cli("health", "--health-file", str(tmp_path / "none.json"), expect=1)
     assert "unhealthy: no health file" in missing.stderr
+
+
+def test_a_foreground_run_whose_cli_was_killed_is_adopted_by_the_service(
+    start_service: Any, database: Database, tmp_path: Path, docker_cli: Any, service_env: Any
+) -> None:
+    import subprocess
+    import sys
+
+    jobs = write_jobs(
+        tmp_path,
+        """
+- {name: manual, schedule: "0 0 1 1 *", image: IMAGE,
+   command: [sh, -c, "sleep 3; echo over; exit 4"]}
+""",
+    )
+    docker_cli("jobs", "apply", str(jobs))
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "jobs", "run", "manual"],
+        env=service_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run = wait_for(
+        lambda: next(
+            (r for r in all_runs(database, "manual") if r.status is RunStatus.RUNNING), None
+        ),
+        30,
+        "the manual run",
+    )
+    assert run.owner and run.owner.split(":")[1] == str(cli.pid)
+    cli.kill()
+    cli.wait(10)
+    service = start_service()
+    ended = wait_for(lambda: all_runs(database, "manual")[0].status.finished, 30, "adoption")
+    assert ended
+    with database.session() as session:
+        finished = RunRepository(session).get(run.id)
+    assert (finished.status, finished.exit_code, finished.output) == (RunStatus.FAILED, 4, "over\n")
+    assert service.terminate() == 0
