@@ -7,6 +7,7 @@ run row ends in a final status, its port leases are released and its container r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
@@ -67,6 +68,9 @@ class LaunchSettings:
     port_attempts: int = 20
     # Put on every job container besides ours (for log shippers, cost tags, tests).
     extra_labels: tuple[tuple[str, str], ...] = ()
+    # How long a run about to start waits for an engine that does not answer (the
+    # service: a restart of dockerd delays fires instead of failing them; the CLI: 0).
+    engine_patience_seconds: float = 0
 
 
 def port_variable(key: str) -> str:
@@ -127,6 +131,21 @@ class RunLauncher:
 
         return self._persist(write)
 
+    def _when_engine_answers(self, action: Callable[[], T]) -> T:
+        """An engine call before the container starts, retried while the engine is away
+        (for up to engine_patience_seconds): the run starts late instead of failing."""
+        delay = 0.5
+        deadline = time.monotonic() + self.settings.engine_patience_seconds
+        while True:
+            try:
+                return action()
+            except EngineUnavailableError as error:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("engine unavailable (%s); retrying in %.1fs", error, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 15)
+
     def _heartbeat(self, run_id: int) -> threading.Event:
         """Beat for the run until the returned event is set."""
         stop = threading.Event()
@@ -175,11 +194,17 @@ class RunLauncher:
         container_id: str | None = None
         beat = self._heartbeat(run.id)
         try:
-            image_id = self.engine.ensure_image(spec.image, spec.pull)
+            image_id = self._when_engine_answers(
+                lambda: self.engine.ensure_image(spec.image, spec.pull)
+            )
             plans = self._mounts(spec)
-            if spec.network and not self.engine.network_exists(spec.network):
+            if spec.network and not self._when_engine_answers(
+                lambda: self.engine.network_exists(spec.network or "")
+            ):
                 raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
-            container_id, ports = self._create_and_start(run, spec, image_id, plans)
+            container_id, ports = self._when_engine_answers(
+                lambda: self._create_and_start(run, spec, image_id, plans)
+            )
             started_at = datetime.now(UTC)
 
             def mark() -> bool:
@@ -270,9 +295,13 @@ class RunLauncher:
         busy: set[int] = set()
         for _ in range(self.settings.port_attempts):
             ports = self.leaser.lease(run.id, spec.name, spec.ports, spec.timeout, frozenset(busy))
-            container_id = self.engine.create(
-                self._container_spec(run, spec, image_id, plans, ports)
-            )
+            try:
+                container_id = self.engine.create(
+                    self._container_spec(run, spec, image_id, plans, ports)
+                )
+            except EngineUnavailableError:
+                self.leaser.release(run.id)
+                raise
             self._persist(partial(self._set_container, run.id, container_id, image_id))
             try:
                 self.engine.start(container_id)
@@ -287,6 +316,12 @@ class RunLauncher:
                     ) from None
                 log.info("host port %s is taken outside our ledger; trying another", error.port)
                 busy.add(error.port)
+            except EngineUnavailableError:
+                # Start again from scratch once the engine answers (see _when_engine_answers).
+                self.leaser.release(run.id)
+                with contextlib.suppress(EngineError):
+                    self.engine.remove(container_id)
+                raise
         raise PortPoolExhaustedError(
             f"job {spec.name!r}: {len(busy)} pool ports in a row were taken outside our "
             f"ledger ({', '.join(map(str, sorted(busy)))})"

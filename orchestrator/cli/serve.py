@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -17,6 +18,8 @@ from orchestrator.errors import DatabaseUnavailableError, InvalidInputError
 from orchestrator.units import parse_duration
 
 DATABASE_WAIT_SECONDS = 60
+# A fire that comes while the engine is away waits this long for it, then fails.
+ENGINE_PATIENCE_SECONDS = 600
 
 
 def _upgrade_when_reachable(app: AppContext) -> None:
@@ -131,7 +134,7 @@ def serve(
         app.database(),
         app.engine(),
         app.where(),
-        app.launch_settings(),
+        replace(app.launch_settings(), engine_patience_seconds=ENGINE_PATIENCE_SECONDS),
         ServiceSettings(
             shutdown_grace_seconds=grace,
             health_file=health_file,

@@ -115,3 +115,11 @@ def test_an_engine_restart_ends_runs_truthfully_and_firing_resumes(
     )
     assert service.process.poll() is None, service.output()[-2000:]
     assert service.terminate() == 0
+    # Fires that came while the engine was away waited for it: none failed to start.
+    never_started = [
+        (r.id, r.error)
+        for r in all_runs(postgres, "tick")
+        if r.status is RunStatus.FAILED and r.exit_code is None
+    ]
+    assert never_started == []
+    assert "engine unavailable" in service.output()
