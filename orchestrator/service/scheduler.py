@@ -101,7 +101,6 @@ class SchedulerService:
         self._active_lock = threading.Lock()
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
-        self._last_tick = time.monotonic()
         self._next: dict[str, float] = {}
 
     # --- life cycle ---------------------------------------------------------------------
@@ -187,7 +186,6 @@ class SchedulerService:
 
     def _health_tick(self) -> None:
         """Runs in APScheduler's own thread: if that loop is stuck, the file goes stale."""
-        self._last_tick = time.monotonic()
         if self.settings.health_file is None:
             return
         with self._active_lock:
