@@ -40,6 +40,7 @@ from orchestrator.leases import PortLeaser
 from orchestrator.output import TailBuffer
 from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError, PortRange
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
+from orchestrator.retry import with_backoff
 from orchestrator.safety import SOCKET_PATHS, check_safety
 from orchestrator.spec import JobSpec
 from orchestrator.store.database import Database
@@ -134,17 +135,12 @@ class RunLauncher:
     def _when_engine_answers(self, action: Callable[[], T]) -> T:
         """An engine call before the container starts, retried while the engine is away
         (for up to engine_patience_seconds): the run starts late instead of failing."""
-        delay = 0.5
-        deadline = time.monotonic() + self.settings.engine_patience_seconds
-        while True:
-            try:
-                return action()
-            except EngineUnavailableError as error:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("engine unavailable (%s); retrying in %.1fs", error, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 15)
+        return with_backoff(
+            action,
+            retry_on=EngineUnavailableError,
+            patience_seconds=self.settings.engine_patience_seconds,
+            what="engine unavailable",
+        )
 
     def _heartbeat(self, run_id: int) -> threading.Event:
         """Beat for the run until the returned event is set."""
@@ -168,17 +164,12 @@ class RunLauncher:
     def _persist(self, write: Callable[[], T]) -> T:
         """A database write the run's record depends on, retried through a database
         outage (a restart of PostgreSQL), so that no run is left without its end."""
-        delay = 0.5
-        deadline = time.monotonic() + DATABASE_PATIENCE_SECONDS
-        while True:
-            try:
-                return write()
-            except DatabaseUnavailableError as error:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("database unavailable (%s); retrying in %.1fs", error, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 15)
+        return with_backoff(
+            write,
+            retry_on=DatabaseUnavailableError,
+            patience_seconds=DATABASE_PATIENCE_SECONDS,
+            what="database unavailable",
+        )
 
     # --- running ------------------------------------------------------------------------
 
@@ -362,26 +353,19 @@ class RunLauncher:
         self, container_id: str, timeout: float | None
     ) -> ContainerExit | None:
         """engine.wait, riding out an engine that restarts or does not answer for a while."""
-        delay = 0.5
-        deadline = time.monotonic() + ENGINE_PATIENCE_SECONDS
         began = time.monotonic()
-        while True:
-            remaining = (
-                None if timeout is None else max(timeout - (time.monotonic() - began), 0.001)
-            )
-            try:
-                return self.engine.wait(container_id, remaining)
-            except EngineUnavailableError as error:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning(
-                    "engine unavailable while waiting for %s: %s; retrying in %.1fs",
-                    container_id[:12],
-                    error,
-                    delay,
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 15)
+
+        def wait() -> ContainerExit | None:
+            elapsed = time.monotonic() - began
+            remaining = None if timeout is None else max(timeout - elapsed, 0.001)
+            return self.engine.wait(container_id, remaining)
+
+        return with_backoff(
+            wait,
+            retry_on=EngineUnavailableError,
+            patience_seconds=ENGINE_PATIENCE_SECONDS,
+            what=f"engine unavailable while waiting for {container_id[:12]}",
+        )
 
     def _follow(
         self,
