@@ -14,7 +14,7 @@ from orchestrator.store.database import Database
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.migrations import HEAD
 from orchestrator.store.runs import RunRepository
-from tests.engine_fixtures import JOB_IMAGE, TEST_LABEL, apply_jobs, job_spec
+from tests.engine_fixtures import TEST_LABEL, apply_jobs, job_spec
 
 pytestmark = pytest.mark.docker
 
@@ -349,4 +349,3 @@ def test_the_example_jobs_run(docker_cli: Any, tmp_path: Path, database_url: str
     docker_cli("jobs", "apply", str(examples))
     assert "report written" in docker_cli("jobs", "run", "nightly-report").stdout
     assert docker_cli("jobs", "run", "cache-warmer").stdout.strip().isdigit()
-    assert JOB_IMAGE == "local/busybox:latest"

@@ -123,3 +123,13 @@ def not_succeeded(runs: list[RunRecord]) -> list[tuple[int, str, str | None]]:
             and stopped - run.scheduled_for < timedelta(seconds=3)
         )
     ]
+
+
+def write_jobs(tmp_path: Path, text: str) -> Path:
+    """A jobs folder holding `text` (IMAGE stands for the test job image)."""
+    from tests.engine_fixtures import JOB_IMAGE
+
+    folder = tmp_path / "jobs"
+    folder.mkdir(exist_ok=True)
+    (folder / "jobs.yaml").write_text(text.replace("IMAGE", JOB_IMAGE))
+    return folder

@@ -13,8 +13,7 @@ import pytest
 from orchestrator.records import RunStatus
 from orchestrator.store.database import Database
 from orchestrator.store.runs import RunRepository
-from tests.engine_fixtures import JOB_IMAGE
-from tests.service.conftest import all_runs, not_succeeded, wait_for
+from tests.service.conftest import all_runs, not_succeeded, wait_for, write_jobs
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.postgres]
 SECONDS = 20
@@ -28,11 +27,9 @@ def database_url(postgres_database_url: str) -> str:  # the service fixtures use
 def test_three_schedulers_one_run_per_fire_no_gaps(
     start_service: Any, postgres: Database, tmp_path: Path
 ) -> None:
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    (jobs / "tick.yaml").write_text(
-        f'{{name: tick, schedule: "@every 1s", image: "{JOB_IMAGE}", command: ["true"], '
-        "concurrency: allow}\n"
+    jobs = write_jobs(
+        tmp_path,
+        '{name: tick, schedule: "@every 1s", image: IMAGE, command: ["true"], concurrency: allow}',
     )
     services = [start_service("--jobs", str(jobs)) for _ in range(3)]
     wait_for(lambda: len(all_runs(postgres, "tick")) >= 3, 60, "the first fires")
@@ -52,11 +49,10 @@ def test_three_schedulers_one_run_per_fire_no_gaps(
 def test_a_run_whose_scheduler_died_is_adopted_by_another(
     start_service: Any, postgres: Database, tmp_path: Path, docker_cli: Any
 ) -> None:
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    (jobs / "long.yaml").write_text(
-        f'{{name: long, schedule: "0 0 1 1 *", image: "{JOB_IMAGE}", '
-        'command: [sh, -c, "sleep 5; echo finished"]}\n'
+    jobs = write_jobs(
+        tmp_path,
+        '{name: long, schedule: "0 0 1 1 *", image: IMAGE, '
+        'command: [sh, -c, "sleep 5; echo finished"]}',
     )
     docker_cli("jobs", "apply", str(jobs))
     first = start_service("--adopt-after", "3s")

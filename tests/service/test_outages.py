@@ -14,8 +14,7 @@ import pytest
 
 from orchestrator.records import RunStatus
 from orchestrator.store.database import Database
-from tests.engine_fixtures import JOB_IMAGE
-from tests.service.conftest import all_runs, not_succeeded, wait_for
+from tests.service.conftest import all_runs, not_succeeded, wait_for, write_jobs
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.postgres]
 
@@ -38,11 +37,9 @@ def test_a_postgres_restart_loses_no_fire(
     start_service: Any, postgres: Database, tmp_path: Path
 ) -> None:
     version, cluster = local_cluster()
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    (jobs / "tick.yaml").write_text(
-        f'{{name: tick, schedule: "@every 1s", image: "{JOB_IMAGE}", command: ["true"], '
-        "concurrency: allow}\n"
+    jobs = write_jobs(
+        tmp_path,
+        '{name: tick, schedule: "@every 1s", image: IMAGE, command: ["true"], concurrency: allow}',
     )
     service = start_service("--jobs", str(jobs))
     wait_for(lambda: len(all_runs(postgres, "tick")) >= 3, 60, "the first fires")
@@ -82,12 +79,11 @@ def restart_engine() -> None:
 def test_an_engine_restart_ends_runs_truthfully_and_firing_resumes(
     start_service: Any, postgres: Database, tmp_path: Path
 ) -> None:
-    jobs = tmp_path / "jobs"
-    jobs.mkdir()
-    (jobs / "jobs.yaml").write_text(
-        f'- {{name: tick, schedule: "@every 1s", image: "{JOB_IMAGE}", command: ["true"], '
+    jobs = write_jobs(
+        tmp_path,
+        '- {name: tick, schedule: "@every 1s", image: IMAGE, command: ["true"], '
         "concurrency: allow}\n"
-        f'- {{name: long, schedule: "0 0 1 1 *", image: "{JOB_IMAGE}", command: [sleep, "300"]}}\n'
+        '- {name: long, schedule: "0 0 1 1 *", image: IMAGE, command: [sleep, "300"]}\n',
     )
     service = start_service("--jobs", str(jobs))
     from tests.conftest import Cli

@@ -19,17 +19,9 @@ from orchestrator.store.database import Database
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.models import JobRow
 from orchestrator.store.runs import RunRepository
-from tests.engine_fixtures import JOB_IMAGE
-from tests.service.conftest import all_runs, wait_for
+from tests.service.conftest import all_runs, wait_for, write_jobs
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def write_jobs(tmp_path: Path, text: str) -> Path:
-    folder = tmp_path / "jobs"
-    folder.mkdir(exist_ok=True)
-    (folder / "jobs.yaml").write_text(text.replace("IMAGE", JOB_IMAGE))
-    return folder
 
 
 def test_every_fire_is_one_run_and_sigterm_exits_promptly(
