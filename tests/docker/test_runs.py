@@ -342,10 +342,21 @@ def test_doctor_on_the_host(docker_cli: Any) -> None:
     )
 
 
-def test_the_example_jobs_run(docker_cli: Any, tmp_path: Path, database_url: str) -> None:
+def test_the_example_jobs_run(
+    docker_cli: Any, tmp_path: Path, database_url: str, docker_client: Any
+) -> None:
     examples = Path(__file__).resolve().parents[2] / "jobs"
     for folder in ("/tmp/orchestrator-demo/reports", "/tmp/orchestrator-demo/config"):
         Path(folder).mkdir(parents=True, exist_ok=True)
-    docker_cli("jobs", "apply", str(examples))
-    assert "report written" in docker_cli("jobs", "run", "nightly-report").stdout
-    assert docker_cli("jobs", "run", "cache-warmer").stdout.strip().isdigit()
+    # cache-warmer's named volume: the engine makes it on first use; we remove it if we did.
+    volume = "orchestrator-demo-cache"
+    existed = any(v.name == volume for v in docker_client.volumes.list())
+    try:
+        docker_cli("jobs", "apply", str(examples))
+        assert "report written" in docker_cli("jobs", "run", "nightly-report").stdout
+        assert docker_cli("jobs", "run", "cache-warmer").stdout.strip().isdigit()
+    finally:
+        if not existed:
+            for found in docker_client.volumes.list(filters={"name": volume}):
+                if found.name == volume:
+                    found.remove(force=True)
