@@ -22,6 +22,16 @@ DATABASE_WAIT_SECONDS = 60
 ENGINE_PATIENCE_SECONDS = 600
 
 
+health_file_option = click.option(
+    "--health-file",
+    envvar=settings.HEALTH_FILE_ENV,
+    show_envvar=True,
+    default=settings.DEFAULT_HEALTH_FILE,
+    type=click.Path(path_type=Path),
+    help="Refreshed every few seconds by the scheduler loop; `orchestrator health` reads it.",
+)
+
+
 def _upgrade_when_reachable(app: AppContext) -> None:
     """Migrate on start; a database that is still starting (compose) is waited for."""
     from orchestrator.store import migrations
@@ -65,14 +75,7 @@ def _seconds(text: str, what: str) -> float:
     help="On SIGTERM, wait this long for runs in flight (0: leave "
     "them running, to be reattached by the next start).",
 )
-@click.option(
-    "--health-file",
-    envvar=settings.HEALTH_FILE_ENV,
-    show_envvar=True,
-    default=settings.DEFAULT_HEALTH_FILE,
-    type=click.Path(path_type=Path),
-    help="Refreshed every few seconds by the scheduler loop; `orchestrator health` reads it.",
-)
+@health_file_option
 @click.option(
     "--adopt-after",
     envvar=settings.ADOPT_AFTER_ENV,
@@ -151,13 +154,7 @@ def serve(
 
 
 @click.command()
-@click.option(
-    "--health-file",
-    envvar=settings.HEALTH_FILE_ENV,
-    show_envvar=True,
-    default=settings.DEFAULT_HEALTH_FILE,
-    type=click.Path(path_type=Path),
-)
+@health_file_option
 @click.option("--max-age", default="30s", help="Older than this, the scheduler loop is stuck.")
 def health(health_file: Path, max_age: str) -> None:
     """Exit 0 if the scheduler loop refreshed its health file recently, else 1 (for a

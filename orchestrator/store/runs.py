@@ -268,16 +268,6 @@ class RunRepository:
         )
         return {name: _as_utc(moment) for name, moment in rows}
 
-    def last_fire(self, job: str) -> datetime | None:
-        """The latest scheduled (or caught-up) fire of a job in the history."""
-        moment = self.session.scalar(
-            select(func.max(RunRow.scheduled_for)).where(
-                RunRow.job_name == job,
-                RunRow.trigger.in_([RunTrigger.SCHEDULE.value, RunTrigger.CATCHUP.value]),
-            )
-        )
-        return _as_utc(moment) if moment is not None else None
-
     def get(self, run_id: int) -> RunRecord:
         row = self.session.get(RunRow, run_id)
         if row is None:
