@@ -130,7 +130,8 @@ def _join(base: str, rest: str) -> str:
     return f"{base.rstrip('/')}/{rest}"
 
 
-def _covering(mounts: Iterable[ScannedMount], path: str) -> ScannedMount | None:
+def covering_mount(mounts: Iterable[ScannedMount], path: str) -> ScannedMount | None:
+    """The mount with the longest destination that equals `path` or is a parent of it."""
     candidates = [m for m in mounts if _covers(_normal(m.destination), path)]
     return max(candidates, key=lambda m: len(_normal(m.destination)), default=None)
 
@@ -186,7 +187,7 @@ def translate_volume(
         return [MountPlan("bind", requested, volume.target, volume.read_only)]
     plans = [
         _translate_one(
-            _covering(where.mounts, requested),
+            covering_mount(where.mounts, requested),
             requested,
             volume.target,
             volume.read_only,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
@@ -34,15 +35,29 @@ from orchestrator.engine.errors import (
     PortAllocatedError,
 )
 from orchestrator.errors import DatabaseUnavailableError, OrchestratorError
-from orchestrator.hostpaths import MountPlan, SelfContainer, translate_volumes
+from orchestrator.hostpaths import (
+    HostPathError,
+    MountPlan,
+    SelfContainer,
+    translate_volume,
+)
 from orchestrator.identity import make_owner_id
 from orchestrator.leases import PortLeaser
+from orchestrator.masking import OutputMasker
 from orchestrator.output import TailBuffer
 from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError, PortRange
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.retry import with_backoff
-from orchestrator.safety import SOCKET_PATHS, check_safety
-from orchestrator.spec import JobSpec
+from orchestrator.safety import HostPolicy, UnsafeJobError, check_launch, resolve_requested_path
+from orchestrator.secretfiles import (
+    LaunchSecrets,
+    SecretUnavailableError,
+    load_launch_secrets,
+    read_secret,
+    registry_login,
+)
+from orchestrator.settings import DEFAULT_SECRETS_DIR
+from orchestrator.spec import JobSpec, VolumeSpec
 from orchestrator.store.database import Database
 from orchestrator.store.runs import RunRepository
 from orchestrator.units import format_duration, format_size
@@ -54,6 +69,8 @@ DEFAULT_POOL = PortRange(20000, 20999)
 ENGINE_PATIENCE_SECONDS = 600
 DATABASE_PATIENCE_SECONDS = 600
 HEARTBEAT_SECONDS = 5.0
+# Where a job that holds the docker_socket grant finds the engine.
+JOB_SOCKET_PATH = "/var/run/docker.sock"
 T = TypeVar("T")
 
 
@@ -62,6 +79,14 @@ class LaunchSettings:
     output_limit: int = 1024 * 1024
     keep_containers: bool = False
     allow_privileged_jobs: bool = False
+    # Host directories that bind sources must lie in (empty: anywhere but /).
+    allowed_host_paths: tuple[str, ...] = ()
+    # The engine's unix socket as this process sees it; None when reached over TCP.
+    engine_socket: str | None = "/var/run/docker.sock"
+    engine_address: str = "unix:///var/run/docker.sock"
+    secrets_dir: str = DEFAULT_SECRETS_DIR
+    # A Docker config.json in the secrets directory, by name: logins for pulls.
+    registry_auth: str | None = None
     port_pool: PortRange = DEFAULT_POOL
     port_host_ip: str = "0.0.0.0"
     stop_grace_seconds: int = 10
@@ -97,6 +122,24 @@ class RunLauncher:
         # scheduler can adopt them if this process dies.
         self.owner = owner or make_owner_id()
         self.leaser = PortLeaser(database, engine, settings.port_pool, settings.port_host_ip)
+        self.policy = HostPolicy(
+            allow_privileged_jobs=settings.allow_privileged_jobs,
+            allowed_host_paths=settings.allowed_host_paths,
+            engine_sockets=self._engine_socket_on_host(),
+        )
+
+    def _engine_socket_on_host(self) -> tuple[str, ...]:
+        """The engine's socket as the host names it (for the policy), where we can tell."""
+        path = self.settings.engine_socket
+        if path is None:
+            return ()
+        if not self.where.in_container:
+            return tuple(dict.fromkeys((path, os.path.realpath(path))))
+        try:
+            plans = translate_volume(VolumeSpec(path, JOB_SOCKET_PATH), self.where)
+        except HostPathError:
+            return ()
+        return tuple(plan.source for plan in plans if plan.type == "bind")
 
     # --- recording ----------------------------------------------------------------------
 
@@ -185,16 +228,18 @@ class RunLauncher:
         container_id: str | None = None
         beat = self._heartbeat(run.id)
         try:
+            given = load_launch_secrets(spec, self.settings.secrets_dir)
+            auth = self._registry_login(spec.image)
             image_id = self._when_engine_answers(
-                lambda: self.engine.ensure_image(spec.image, spec.pull)
+                lambda: self.engine.ensure_image(spec.image, spec.pull, auth)
             )
-            plans = self._mounts(spec)
+            plans = self._mounts(spec, given)
             if spec.network and not self._when_engine_answers(
                 lambda: self.engine.network_exists(spec.network or "")
             ):
                 raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
             container_id, ports = self._when_engine_answers(
-                lambda: self._create_and_start(run, spec, image_id, plans)
+                lambda: self._create_and_start(run, spec, image_id, plans, given)
             )
             started_at = datetime.now(UTC)
 
@@ -210,7 +255,8 @@ class RunLauncher:
             elif on_running is not None:
                 on_running(run)
             timeout = spec.timeout.total_seconds() if spec.timeout else None
-            return self._follow(run, spec, container_id, on_output, timeout)
+            masker = OutputMasker(given.masked)
+            return self._follow(run, spec, container_id, on_output, timeout, masker)
         except OrchestratorError as error:
             log.info(
                 "run %s of %s failed to start: %s",
@@ -236,11 +282,36 @@ class RunLauncher:
                 except EngineError as error:
                     log.warning("could not remove container %s: %s", container_id[:12], error)
 
-    def _mounts(self, spec: JobSpec) -> list[MountPlan]:
-        plans = translate_volumes(spec.volumes, self.where, self.engine.api_version)
-        check_safety(spec, plans, self.settings.allow_privileged_jobs)
+    def _registry_login(self, image: str) -> dict[str, str] | None:
+        name = self.settings.registry_auth
+        if name is None:
+            return None
+        raw = read_secret(self.settings.secrets_dir, name)
+        return registry_login(raw.decode("utf-8", "replace"), image, f"secret {name!r}")
+
+    def _mounts(self, spec: JobSpec, given: LaunchSecrets) -> list[MountPlan]:
+        """The job's volumes as the engine will get them, checked by the policy, plus
+        what its grant and its secrets add."""
+        api = self.engine.api_version
+        plans: list[MountPlan] = []
+        for volume in spec.volumes:
+            if volume.is_bind:
+                real = resolve_requested_path(volume.source, self.where, os.path.realpath)
+                volume = replace(volume, source=real)
+            plans.extend(translate_volume(volume, self.where, api))
+        check_launch(spec, plans, self.policy)
         if spec.docker_socket:
-            plans.append(MountPlan("bind", SOCKET_PATHS[0], SOCKET_PATHS[0]))
+            socket = self.settings.engine_socket
+            if socket is None:
+                raise UnsafeJobError(
+                    f"job {spec.name!r} asks for docker_socket, but this service reaches the "
+                    f"engine at {self.settings.engine_address}, not through a socket it "
+                    "could hand over"
+                )
+            plans.extend(translate_volume(VolumeSpec(socket, JOB_SOCKET_PATH), self.where, api))
+        for target, path in sorted(given.files.items()):
+            secret = VolumeSpec(str(path), target, read_only=True)
+            plans.extend(translate_volume(secret, self.where, api))
         return plans
 
     def _container_spec(
@@ -250,8 +321,13 @@ class RunLauncher:
         image_id: str,
         plans: list[MountPlan],
         ports: dict[str, int],
+        given: LaunchSecrets,
     ) -> ContainerSpec:
-        environment = dict(spec.environment)
+        # As docker run: --env-file first, -e over it; our own variables last.
+        environment = {**given.environment, **dict(spec.environment)}
+        environment.update(
+            {secret.env: given.environment[secret.env] for secret in spec.secrets if secret.env}
+        )
         environment.update({port_variable(key): str(port) for key, port in ports.items()})
         environment.update({"ORCHESTRATOR_JOB": spec.name, "ORCHESTRATOR_RUN_ID": str(run.id)})
         return ContainerSpec(
@@ -280,7 +356,12 @@ class RunLauncher:
         )
 
     def _create_and_start(
-        self, run: RunRecord, spec: JobSpec, image_id: str, plans: list[MountPlan]
+        self,
+        run: RunRecord,
+        spec: JobSpec,
+        image_id: str,
+        plans: list[MountPlan],
+        given: LaunchSecrets,
     ) -> tuple[str, dict[str, int]]:
         pinned = {p.host_port for p in spec.ports if p.host_port is not None}
         busy: set[int] = set()
@@ -288,7 +369,7 @@ class RunLauncher:
             ports = self.leaser.lease(run.id, spec.name, spec.ports, spec.timeout, frozenset(busy))
             try:
                 container_id = self.engine.create(
-                    self._container_spec(run, spec, image_id, plans, ports)
+                    self._container_spec(run, spec, image_id, plans, ports, given)
                 )
             except EngineUnavailableError:
                 self.leaser.release(run.id)
@@ -339,7 +420,7 @@ class RunLauncher:
                 started = run.started_at or datetime.now(UTC)
                 elapsed = (datetime.now(UTC) - started).total_seconds()
                 timeout = max(spec.timeout.total_seconds() - elapsed, 0.001)
-            return self._follow(run, spec, container_id, None, timeout)
+            return self._follow(run, spec, container_id, None, timeout, self._masker_for(spec))
         finally:
             beat.set()
             self.leaser.release(run.id)
@@ -348,6 +429,15 @@ class RunLauncher:
                     self.engine.remove(container_id)
                 except EngineError as error:
                     log.warning("could not remove container %s: %s", container_id[:12], error)
+
+    def _masker_for(self, spec: JobSpec) -> OutputMasker | None:
+        """The masker of a run we did not start; None when its secrets cannot be read
+        again here, so its output cannot be masked and is not kept."""
+        try:
+            return OutputMasker(load_launch_secrets(spec, self.settings.secrets_dir).masked)
+        except SecretUnavailableError as error:
+            log.warning("output of a run of %s withheld: %s", spec.name, error)
+            return None
 
     def _wait_through_outages(
         self, container_id: str, timeout: float | None
@@ -374,17 +464,27 @@ class RunLauncher:
         container_id: str,
         on_output: OutputSink | None,
         timeout: float | None,
+        masker: OutputMasker | None,
     ) -> RunRecord:
         tail = TailBuffer(self.settings.output_limit)
 
+        def deliver(chunk: bytes) -> None:
+            if chunk:
+                tail.write(chunk)
+                if on_output is not None:
+                    on_output(chunk)
+
         def pump() -> None:
+            if masker is None:
+                deliver(b"(output withheld: the job's secrets cannot be read to mask it)\n")
+                return
             try:
                 for chunk in self.engine.follow_output(container_id):
-                    tail.write(chunk)
-                    if on_output is not None:
-                        on_output(chunk)
+                    deliver(masker.feed(chunk) if masker else chunk)
             except (ContainerGoneError, EngineError) as error:
                 log.warning("output of run %s cut short: %s", run.id, error)
+            finally:
+                deliver(masker.flush())
 
         reader = threading.Thread(target=pump, name=f"logs-{run.id}", daemon=True)
         reader.start()

@@ -1,40 +1,150 @@
-"""What a job may do to the host. Pure.
+"""What a job may do to the host: the one policy, used at validate, apply and launch. Pure.
 
-The Docker socket is root on the host: a job holding it (or running privileged, or in
+The engine's socket is root on the host: a job holding it (or running privileged, or in
 the host's network or PID namespace) can take the whole machine. Such a job runs only
-when it asks for it explicitly AND the service is configured to permit it.
+when it asks for it AND the service permits it (two keys). A job asks in any of the
+ways that give it the power, not only by the flag that names it:
+
+- `docker_socket: true`, or a bind mount whose host source IS an engine socket or any
+  directory that CONTAINS one (`/var/run`, `/run`, `/var`): all are `docker_socket`;
+- `host_network: true`, or `network: host`: both are `host_network`;
+- `host_pid: true`, `privileged: true`.
+
+Never allowed, whatever the grants: a bind mount of the host's `/`, and joining another
+container's namespaces (`network: container:<id>`). With an allow-list of host
+directories, any bind source outside it is refused.
+
+`check_launch` runs on the paths as the ENGINE will see them (after host path translation
+and symlink resolution, see `resolve_requested_path`). What a job file alone shows (a
+source of `/`, `network: container:...`) the spec parser already refuses at validate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import posixpath
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.hostpaths import MountPlan
+from orchestrator.hostpaths import MountPlan, SelfContainer, covering_mount
+from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV, ALLOWED_HOST_PATHS_ENV
 from orchestrator.spec import JobSpec
 
-ALLOW_SETTING = "ORCHESTRATOR_ALLOW_PRIVILEGED_JOBS"
-SOCKET_PATHS = ("/var/run/docker.sock", "/run/docker.sock")
+ALLOW_SETTING = ALLOW_PRIVILEGED_JOBS_ENV
+ALLOWED_PATHS_SETTING = ALLOWED_HOST_PATHS_ENV
+# Where engines listen on a host by default (Debian's /var/run is a link to /run, so
+# both spellings), containerd included: its socket is as good as Docker's.
+WELL_KNOWN_SOCKETS = (
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/var/run/containerd/containerd.sock",
+    "/run/containerd/containerd.sock",
+)
+SOCKET_FILE_NAMES = ("docker.sock", "containerd.sock", "podman.sock")
 
 
 class UnsafeJobError(OrchestratorError, PermissionError):
+    """A job asks for what the policy refuses; the message names the job, what and the rule."""
+
     exit_code = 2
 
 
-def _is_socket(path: str) -> bool:
-    return path in SOCKET_PATHS or path.endswith("/docker.sock")
+@dataclass(frozen=True)
+class HostPolicy:
+    """The service's side of the two keys, and what it knows about the host."""
+
+    allow_privileged_jobs: bool = False
+    # Host directories bind sources must lie in; empty: no allow-list.
+    allowed_host_paths: tuple[str, ...] = ()
+    # Host paths of the engine's socket(s), beyond the well-known ones.
+    engine_sockets: tuple[str, ...] = ()
+
+    @property
+    def sockets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*WELL_KNOWN_SOCKETS, *self.engine_sockets)))
 
 
-def check_safety(spec: JobSpec, plans: Sequence[MountPlan], permitted: bool) -> None:
-    for plan in plans:
-        if plan.type == "bind" and (_is_socket(plan.source) or _is_socket(plan.target)):
+def _normal(path: str) -> str:
+    # normpath keeps a leading "//" (POSIX lets it mean something else); Linux does not.
+    return "/" + posixpath.normpath(path).lstrip("/") if path.startswith("/") else path
+
+
+def _within(parent: str, path: str) -> bool:
+    parent, path = _normal(parent), _normal(path)
+    return path == parent or parent == "/" or path.startswith(parent + "/")
+
+
+def reaches_socket(source: str, sockets: Iterable[str]) -> bool:
+    """Whether a bind of host path `source` hands over an engine socket."""
+    source = _normal(source)
+    if posixpath.basename(source) in SOCKET_FILE_NAMES:
+        return True
+    return any(_within(source, socket) for socket in sockets)
+
+
+def requests_of(spec: JobSpec, bind_sources: Iterable[str], policy: HostPolicy) -> list[str]:
+    """Every dangerous grant the job asks for, by any route."""
+    asked = set(spec.dangerous_requests)
+    if any(reaches_socket(source, policy.sockets) for source in bind_sources):
+        asked.add("docker_socket")
+    order = ("privileged", "host_network", "host_pid", "docker_socket")
+    return [name for name in order if name in asked]
+
+
+def check_launch(spec: JobSpec, plans: Sequence[MountPlan], policy: HostPolicy) -> None:
+    """The whole policy on the mounts the engine will get (host paths, links resolved).
+
+    `plans` are the job's own volumes; mounts the service adds for a grant or a secret
+    are not the job's to justify and are not passed here.
+    """
+    binds = [plan for plan in plans if plan.type == "bind"]
+    for plan in binds:
+        if _normal(plan.source) == "/":
             raise UnsafeJobError(
-                f"job {spec.name!r} mounts the Docker socket ({plan.source}), which is root "
-                "on the host: ask for it with `docker_socket: true` instead of a volume"
+                f"job {spec.name!r}: volume for {plan.target}: its host path is / (the whole "
+                "machine), which is never allowed: mount the directory the job needs"
             )
-    asked = spec.dangerous_requests
-    if asked and not permitted:
+        if policy.allowed_host_paths and not any(
+            _within(allowed, plan.source) for allowed in policy.allowed_host_paths
+        ):
+            raise UnsafeJobError(
+                f"job {spec.name!r}: volume for {plan.target}: host path {plan.source} is "
+                f"outside {ALLOWED_PATHS_SETTING} ({','.join(policy.allowed_host_paths)})"
+            )
+    asked = requests_of(spec, [plan.source for plan in binds], policy)
+    if asked and not policy.allow_privileged_jobs:
+        via = [
+            f"{plan.source}:{plan.target}"
+            for plan in binds
+            if reaches_socket(plan.source, policy.sockets)
+        ]
+        how = f" (volume {', '.join(via)} reaches the engine's socket)" if via else ""
         raise UnsafeJobError(
-            f"job {spec.name!r} asks for {', '.join(asked)}, which gives it control of the "
-            f"host; this service does not permit that (set {ALLOW_SETTING}=true to allow it)"
+            f"job {spec.name!r} asks for {', '.join(asked)}{how}, which gives it control of "
+            f"the host; this service does not permit that (set {ALLOW_SETTING}=true to allow it)"
         )
+
+
+Resolver = Callable[[str], str]
+
+
+def resolve_requested_path(path: str, where: SelfContainer, realpath: Resolver) -> str:
+    """The path a bind mount really names, symlinks resolved where we can see them.
+
+    The engine resolves links on the HOST, where an absolute link means something else
+    than in our container. So a link is followed here; in a container its target must
+    stay on the same mount of ours (else the engine would follow it somewhere we cannot
+    see, such as the host's /), and the resolved path is what gets translated.
+    """
+    requested = _normal(path)
+    resolved = _normal(realpath(requested))
+    if resolved == requested or not where.in_container:
+        return resolved
+    before = covering_mount(where.mounts, requested)
+    after = covering_mount(where.mounts, resolved)
+    if before is None or after != before:
+        raise UnsafeJobError(
+            f"{requested} is a symbolic link (or lies under one) that leads to {resolved}, "
+            "out of the scheduler's mount that holds it: name the real directory instead"
+        )
+    return resolved

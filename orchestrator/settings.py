@@ -26,3 +26,26 @@ DEFAULT_HEALTH_FILE = "/tmp/orchestrator-health.json"
 LOG_FORMAT_ENV = "ORCHESTRATOR_LOG_FORMAT"
 LOG_LEVEL_ENV = "ORCHESTRATOR_LOG_LEVEL"
 ADOPT_AFTER_ENV = "ORCHESTRATOR_ADOPT_AFTER"
+ALLOWED_HOST_PATHS_ENV = "ORCHESTRATOR_ALLOWED_HOST_PATHS"
+SECRETS_DIR_ENV = "ORCHESTRATOR_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = "/run/secrets"
+REGISTRY_AUTH_ENV = "ORCHESTRATOR_REGISTRY_AUTH"
+DOCKER_HOST_ENV = "DOCKER_HOST"
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
+# Settings that hold a secret may instead name a file that holds it (compose and Swarm
+# secrets): the variable with this suffix.
+FILE_SUFFIX = "_FILE"
+
+
+def engine_socket(docker_host: str | None) -> str | None:
+    """The engine's unix socket path that DOCKER_HOST names; None for tcp://, ssh://."""
+    if not docker_host:
+        return DEFAULT_DOCKER_SOCKET
+    if docker_host.startswith("unix://"):
+        return docker_host.removeprefix("unix://") or DEFAULT_DOCKER_SOCKET
+    return None
+
+
+def split_list(value: str | None) -> tuple[str, ...]:
+    """A comma-separated list setting, blanks dropped."""
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())

@@ -26,6 +26,11 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 NAME_MAX_LENGTH = 63
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+_NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Environment names whose values are masked wherever a definition is shown.
+SECRET_LOOKING_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
+MASK = "***"
 _PORT = re.compile(r"(?:(?P<host>\d+):)?(?P<container>\d+)(?:/(?P<protocol>tcp|udp))?")
 RESERVED_ENV_PREFIX = "ORCHESTRATOR_"
 JOB_FILE_SUFFIXES = (".yaml", ".yml")
@@ -84,6 +89,20 @@ class PortSpec:
 
 
 @dataclass(frozen=True)
+class SecretSpec:
+    """A file of the service's secrets directory, given to the job at launch only:
+    as the variable `env`, and/or mounted read-only at `file`. Never stored."""
+
+    name: str
+    env: str | None = None
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        data = {"name": self.name, "env": self.env, "file": self.file}
+        return {key: value for key, value in data.items() if value is not None}
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     count: int = 0
     backoff: timedelta = timedelta(seconds=30)
@@ -114,6 +133,8 @@ class JobSpec:
     entrypoint: tuple[str, ...] | None = None
     working_dir: str | None = None
     environment: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[SecretSpec, ...] = ()
+    env_file: str | None = None  # KEY=VALUE lines read at launch, as the scheduler sees it
     volumes: tuple[VolumeSpec, ...] = ()
     ports: tuple[PortSpec, ...] = ()
     network: str | None = None
@@ -136,7 +157,7 @@ class JobSpec:
         """What the job asks for that gives it power over the host."""
         asked = {
             "privileged": self.privileged,
-            "host_network": self.host_network,
+            "host_network": self.host_network or self.network == "host",
             "host_pid": self.host_pid,
             "docker_socket": self.docker_socket,
         }
@@ -160,6 +181,8 @@ class JobSpec:
             "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
             "working_dir": self.working_dir,
             "environment": dict(self.environment) or None,
+            "secrets": [secret.to_dict() for secret in self.secrets] or None,
+            "env_file": self.env_file,
             "volumes": [str(volume) for volume in self.volumes] or None,
             "ports": [str(port) for port in self.ports] or None,
             "network": self.network,
@@ -183,10 +206,26 @@ class JobSpec:
         if resources:
             data["resources"] = resources
         data["pull"] = self.pull.value
-        for name in self.dangerous_requests:
-            data[name] = True
+        flags = {
+            "privileged": self.privileged,
+            "host_network": self.host_network,
+            "host_pid": self.host_pid,
+            "docker_socket": self.docker_socket,
+        }
+        data.update({name: True for name, wanted in flags.items() if wanted})
         data["enabled"] = self.enabled
         return data
+
+
+def masked_definition(spec: JobSpec) -> dict[str, Any]:
+    """`to_dict` for showing: values of variables whose names look secret are masked."""
+    data = spec.to_dict()
+    if "environment" in data:
+        data["environment"] = {
+            key: MASK if SECRET_LOOKING_NAME.search(key) else value
+            for key, value in data["environment"].items()
+        }
+    return data
 
 
 @dataclass(frozen=True)
@@ -305,9 +344,16 @@ def _volume(value: object, path: str) -> VolumeSpec:
     if mode not in ("ro", "rw"):
         raise _Problem(path, f"{text!r}: mode {mode!r} is not ro or rw")
     if source.startswith("/"):
+        source = re.sub("/+", "/", source)
         if "/../" in f"{source}/" or "/./" in f"{source}/":
             raise _Problem(path, f"{text!r}: source must be a normalised absolute path")
         source = source.rstrip("/") or "/"
+        if source == "/":
+            raise _Problem(
+                path,
+                f"{text!r}: binding / (the whole machine) is never allowed: "
+                "mount the directory the job needs",
+            )
     elif source.startswith(".") or "/" in source:
         raise _Problem(
             path,
@@ -334,6 +380,62 @@ def _port(value: object, path: str) -> PortSpec:
         if number is not None and not 1 <= number <= 65535:
             raise _Problem(path, f"{text!r}: {number} is not a port number (1-65535)")
     return PortSpec(container_port=container, protocol=match["protocol"] or "tcp", host_port=host)
+
+
+def _network(value: object) -> str:
+    name = _string(value, "network").strip()
+    if name.startswith("container:"):
+        raise _Problem(
+            "network",
+            f"{name!r}: joining another container's namespaces is never allowed",
+        )
+    if not _NETWORK_NAME.fullmatch(name):
+        raise _Problem("network", f"{name!r} is not a network name")
+    return name
+
+
+def _secret(value: object, path: str) -> SecretSpec:
+    data = _mapping(value, path)
+    _known_keys(data, ("name", "env", "file"), path)
+    if data.get("name") is None:
+        raise _Problem(f"{path}.name", "is required")
+    name = _string(data["name"], f"{path}.name")
+    if not _SECRET_NAME.fullmatch(name):
+        raise _Problem(
+            f"{path}.name",
+            f"{name!r} is not a secret's file name ([A-Za-z0-9][A-Za-z0-9_.-]*)",
+        )
+    env = None
+    if data.get("env") is not None:
+        env = _string(data["env"], f"{path}.env")
+        if not _ENV_NAME.fullmatch(env):
+            raise _Problem(f"{path}.env", f"{env!r} is not a valid variable name")
+        if env.upper().startswith(RESERVED_ENV_PREFIX):
+            raise _Problem(f"{path}.env", f"names starting {RESERVED_ENV_PREFIX} are set by us")
+    file = _absolute(data["file"], f"{path}.file") if data.get("file") is not None else None
+    if file is not None:
+        if "/../" in f"{file}/" or "/./" in f"{file}/" or file.rstrip("/") in ("", "/"):
+            raise _Problem(f"{path}.file", f"{file!r} is not a normalised path to a file")
+        file = file.rstrip("/")
+    if env is None and file is None:
+        raise _Problem(path, "give the secret as `env: NAME`, `file: /path`, or both")
+    return SecretSpec(name=name, env=env, file=file)
+
+
+def _secrets(value: object) -> tuple[SecretSpec, ...]:
+    secrets = [_secret(item, f"secrets[{i}]") for i, item in enumerate(_sequence(value, "secrets"))]
+    envs: set[str] = set()
+    files: set[str] = set()
+    for index, secret in enumerate(secrets):
+        if secret.env is not None:
+            if secret.env in envs:
+                raise _Problem(f"secrets[{index}].env", f"{secret.env} is set twice")
+            envs.add(secret.env)
+        if secret.file is not None:
+            if secret.file in files:
+                raise _Problem(f"secrets[{index}].file", f"{secret.file} is mounted twice")
+            files.add(secret.file)
+    return tuple(secrets)
 
 
 def _sequence(value: object, path: str) -> list[Any]:
@@ -480,6 +582,8 @@ FIELDS = (
     "entrypoint",
     "working_dir",
     "environment",
+    "secrets",
+    "env_file",
     "volumes",
     "ports",
     "network",
@@ -522,9 +626,11 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
         "entrypoint": lambda v: _argv(v, "entrypoint"),
         "working_dir": lambda v: _absolute(v, "working_dir"),
         "environment": _environment,
+        "secrets": _secrets,
+        "env_file": lambda v: _absolute(v, "env_file"),
         "volumes": _volumes,
         "ports": _ports,
-        "network": lambda v: _string(v, "network").strip(),
+        "network": _network,
         "timeout": lambda v: _duration(v, "timeout"),
         "retries": _retries,
         "concurrency": lambda v: _choice(v, "concurrency", Concurrency),
@@ -541,7 +647,19 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
     for key, parse in parsers.items():
         if data.get(key) is not None:
             values[key] = parse(data[key])
+    _cross_checks(values)
     return JobSpec(**values)
+
+
+def _cross_checks(values: Mapping[str, Any]) -> None:
+    """Fields that must agree with each other."""
+    variables = {key for key, _ in values.get("environment", ())}
+    targets = {volume.target for volume in values.get("volumes", ())}
+    for index, secret in enumerate(values.get("secrets", ())):
+        if secret.env in variables:
+            raise _Problem(f"secrets[{index}].env", f"{secret.env} is also in environment")
+        if secret.file in targets:
+            raise _Problem(f"secrets[{index}].file", f"{secret.file} is also a volume target")
 
 
 def _absolute(value: object, path: str) -> str:

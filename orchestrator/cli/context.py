@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from orchestrator.errors import InvalidInputError
+from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV
 from orchestrator.store.database import Database
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine
@@ -26,6 +30,10 @@ class AppContext:
     keep_containers: bool = False
     allow_privileged_jobs: bool = False
     container_labels: tuple[str, ...] = ()
+    allowed_host_paths: tuple[str, ...] = ()
+    secrets_dir: str = "/run/secrets"
+    registry_auth: str | None = None
+    docker_host: str | None = None
     _database: Database | None = field(default=None, repr=False)
     _checked: bool = False
     _engine: DockerEngine | None = field(default=None, repr=False)
@@ -58,6 +66,7 @@ class AppContext:
     def launch_settings(self) -> LaunchSettings:
         from orchestrator.launcher import LaunchSettings
         from orchestrator.ports import parse_port_range
+        from orchestrator.settings import DEFAULT_DOCKER_SOCKET, engine_socket
         from orchestrator.units import parse_size
 
         try:
@@ -75,6 +84,11 @@ class AppContext:
             output_limit=limit,
             keep_containers=self.keep_containers,
             allow_privileged_jobs=self.allow_privileged_jobs,
+            allowed_host_paths=self.allowed_host_paths,
+            engine_socket=engine_socket(self.docker_host),
+            engine_address=self.docker_host or f"unix://{DEFAULT_DOCKER_SOCKET}",
+            secrets_dir=self.secrets_dir,
+            registry_auth=self.registry_auth,
             port_pool=parse_port_range(self.port_range),
             port_host_ip=self.port_host_ip,
         )
@@ -92,3 +106,15 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def allow_privileged_option(who: str) -> Callable[[F], F]:
+    """`--allow-privileged-jobs`: the service's key of the two (see orchestrator.safety)."""
+    return click.option(
+        "--allow-privileged-jobs",
+        envvar=ALLOW_PRIVILEGED_JOBS_ENV,
+        show_envvar=True,
+        is_flag=True,
+        help="Permit jobs that ask for privileged, host_network (or network: host), "
+        f"host_pid or docker_socket (or a volume that reaches the engine's socket). {who}",
+    )

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
 from orchestrator.cli.output import emit_json, emit_table, human_time, iso, json_option
 from orchestrator.records import ApplyResult, JobRecord
 from orchestrator.schedule import next_fire_times
-from orchestrator.spec import load_jobs
+from orchestrator.spec import LoadedJob, load_jobs, masked_definition
 from orchestrator.store.jobs import JobRepository
 
 NEXT_RUNS_SHOWN = 5
@@ -42,19 +42,35 @@ def job_summary(record: JobRecord, now: datetime) -> dict[str, Any]:
     }
 
 
+def _warn_missing_secrets(loaded: list[LoadedJob], secrets_dir: str) -> None:
+    """A secret that is not here may be where the service runs: warn, do not refuse."""
+    from orchestrator.secretfiles import missing_secrets
+
+    for job in loaded:
+        for name in missing_secrets(job.spec, secrets_dir):
+            click.echo(
+                f"warning: {job.source}: job {job.spec.name!r}: secret {name!r} is not in "
+                f"{secrets_dir} here: its runs fail unless the service has it",
+                err=True,
+            )
+
+
 @jobs.command()
 @paths_argument
 @json_option
-def validate(paths: tuple[str, ...], as_json: bool) -> None:
+@pass_app
+def validate(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     """Check job files without touching the database. Folders are searched for *.yaml/*.yml.
 
-    Exits 2 with one line per problem if any definition is invalid.
+    Exits 2 with one line per problem if any definition is invalid; warns about
+    secrets that are not in the secrets directory here.
 
     Example: orchestrator jobs validate jobs/
     """
     loaded = load_jobs(paths)
+    _warn_missing_secrets(loaded, app.secrets_dir)
     if as_json:
-        emit_json([{"source": job.source, **job.spec.to_dict()} for job in loaded])
+        emit_json([{"source": job.source, **masked_definition(job.spec)} for job in loaded])
         return
     files = len({job.source for job in loaded})
     click.echo(f"{len(loaded)} job(s) in {files} file(s) are valid")
@@ -77,6 +93,7 @@ def apply(
     Example: orchestrator jobs apply jobs/ --prune
     """
     loaded = load_jobs(paths)
+    _warn_missing_secrets(loaded, app.secrets_dir)
     database = app.database()
     with database.session() as session:
         result = JobRepository(session).apply(loaded, prune=prune)
@@ -167,7 +184,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
                 **job_summary(record, now),
                 "created_at": iso(record.created_at),
                 "updated_at": iso(record.updated_at),
-                "definition": record.spec.to_dict(),
+                "definition": masked_definition(record.spec),
                 "next_runs": [iso(moment) for moment in next_runs],
             }
         )
@@ -179,7 +196,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
     click.echo(f"from {record.source or '-'}")
     click.echo(f"last status: {record.last_status.value if record.last_status else '-'}")
     click.echo("")
-    click.echo(yaml.safe_dump(record.spec.to_dict(), sort_keys=False).rstrip())
+    click.echo(yaml.safe_dump(masked_definition(record.spec), sort_keys=False).rstrip())
     click.echo("")
     click.echo(f"next runs ({record.spec.timezone}):")
     zone = getattr(record.spec.trigger, "zone", UTC)
@@ -241,8 +258,12 @@ EXIT_CANCELLED = 130
 @jobs.command(name="run")
 @click.argument("name")
 @click.option("--detach", is_flag=True, help="Queue the run for the service and return at once.")
+@allow_privileged_option(
+    "Without --detach the run is started by this command, with YOUR rights on the engine, "
+    "so this is your decision, not the service's; with --detach the service decides."
+)
 @pass_app
-def run_job(app: AppContext, name: str, detach: bool) -> None:
+def run_job(app: AppContext, name: str, detach: bool, allow_privileged_jobs: bool) -> None:
     """Run a job now (trigger `manual`): stream its output and exit with its exit code.
 
     Exit codes besides the job's own: 124 timed out, 125 could not start (image, network,
@@ -272,6 +293,7 @@ def run_job(app: AppContext, name: str, detach: bool) -> None:
             )
         click.echo(f"queued run {run.id} of {name}: the service starts it")
         return
+    app.allow_privileged_jobs = allow_privileged_jobs
     launcher = app.launcher()
     run = launcher.queue(record.spec, RunTrigger.MANUAL)
     out = sys.stdout.buffer

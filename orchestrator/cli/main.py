@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import click
 
 from orchestrator import __version__, settings
 from orchestrator.cli.context import AppContext
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import InvalidInputError, OrchestratorError
 
 
 class ErrorBoundaryGroup(click.Group):
@@ -73,12 +75,28 @@ class ErrorBoundaryGroup(click.Group):
     help="Keep job containers after their run, for debugging (they are removed otherwise).",
 )
 @click.option(
-    "--allow-privileged-jobs",
-    envvar=settings.ALLOW_PRIVILEGED_JOBS_ENV,
+    "--allowed-host-paths",
+    envvar=settings.ALLOWED_HOST_PATHS_ENV,
     show_envvar=True,
-    is_flag=True,
-    help="Permit jobs that ask for privileged, host_network, host_pid or docker_socket. "
-    "Such a job controls the host.",
+    default="",
+    metavar="DIR,DIR",
+    help="Host directories that jobs' bind mounts must lie in (comma-separated; "
+    "empty: any directory but /).",
+)
+@click.option(
+    "--secrets-dir",
+    envvar=settings.SECRETS_DIR_ENV,
+    show_envvar=True,
+    default=settings.DEFAULT_SECRETS_DIR,
+    help="Where the files named by jobs' `secrets:` are read at launch.",
+)
+@click.option(
+    "--registry-auth",
+    envvar=settings.REGISTRY_AUTH_ENV,
+    show_envvar=True,
+    default=None,
+    metavar="SECRET",
+    help="A Docker config.json in the secrets directory (by name) with registry logins for pulls.",
 )
 @click.option(
     "--container-label",
@@ -100,7 +118,9 @@ def cli(
     container_id: str | None,
     output_limit: str,
     keep_containers: bool,
-    allow_privileged_jobs: bool,
+    allowed_host_paths: str,
+    secrets_dir: str,
+    registry_auth: str | None,
     container_labels: tuple[str, ...],
 ) -> None:
     """Run cron jobs as sibling containers on the host's Docker engine.
@@ -112,6 +132,7 @@ def cli(
       orchestrator jobs list
     """
     _configure_logging()
+    database_url = _from_file_twin(ctx, "database_url", settings.DATABASE_URL_ENV, database_url)
     app = AppContext(
         database_url=database_url,
         port_range=port_range,
@@ -119,11 +140,32 @@ def cli(
         container_id=container_id,
         output_limit=output_limit,
         keep_containers=keep_containers,
-        allow_privileged_jobs=allow_privileged_jobs,
         container_labels=container_labels,
+        allowed_host_paths=settings.split_list(allowed_host_paths),
+        secrets_dir=secrets_dir,
+        registry_auth=registry_auth or None,
+        docker_host=os.environ.get(settings.DOCKER_HOST_ENV) or None,
     )
     ctx.obj = app
     ctx.call_on_close(app.close)
+
+
+def _from_file_twin(ctx: click.Context, parameter: str, variable: str, value: str) -> str:
+    """A secret setting may come from the file its `_FILE` twin names (compose secrets)."""
+    twin = variable + settings.FILE_SUFFIX
+    path = os.environ.get(twin)
+    if not path:
+        return value
+    if ctx.get_parameter_source(parameter) is not click.core.ParameterSource.DEFAULT:
+        raise InvalidInputError(f"set {variable} or {twin}, not both")
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise InvalidInputError(f"{twin}: cannot read {path}: {reason}") from None
+    if not text:
+        raise InvalidInputError(f"{twin}: {path} is empty")
+    return text
 
 
 def _configure_logging() -> None:

@@ -10,6 +10,7 @@ import click
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import emit_json, emit_table, human_time, iso, json_option
 from orchestrator.errors import InvalidInputError
+from orchestrator.masking import OutputMasker
 from orchestrator.records import RunRecord, RunStatus
 from orchestrator.store.runs import RunRepository
 from orchestrator.units import format_size, parse_duration
@@ -212,7 +213,18 @@ def logs(app: AppContext, run_id: int, follow: bool) -> None:
         time.sleep(0.5)
         with database.session() as session:
             run = RunRepository(session).get(run_id)
-    if run.status is RunStatus.RUNNING and run.container_id:
+    masker = _live_masker(app, run.job) if run.status is RunStatus.RUNNING else None
+    if run.status is RunStatus.RUNNING and run.container_id and masker is None:
+        click.echo(
+            f"live output of run {run_id} withheld: the secrets of job {run.job!r} cannot be "
+            "read here to mask it; its masked tail is shown when it ends",
+            err=True,
+        )
+        while follow and not run.status.finished:
+            time.sleep(0.5)
+            with database.session() as session:
+                run = RunRepository(session).get(run_id)
+    elif run.status is RunStatus.RUNNING and run.container_id and masker is not None:
         try:
             engine = app.engine()
             chunks = (
@@ -221,8 +233,9 @@ def logs(app: AppContext, run_id: int, follow: bool) -> None:
                 else engine.logs(run.container_id, follow=False)
             )
             for chunk in chunks:
-                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.write(masker.feed(chunk))
                 sys.stdout.buffer.flush()
+            sys.stdout.buffer.write(masker.flush())
             return
         except ContainerGoneError:
             # It ended while we looked: its output is in the history by now, or soon.
@@ -235,6 +248,21 @@ def logs(app: AppContext, run_id: int, follow: bool) -> None:
                 time.sleep(0.2)
     if run.output:
         click.echo(run.output, nl=not run.output.endswith("\n"))
+
+
+def _live_masker(app: AppContext, job: str) -> OutputMasker | None:
+    """What masks the job's secrets in output read straight from its container; None
+    when they cannot be known here (the job is gone, or its secrets are not readable)."""
+    from orchestrator.errors import JobNotFoundError
+    from orchestrator.secretfiles import SecretUnavailableError, load_launch_secrets
+    from orchestrator.store.jobs import JobRepository
+
+    try:
+        with app.database().session() as session:
+            spec = JobRepository(session).get(job).spec
+        return OutputMasker(load_launch_secrets(spec, app.secrets_dir).masked)
+    except (JobNotFoundError, SecretUnavailableError):
+        return None
 
 
 @runs.command()

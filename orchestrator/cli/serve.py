@@ -13,7 +13,7 @@ from types import FrameType
 import click
 
 from orchestrator import settings
-from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
 from orchestrator.errors import DatabaseUnavailableError, InvalidInputError
 from orchestrator.units import parse_duration
 
@@ -98,6 +98,7 @@ def _seconds(text: str, what: str) -> float:
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
 )
+@allow_privileged_option("Such a job controls the host.")
 @pass_app
 def serve(
     app: AppContext,
@@ -107,6 +108,7 @@ def serve(
     adopt_after: str,
     log_format: str,
     log_level: str,
+    allow_privileged_jobs: bool,
 ) -> None:
     """Run the scheduler service in the foreground: every enabled job fires on its
     schedule as a sibling container. SIGTERM or SIGINT stops it gracefully.
@@ -122,6 +124,7 @@ def serve(
     from orchestrator.store.jobs import JobRepository
 
     configure_logging(log_format, log_level)
+    app.allow_privileged_jobs = allow_privileged_jobs
     grace = _seconds(shutdown_grace, "shutdown grace")
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
     _upgrade_when_reachable(app)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import requests
@@ -178,8 +179,11 @@ class DockerEngine:
 
     # --- images -----------------------------------------------------------------------
 
-    def ensure_image(self, reference: str, policy: PullPolicy) -> str:
-        """The image id of `reference`, pulled as the policy says."""
+    def ensure_image(
+        self, reference: str, policy: PullPolicy, auth: Mapping[str, str] | None = None
+    ) -> str:
+        """The image id of `reference`, pulled as the policy says (with `auth`, a registry
+        login that is used for this pull only and never kept or logged)."""
         if policy is not PullPolicy.ALWAYS:
             try:
                 return str(self.api.inspect_image(reference)["Id"])
@@ -194,7 +198,7 @@ class DockerEngine:
                 ) from None
         repository, tag = _split_reference(reference)
         try:
-            self.api.pull(repository, tag=tag)
+            self.api.pull(repository, tag=tag, auth_config=dict(auth) if auth else None)
             return str(self.api.inspect_image(reference)["Id"])
         except (APIError, requests.RequestException) as error:
             raise ImageUnavailableError(
@@ -466,11 +470,31 @@ def _split_reference(reference: str) -> tuple[str, str | None]:
 
 def _reason(error: BaseException) -> str:
     if isinstance(error, APIError):
+        refused = _refused_by_proxy(error)
+        if refused:
+            return refused
         explanation = error.explanation
         if isinstance(explanation, bytes):
             explanation = explanation.decode("utf-8", "replace")
         return str(explanation or error).strip()
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _refused_by_proxy(error: APIError) -> str | None:
+    """A 403 that is not the engine's own JSON answer: something between us and the
+    engine (a socket proxy) does not allow this call. Say which call, in one line."""
+    response = error.response
+    if response is None or response.status_code != 403:
+        return None
+    if "json" in (response.headers.get("Content-Type") or ""):
+        return None
+    request = response.request
+    path = re.sub(r"^/v[\d.]+", "", urlsplit(request.url or "").path) if request else "?"
+    method = request.method if request else "?"
+    return (
+        f"{method} {path} was refused (403) before it reached the engine: a socket proxy "
+        "between this service and the engine does not allow it"
+    )
 
 
 def _engine_error(what: str, error: BaseException) -> EngineError:
