@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def in_scheduler(
-    docker_client: Any, image: str, label: dict[str, str], host_data: Path, script: str
+    docker_client: Any,
+    image: str,
+    label: dict[str, str],
+    host_data: Path,
+    script: str,
+    volumes: dict[str, dict[str, str]] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     ((key, value),) = label.items()
     container = docker_client.containers.run(
@@ -27,10 +33,12 @@ def in_scheduler(
         volumes={
             "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
             str(host_data): {"bind": "/data", "mode": "rw"},
+            **(volumes or {}),
         },
         environment={
             "ORCHESTRATOR_DATABASE_URL": "sqlite:////data/orchestrator.db",
             "ORCHESTRATOR_CONTAINER_LABELS": f"{key}={value}",
+            **(environment or {}),
         },
         labels=label,
         detach=True,
@@ -94,3 +102,48 @@ def test_a_job_writes_through_a_translated_volume_to_the_host_path(
     )
     assert siblings == []
     assert key == TEST_LABEL
+
+
+def test_the_policy_and_secrets_hold_from_inside_the_scheduler(
+    scheduler_image: str, docker_client: Any, test_label: dict[str, str], tmp_path: Path
+) -> None:
+    host_data = tmp_path / "scheduler-data"
+    (host_data / "jobs").mkdir(parents=True)
+    (host_data / "secrets").mkdir()
+    (host_data / "secrets" / "db").write_text("in-container-s3cret\n")
+    (host_data / "escape").symlink_to("/")  # inside the scheduler: /data/escape -> its /
+    (host_data / "jobs" / "jobs.yaml").write_text(
+        f"""
+- name: escape
+  schedule: "@daily"
+  image: {JOB_IMAGE}
+  volumes: ["/data/escape:/x"]
+- name: hostrun
+  schedule: "@daily"
+  image: {JOB_IMAGE}
+  volumes: ["/hostrun:/h"]
+- name: secretive
+  schedule: "@daily"
+  image: {JOB_IMAGE}
+  secrets: [{{name: db, env: DB_PASSWORD, file: /run/secrets/db}}]
+  command: ["sh", "-c", "echo env=$DB_PASSWORD file=$(cat /run/secrets/db)"]
+"""
+    )
+    code, output = in_scheduler(
+        docker_client,
+        scheduler_image,
+        test_label,
+        host_data,
+        "orchestrator db upgrade >/dev/null; orchestrator jobs apply /data/jobs >/dev/null; "
+        "for job in escape hostrun secretive; do "
+        "orchestrator jobs run $job; echo $job-exit=$?; done",
+        # the host's /var/run (with the socket in it) under another name
+        volumes={"/var/run": {"bind": "/hostrun", "mode": "ro"}},
+        environment={"ORCHESTRATOR_SECRETS_DIR": "/data/secrets"},
+    )
+    assert code == 0, output
+    assert "leads to /, out of the scheduler's mount" in output, output
+    assert "escape-exit=125" in output
+    assert "asks for docker_socket (volume /" in output and "hostrun-exit=125" in output
+    assert "env=*** file=***\nsecretive-exit=0" in output
+    assert "in-container-s3cret" not in output
