@@ -12,6 +12,9 @@ prepare() {
   install -m 0755 deploy/postgres-entrypoint.sh "$1/usr/local/bin/postgres-entrypoint"
 }
 
+# The entrypoint's hash as a label, so that .ci/run rebuilds an image made from an older one.
+entrypoint_hash=$(sha256sum deploy/postgres-entrypoint.sh | cut -c1-16)
 debootstrap_image "${1:-local/postgres:15}" postgresql-15,postgresql-client-15 prepare \
   'ENV PGDATA=/var/lib/postgresql/data' 'EXPOSE 5432' \
+  "LABEL orchestrator.entrypoint=$entrypoint_hash" \
   'ENTRYPOINT ["/usr/local/bin/postgres-entrypoint"]'

@@ -121,6 +121,8 @@ def stack(
         "ORCHESTRATOR_JOBS": str(jobs),
         "ORCHESTRATOR_CONTAINER_LABELS": f"{key}={value}",
         "ORCHESTRATOR_PORT_RANGE": "23000-23099",
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(12),
+        "ORCHESTRATOR_DB_PASSWORD": 'it\'s-"quoted"-' + secrets.token_hex(4),
     }
     project = f"orche2e{secrets.token_hex(3)}"
     compose = Stack([str(ROOT / "deploy" / "compose.yaml")], env, project)
@@ -136,6 +138,26 @@ def test_the_compose_stack_runs_jobs_as_siblings(
     compose, data = stack
     compose("up", "-d")
     scheduler = wait_for(lambda: compose.container("scheduler"), 120, "the scheduler container")
+    hardened = docker_client.api.inspect_container(scheduler)["HostConfig"]
+    assert hardened["ReadonlyRootfs"] is True
+    assert hardened["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in hardened["SecurityOpt"]
+    superuser = subprocess.run(
+        [
+            "docker",
+            "exec",
+            compose.container("postgres"),
+            "psql",
+            "-U",
+            "postgres",
+            "-tAc",
+            "SELECT rolsuper FROM pg_roles WHERE rolname = 'orchestrator'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert superuser == "f"  # the scheduler's role exists and is not a superuser
     ((key, value),) = test_label.items()
 
     def sibling() -> Any:
@@ -214,3 +236,18 @@ def test_the_compose_stack_runs_jobs_as_siblings(
         == []
     )
     assert compose("ps", "-q").strip() == ""
+
+
+def test_the_stack_refuses_to_start_without_passwords(tmp_path: Path) -> None:
+    for missing in ("POSTGRES_PASSWORD", "ORCHESTRATOR_DB_PASSWORD"):
+        env = {**os.environ, "POSTGRES_PASSWORD": "a", "ORCHESTRATOR_DB_PASSWORD": "b"}
+        del env[missing]
+        result = subprocess.run(
+            [*compose_command(), "-f", str(ROOT / "deploy" / "compose.yaml"), "config"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode != 0
+        assert f"set {missing}" in result.stderr
