@@ -394,6 +394,8 @@ class DockerEngine:
         except APIError as error:
             if "is not running" not in _reason(error):
                 raise _engine_error("stopping the container", error) from None
+        except requests.RequestException as error:  # the engine went away meanwhile
+            raise _engine_error("stopping the container", error) from None
 
     def kill(self, container_id: str) -> None:
         try:
@@ -403,6 +405,8 @@ class DockerEngine:
         except APIError as error:
             if "is not running" not in _reason(error):
                 raise _engine_error("killing the container", error) from None
+        except requests.RequestException as error:  # the engine went away meanwhile
+            raise _engine_error("killing the container", error) from None
 
     def remove(self, container_id: str) -> None:
         try:
@@ -412,6 +416,8 @@ class DockerEngine:
         except APIError as error:
             if "already in progress" not in _reason(error):
                 raise _engine_error("removing the container", error) from None
+        except requests.RequestException as error:  # the engine went away meanwhile
+            raise _engine_error("removing the container", error) from None
 
     def managed_containers(self, *, run_id: int | None = None) -> list[dict[str, Any]]:
         labels = [f"{MANAGED_LABEL}=true"]
