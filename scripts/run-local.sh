@@ -1,24 +1,18 @@
 #!/usr/bin/env bash
 # Run the orchestrator on its embedded default: SQLite (./orchestrator.db), the example
-# jobs in jobs/, the local Docker engine. Works without an image registry: the example
-# jobs' image is built locally when it cannot be pulled (scripts/local-images.sh).
+# jobs in jobs/, the local Docker engine. On a fresh Debian 12 as root it first installs
+# and starts what it needs (docker.io, busybox-static for the example image, python3-venv
+# where ensurepip is missing; dockerd; a venv); as another user it says what to install.
+# Run again, it skips what is done. Works without an image registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if [ ! -x .venv/bin/orchestrator ]; then
-  python3 -m venv .venv
-  .venv/bin/python -m pip install -q -e .
-fi
+. scripts/lib/provision.sh
+provision run
 export ORCHESTRATOR_DATABASE_URL=${ORCHESTRATOR_DATABASE_URL:-sqlite:///orchestrator.db}
-
-if ! docker info >/dev/null 2>&1; then
-  echo "no Docker engine answers (DOCKER_HOST=${DOCKER_HOST:-the local socket}): start dockerd first" >&2
-  exit 1
-fi
-scripts/local-images.sh
 # Host folders the example jobs mount (bind sources must exist before a run).
 mkdir -p /tmp/orchestrator-demo/reports /tmp/orchestrator-demo/config
 
+step "the service"
 orchestrator=.venv/bin/orchestrator
 "$orchestrator" db upgrade
 "$orchestrator" jobs apply jobs/

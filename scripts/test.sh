@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The test command: lint, format check, type check, then the whole pytest suite.
-# Needs a running Docker engine and, for the PostgreSQL half, ORCHESTRATOR_TEST_POSTGRES_URL
-# (`bash .ci/run` provides both on a Debian host). Extra arguments go to pytest.
+# The test command. First it provisions what the tests need (scripts/lib/provision.sh:
+# as root on Debian 12 it installs and starts the Docker engine, PostgreSQL, HAProxy,
+# docker-compose, the images, a venv with the dev tools; run again, it skips what is
+# done). Then: lint, format check, type check, the whole pytest suite. Extra arguments
+# go to pytest. ORCHESTRATOR_TEST_POSTGRES_URL points it at another PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=.venv/bin
-[ -x "$bin/pytest" ] || { echo "no .venv: python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'" >&2; exit 1; }
+. scripts/lib/provision.sh
+provision test
 
+step "tests"
+bin=.venv/bin
 echo "-- ruff check";  "$bin/ruff" check .
 echo "-- ruff format"; "$bin/ruff" format --check .
 echo "-- mypy";        "$bin/mypy"
