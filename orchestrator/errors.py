@@ -7,6 +7,8 @@ stderr and an exit code; nothing else prints them.
 
 from __future__ import annotations
 
+import reprlib
+
 
 class OrchestratorError(Exception):
     """Base of every error the orchestrator raises on purpose."""
@@ -66,3 +68,18 @@ class DuplicateFireError(OrchestratorError):
 
 class RunFinishedError(OrchestratorError):
     """The run has already ended; it cannot be cancelled or started."""
+
+
+QUOTE_LIMIT = 80
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
+_SHORT.maxlevel = 2
+
+
+def quote(value: object) -> str:
+    """A value as a message may show it: its repr, cut short. The work is bounded too, so
+    a value that expands to gigabytes (a YAML alias bomb) costs nothing to name."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= QUOTE_LIMIT else text[: QUOTE_LIMIT - 3] + "..."

@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from orchestrator.errors import InvalidQuantityError, InvalidScheduleError
+from orchestrator.errors import InvalidQuantityError, InvalidScheduleError, quote
 from orchestrator.units import format_duration, parse_duration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -78,7 +78,7 @@ def load_timezone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise InvalidScheduleError(f"{name!r} is not a known IANA time zone") from None
+        raise InvalidScheduleError(f"{quote(name)} is not a known IANA time zone") from None
 
 
 def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
@@ -92,13 +92,13 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
             interval = parse_duration(rest)
         except InvalidQuantityError:
             raise InvalidScheduleError(
-                f"{expression!r} is not a valid interval (like '@every 30s' or '@every 1h30m')"
+                f"{quote(expression)} is not a valid interval (like '@every 30s' or '@every 1h30m')"
             ) from None
         return IntervalSchedule(interval=interval, timezone=timezone)
     if lowered.startswith("@"):
         if lowered not in MACROS:
             raise InvalidScheduleError(
-                f"{expression!r} is not a valid cron expression "
+                f"{quote(expression)} is not a valid cron expression "
                 f"(known macros: {', '.join(sorted(MACROS))}, @every <duration>)"
             )
         return CronSchedule.parse(MACROS[lowered], zone, timezone, expression=text)
@@ -174,14 +174,14 @@ def _parse_field(text: str, spec: _Field) -> tuple[int, ...]:
     for item in text.lower().split(","):
         match = _ITEM.fullmatch(item)
         if match is None:
-            raise ValueError(f"{spec.name}: {item!r} is not a number, range, list or step")
+            raise ValueError(f"{spec.name}: {quote(item)} is not a number, range, list or step")
         start_text, end_text, step_text = match["start"], match["end"], match["step"]
         step = int(step_text) if step_text is not None else 1
         if step < 1:
             raise ValueError(f"{spec.name}: step {step} must be at least 1")
         if start_text == "*":
             if end_text is not None:
-                raise ValueError(f"{spec.name}: {item!r} is not a valid range")
+                raise ValueError(f"{spec.name}: {quote(item)} is not a valid range")
             start, end = spec.low, spec.high
         else:
             start = _parse_value(start_text, spec)
@@ -197,7 +197,7 @@ def _parse_field(text: str, spec: _Field) -> tuple[int, ...]:
             else:
                 end = start
             if end < start:
-                raise ValueError(f"{spec.name}: range {item!r} runs backwards")
+                raise ValueError(f"{spec.name}: range {quote(item)} runs backwards")
         values.update(range(start, end + 1, step))
     if spec is _WEEKDAY and 7 in values:
         values.discard(7)
@@ -211,7 +211,7 @@ def _parse_value(text: str, spec: _Field) -> int:
     elif text in spec.names:
         value = spec.names[text]
     else:
-        raise ValueError(f"{spec.name}: {text!r} is not a number or name")
+        raise ValueError(f"{spec.name}: {quote(text)} is not a number or name")
     if not spec.low <= value <= spec.high:
         raise ValueError(f"{spec.name}: {value} is out of range {spec.low}-{spec.high}")
     return value
@@ -251,7 +251,7 @@ class CronSchedule:
             fields = ["0", *fields]
         elif len(fields) != 6:
             raise InvalidScheduleError(
-                f"{text!r} is not a valid cron expression "
+                f"{quote(text)} is not a valid cron expression "
                 f"(it has {len(fields)} fields; 5, or 6 with seconds first)"
             )
         try:
@@ -263,7 +263,7 @@ class CronSchedule:
             ]
         except ValueError as error:
             raise InvalidScheduleError(
-                f"{expression or text!r} is not a valid cron expression ({error})"
+                f"{quote(expression or text)} is not a valid cron expression ({error})"
             ) from None
         schedule = cls(
             expression=expression or text,
@@ -280,7 +280,7 @@ class CronSchedule:
             wild=fields[1].startswith("*") or fields[2].startswith("*"),
         )
         if schedule._next_wall(datetime(2000, 1, 1)) is None:
-            raise InvalidScheduleError(f"{expression or text!r} never fires (no such date)")
+            raise InvalidScheduleError(f"{quote(expression or text)} never fires (no such date)")
         return schedule
 
     def day_matches(self, day: date) -> bool:

@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 
 import yaml
 
-from orchestrator.errors import InvalidInputError, InvalidSpecError
+from orchestrator.errors import InvalidInputError, InvalidSpecError, quote
 from orchestrator.schedule import Schedule, load_timezone, parse_schedule
 from orchestrator.units import format_duration, format_size, parse_duration, parse_size
+from orchestrator.yamlload import load_all, written
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 NAME_MAX_LENGTH = 63
@@ -265,7 +266,8 @@ def _describe(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"{type(value).__name__} {value!r}"
+    kind = "int" if isinstance(value, int) else "float" if isinstance(value, float) else None
+    return f"{kind or type(value).__name__} {quote(value)}"
 
 
 def _mapping(value: object, path: str) -> Mapping[str, Any]:
@@ -273,7 +275,7 @@ def _mapping(value: object, path: str) -> Mapping[str, Any]:
         raise _Problem(path, f"must be a mapping, not {_describe(value)}")
     for key in value:
         if not isinstance(key, str):
-            raise _Problem(path, f"key {key!r} must be a string")
+            raise _Problem(path, f"key {quote(key)} must be a string")
     return value
 
 
@@ -290,7 +292,7 @@ def _name(value: object) -> str:
     if len(name) > NAME_MAX_LENGTH or not NAME_PATTERN.fullmatch(name):
         raise _Problem(
             "name",
-            f"{name!r} is not a valid job name "
+            f"{quote(name)} is not a valid job name "
             f"([a-z0-9][a-z0-9_.-]*, at most {NAME_MAX_LENGTH} characters)",
         )
     return name
@@ -304,6 +306,8 @@ def _argv(value: object, path: str) -> tuple[str, ...]:
             raise _Problem(path, f"cannot be split into words: {error}") from None
         if not parts:
             raise _Problem(path, "must not be empty")
+        if "\x00" in value:
+            raise _Problem(path, "contains a NUL byte, which no process can receive")
         return tuple(parts)
     if isinstance(value, list):
         if not value:
@@ -313,11 +317,18 @@ def _argv(value: object, path: str) -> tuple[str, ...]:
 
 
 def _scalar_text(value: object, path: str) -> str:
+    """A command item or a variable's value: the text exactly as the file wrote it."""
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise _Problem(path, f"must be a string or number, not {_describe(value)}")
+        word = "true" if value else "false"
+        raise _Problem(path, f'{word} is read as a boolean: quote it ("{word}") to pass text')
+    text = written(value)
+    if text is None and isinstance(value, str | int | float):
+        text = str(value)
+    if text is None:
+        raise _Problem(path, f"must be a string or number, not {_describe(value)}")
+    if "\x00" in text:
+        raise _Problem(path, "contains a NUL byte, which no process can receive")
+    return text
 
 
 def _environment(value: object) -> tuple[tuple[str, str], ...]:
@@ -338,31 +349,31 @@ def _volume(value: object, path: str) -> VolumeSpec:
     text = _string(value, path)
     parts = text.split(":")
     if len(parts) not in (2, 3):
-        raise _Problem(path, f"{text!r} is not source:target or source:target:ro")
+        raise _Problem(path, f"{quote(text)} is not source:target or source:target:ro")
     source, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
     if mode not in ("ro", "rw"):
-        raise _Problem(path, f"{text!r}: mode {mode!r} is not ro or rw")
+        raise _Problem(path, f"{quote(text)}: mode {quote(mode)} is not ro or rw")
     if source.startswith("/"):
         source = re.sub("/+", "/", source)
         if "/../" in f"{source}/" or "/./" in f"{source}/":
-            raise _Problem(path, f"{text!r}: source must be a normalised absolute path")
+            raise _Problem(path, f"{quote(text)}: source must be a normalised absolute path")
         source = source.rstrip("/") or "/"
         if source == "/":
             raise _Problem(
                 path,
-                f"{text!r}: binding / (the whole machine) is never allowed: "
+                f"{quote(text)}: binding / (the whole machine) is never allowed: "
                 "mount the directory the job needs",
             )
     elif source.startswith(".") or "/" in source:
         raise _Problem(
             path,
-            f"{text!r}: a bind source must be an absolute path as the scheduler sees it",
+            f"{quote(text)}: a bind source must be an absolute path as the scheduler sees it",
         )
     elif not _VOLUME_NAME.fullmatch(source):
-        raise _Problem(path, f"{text!r}: {source!r} is not a valid volume name")
+        raise _Problem(path, f"{quote(text)}: {quote(source)} is not a valid volume name")
     if not target.startswith("/"):
-        raise _Problem(path, f"{text!r}: target {target!r} must be an absolute path")
+        raise _Problem(path, f"{quote(text)}: target {quote(target)} must be an absolute path")
     target = target.rstrip("/") or "/"
     return VolumeSpec(source=source, target=target, read_only=mode == "ro")
 
@@ -373,12 +384,12 @@ def _port(value: object, path: str) -> PortSpec:
     text = _string(value, path)
     match = _PORT.fullmatch(text.strip())
     if match is None:
-        raise _Problem(path, f"{text!r} is not a port (8080, 9000:9000 or 5353/udp)")
+        raise _Problem(path, f"{quote(text)} is not a port (8080, 9000:9000 or 5353/udp)")
     container = int(match["container"])
     host = int(match["host"]) if match["host"] is not None else None
     for number in (container, host):
         if number is not None and not 1 <= number <= 65535:
-            raise _Problem(path, f"{text!r}: {number} is not a port number (1-65535)")
+            raise _Problem(path, f"{quote(text)}: {number} is not a port number (1-65535)")
     return PortSpec(container_port=container, protocol=match["protocol"] or "tcp", host_port=host)
 
 
@@ -387,10 +398,10 @@ def _network(value: object) -> str:
     if name.startswith("container:"):
         raise _Problem(
             "network",
-            f"{name!r}: joining another container's namespaces is never allowed",
+            f"{quote(name)}: joining another container's namespaces is never allowed",
         )
     if not _NETWORK_NAME.fullmatch(name):
-        raise _Problem("network", f"{name!r} is not a network name")
+        raise _Problem("network", f"{quote(name)} is not a network name")
     return name
 
 
@@ -403,19 +414,19 @@ def _secret(value: object, path: str) -> SecretSpec:
     if not _SECRET_NAME.fullmatch(name):
         raise _Problem(
             f"{path}.name",
-            f"{name!r} is not a secret's file name ([A-Za-z0-9][A-Za-z0-9_.-]*)",
+            f"{quote(name)} is not a secret's file name ([A-Za-z0-9][A-Za-z0-9_.-]*)",
         )
     env = None
     if data.get("env") is not None:
         env = _string(data["env"], f"{path}.env")
         if not _ENV_NAME.fullmatch(env):
-            raise _Problem(f"{path}.env", f"{env!r} is not a valid variable name")
+            raise _Problem(f"{path}.env", f"{quote(env)} is not a valid variable name")
         if env.upper().startswith(RESERVED_ENV_PREFIX):
             raise _Problem(f"{path}.env", f"names starting {RESERVED_ENV_PREFIX} are set by us")
     file = _absolute(data["file"], f"{path}.file") if data.get("file") is not None else None
     if file is not None:
         if "/../" in f"{file}/" or "/./" in f"{file}/" or file.rstrip("/") in ("", "/"):
-            raise _Problem(f"{path}.file", f"{file!r} is not a normalised path to a file")
+            raise _Problem(f"{path}.file", f"{quote(file)} is not a normalised path to a file")
         file = file.rstrip("/")
     if env is None and file is None:
         raise _Problem(path, "give the secret as `env: NAME`, `file: /path`, or both")
@@ -480,14 +491,14 @@ def _integer(value: object, path: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Problem(path, f"must be a whole number, not {_describe(value)}")
     if not low <= value <= high:
-        raise _Problem(path, f"{value} is not between {low} and {high}")
-    return value
+        raise _Problem(path, f"{quote(value)} is not between {low} and {high}")
+    return int(value)
 
 
 def _choice(value: object, path: str, kind: type[_E]) -> _E:
     allowed = [member.value for member in kind]
     if not isinstance(value, str) or value not in allowed:
-        raise _Problem(path, f"{value!r} is not one of {', '.join(allowed)}")
+        raise _Problem(path, f"{quote(value)} is not one of {', '.join(allowed)}")
     return kind(value)
 
 
@@ -534,7 +545,7 @@ def _resources(value: object) -> Resources:
     cpus = data.get("cpus")
     if cpus is not None:
         if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0 < cpus <= 1024:
-            raise _Problem("resources.cpus", f"{cpus!r} is not a positive number of CPUs")
+            raise _Problem("resources.cpus", f"{quote(cpus)} is not a positive number of CPUs")
         cpus = float(cpus)
     return Resources(memory=memory, cpus=cpus)
 
@@ -544,7 +555,7 @@ def _user(value: object) -> str:
         return str(value)
     text = _string(value, "user")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?", text):
-        raise _Problem("user", f"{text!r} is not user, uid, user:group or uid:gid")
+        raise _Problem("user", f"{quote(text)} is not user, uid, user:group or uid:gid")
     return text
 
 
@@ -619,7 +630,7 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
     if data.get("host_network") and data.get("network") is not None:
         raise _Problem("network", "cannot be combined with host_network: true")
     if any(char.isspace() for char in values["image"]):
-        raise _Problem("image", f"{values['image']!r} is not an image reference")
+        raise _Problem("image", f"{quote(values['image'])} is not an image reference")
     parsers: dict[str, Any] = {
         "description": lambda v: _string(v, "description", allow_empty=True),
         "command": lambda v: _argv(v, "command"),
@@ -665,13 +676,13 @@ def _cross_checks(values: Mapping[str, Any]) -> None:
 def _absolute(value: object, path: str) -> str:
     text = _string(value, path)
     if not text.startswith("/"):
-        raise _Problem(path, f"{text!r} must be an absolute path")
+        raise _Problem(path, f"{quote(text)} must be an absolute path")
     return text
 
 
 def _label(data: object, index: int | None) -> str:
     if isinstance(data, Mapping) and isinstance(data.get("name"), str) and data["name"]:
-        return f"job {data['name']!r}"
+        return f"job {quote(data['name'])}"
     return f"job #{index + 1}" if index is not None else "job"
 
 
@@ -685,38 +696,9 @@ def parse_job(data: object, source: str | None = None, index: int | None = None)
         raise InvalidSpecError(f"{prefix}{_label(data, index)}: {where}{problem.message}") from None
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys instead of keeping the last one silently."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in seen
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, "a mapping key must be a plain value", key_node.start_mark
-            ) from None
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
 def _documents(text: str, source: str) -> list[object]:
     try:
-        return list(yaml.load_all(text, Loader=_StrictLoader))
+        return load_all(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -791,7 +773,7 @@ def load_jobs(paths: Iterable[str | Path]) -> list[LoadedJob]:
         for spec in specs:
             if spec.name in seen:
                 problems.append(
-                    f"{source}: job {spec.name!r}: name: also defined in {seen[spec.name]}"
+                    f"{source}: job {quote(spec.name)}: name: also defined in {seen[spec.name]}"
                 )
                 continue
             seen[spec.name] = source

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from orchestrator.errors import InvalidQuantityError
+from orchestrator.errors import InvalidQuantityError, quote
 
 _DURATION = re.compile(
     r"(?:(?P<w>\d+)w)?(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?"
@@ -22,21 +22,21 @@ _SIZE_FACTOR = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 def parse_duration(value: object) -> timedelta:
     """Parse `1h30m`-style text, or a whole number of seconds, into a positive timedelta."""
     if isinstance(value, bool):
-        raise InvalidQuantityError(f"{value!r} is not a duration (like 90s, 15m, 1h30m)")
+        raise InvalidQuantityError(f"{quote(value)} is not a duration (like 90s, 15m, 1h30m)")
     if isinstance(value, int):
         seconds = value
     elif isinstance(value, str):
         text = value.strip().lower()
         match = _DURATION.fullmatch(text)
         if not text or match is None:
-            raise InvalidQuantityError(f"{value!r} is not a duration (like 90s, 15m, 1h30m)")
+            raise InvalidQuantityError(f"{quote(value)} is not a duration (like 90s, 15m, 1h30m)")
         seconds = sum(int(n) * _UNIT_SECONDS[unit] for unit, n in match.groupdict().items() if n)
     else:
-        raise InvalidQuantityError(f"{value!r} is not a duration (like 90s, 15m, 1h30m)")
+        raise InvalidQuantityError(f"{quote(value)} is not a duration (like 90s, 15m, 1h30m)")
     if seconds <= 0:
-        raise InvalidQuantityError(f"{value!r} is not a positive duration")
+        raise InvalidQuantityError(f"{quote(value)} is not a positive duration")
     if seconds > _MAX_SECONDS:
-        raise InvalidQuantityError(f"{value!r} is longer than 100 years")
+        raise InvalidQuantityError(f"{quote(value)} is longer than 100 years")
     return timedelta(seconds=seconds)
 
 
@@ -55,15 +55,15 @@ def format_duration(value: timedelta) -> str:
 def parse_size(value: object) -> int:
     """Parse `256m`, `1MiB`, `512k` or a whole number of bytes into bytes."""
     if isinstance(value, bool):
-        raise InvalidQuantityError(f"{value!r} is not a size (like 512k, 256m, 1g)")
+        raise InvalidQuantityError(f"{quote(value)} is not a size (like 512k, 256m, 1g)")
     if isinstance(value, int):
         size = value
     elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
         size = int(float(match["n"]) * _SIZE_FACTOR[match["u"].lower()])
     else:
-        raise InvalidQuantityError(f"{value!r} is not a size (like 512k, 256m, 1g)")
+        raise InvalidQuantityError(f"{quote(value)} is not a size (like 512k, 256m, 1g)")
     if size <= 0:
-        raise InvalidQuantityError(f"{value!r} is not a positive size")
+        raise InvalidQuantityError(f"{quote(value)} is not a positive size")
     return size
 
 
