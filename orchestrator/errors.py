@@ -66,6 +66,11 @@ class DuplicateFireError(OrchestratorError):
     """A run for this fire (job, scheduled_for, attempt) is already recorded."""
 
 
+class RefusedError(OrchestratorError):
+    """What was asked is refused by the state it would act on (a disabled job, a prune
+    that would delete everything); the message says how to go ahead anyway."""
+
+
 class RunFinishedError(OrchestratorError):
     """The run has already ended; it cannot be cancelled or started."""
 

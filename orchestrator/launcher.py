@@ -394,6 +394,13 @@ class RunLauncher:
                 with contextlib.suppress(EngineError):
                     self.engine.remove(container_id)
                 raise
+            except EngineError:
+                # The engine refused the start (a command not in the image, say): the run
+                # fails, and its container, which never ran, goes.
+                self.leaser.release(run.id)
+                with contextlib.suppress(EngineError):
+                    self.engine.remove(container_id)
+                raise
         raise PortPoolExhaustedError(
             f"job {spec.name!r}: {len(busy)} pool ports in a row were taken outside our "
             f"ledger ({', '.join(map(str, sorted(busy)))})"

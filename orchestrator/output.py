@@ -27,4 +27,5 @@ class TailBuffer:
 
     def text(self) -> str:
         data = bytes(self._data[-self.limit :]) if self.limit else b""
-        return data.decode("utf-8", errors="replace")
+        # Bytes that are not UTF-8 are kept, escaped (\xff), never replaced by U+FFFD.
+        return data.decode("utf-8", errors="backslashreplace")

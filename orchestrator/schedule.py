@@ -73,8 +73,18 @@ class Schedule(Protocol):
         ...
 
 
+# Names in the zone database that mean something different from host to host (the
+# host's own zone, a compiled-in default, a placeholder) or use leap seconds.
+HOST_DEPENDENT_ZONES = ("localtime", "posixrules", "Factory")
+
+
 def load_timezone(name: str) -> ZoneInfo:
     """The IANA zone `name`, or an InvalidScheduleError naming it."""
+    if name in HOST_DEPENDENT_ZONES or name.startswith(("posix/", "right/")):
+        raise InvalidScheduleError(
+            f"{quote(name)} depends on the host, not the IANA database: name a zone "
+            "such as Europe/Berlin or UTC"
+        )
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):

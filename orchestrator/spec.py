@@ -28,6 +28,17 @@ NAME_MAX_LENGTH = 63
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+# Docker's reference grammar (distribution/reference): what the engine would parse too,
+# so that no name can reach the engine's URL path as something else (`x/../../images`).
+_ALNUM = r"[a-z0-9]+"
+_PATH_COMPONENT = rf"{_ALNUM}(?:(?:[._]|__|-+){_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
 _NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Environment names whose values are masked wherever a definition is shown.
 SECRET_LOOKING_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
@@ -375,6 +386,10 @@ def _volume(value: object, path: str) -> VolumeSpec:
     if not target.startswith("/"):
         raise _Problem(path, f"{quote(text)}: target {quote(target)} must be an absolute path")
     target = target.rstrip("/") or "/"
+    if target == "/":
+        raise _Problem(path, f"{quote(text)}: the target cannot be the job's / itself")
+    if "//" in target or "/../" in f"{target}/" or "/./" in f"{target}/":
+        raise _Problem(path, f"{quote(text)}: target {quote(target)} must be a normalised path")
     return VolumeSpec(source=source, target=target, read_only=mode == "ro")
 
 
@@ -629,8 +644,12 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
     }
     if data.get("host_network") and data.get("network") is not None:
         raise _Problem("network", "cannot be combined with host_network: true")
-    if any(char.isspace() for char in values["image"]):
-        raise _Problem("image", f"{quote(values['image'])} is not an image reference")
+    if not _IMAGE_REFERENCE.fullmatch(values["image"]) or len(values["image"]) > 255:
+        raise _Problem(
+            "image",
+            f"{quote(values['image'])} is not an image reference "
+            "([registry/]name[:tag][@digest], the name in lower case)",
+        )
     parsers: dict[str, Any] = {
         "description": lambda v: _string(v, "description", allow_empty=True),
         "command": lambda v: _argv(v, "command"),
@@ -738,11 +757,11 @@ def job_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from sorted(
-                item
-                for item in path.rglob("*")
-                if item.suffix in JOB_FILE_SUFFIXES and item.is_file()
-            )
+            found = sorted(item for item in path.rglob("*") if item.suffix in JOB_FILE_SUFFIXES)
+            for item in found:
+                if item.is_symlink() and not item.exists():
+                    raise InvalidSpecError(f"{item}: a symbolic link to nothing")
+            yield from (item for item in found if item.is_file())
         elif path.is_file():
             yield path
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from fractions import Fraction
 
 from orchestrator.errors import InvalidQuantityError, quote
 
@@ -15,6 +16,8 @@ _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _MAX_SECONDS = 100 * 365 * 86400
 
 # Docker's convention: k, m, g are binary multiples; "mb" and "mib" mean the same.
+# The largest size a 64-bit engine or database field holds (8 EiB - 1).
+MAX_SIZE = 2**63 - 1
 _SIZE = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s*(?P<u>[kmgt]?)(?:i?b)?", re.IGNORECASE)
 _SIZE_FACTOR = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -59,11 +62,14 @@ def parse_size(value: object) -> int:
     if isinstance(value, int):
         size = value
     elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
-        size = int(float(match["n"]) * _SIZE_FACTOR[match["u"].lower()])
+        # Exact arithmetic: a float would turn 9e400 into inf, and int(inf) fails.
+        size = int(Fraction(match["n"]) * _SIZE_FACTOR[match["u"].lower()])
     else:
         raise InvalidQuantityError(f"{quote(value)} is not a size (like 512k, 256m, 1g)")
     if size <= 0:
         raise InvalidQuantityError(f"{quote(value)} is not a positive size")
+    if size > MAX_SIZE:
+        raise InvalidQuantityError(f"{quote(value)} is larger than any size the engine takes (8e)")
     return size
 
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from orchestrator.errors import InvalidInputError
+from orchestrator.errors import InvalidInputError, SchemaOutOfDateError, quote
 from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV
 from orchestrator.store.database import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The tail of a run's output is held in memory (twice, while it is trimmed).
+MAX_OUTPUT_LIMIT = 1024**3
+# The labels every job container gets from us (orchestrator.engine); kept here so that
+# checking a setting does not import the engine.
+RESERVED_LABELS = ("orchestrator.managed", "orchestrator.job", "orchestrator.run")
 
 if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine
@@ -39,10 +45,25 @@ class AppContext:
     _engine: DockerEngine | None = field(default=None, repr=False)
     _where: SelfContainer | None = field(default=None, repr=False)
 
-    def database(self, *, check_schema: bool = True) -> Database:
-        """The database; unless told otherwise, refused when its schema is not at head."""
+    def database(self, *, check_schema: bool = True, create: bool = False) -> Database:
+        """The database; unless told otherwise, refused when its schema is not at head.
+
+        Only commands that create the schema (`db upgrade`, `serve`) may create an SQLite
+        file: any other command would leave an empty file behind and then refuse it.
+        """
         if self._database is None:
-            self._database = Database(self.database_url)
+            database = Database(self.database_url)
+            if database.in_memory:
+                raise InvalidInputError(
+                    f"database {database.display_url} is in memory, so everything written "
+                    "would be gone when the command ends: name a file (sqlite:///PATH)"
+                )
+            if not create and not database.exists():
+                raise SchemaOutOfDateError(
+                    f"database {database.display_url} does not exist yet: "
+                    "run 'orchestrator db upgrade'"
+                )
+            self._database = database
         if check_schema and not self._checked:
             self._database.check_schema()
             self._checked = True
@@ -63,8 +84,16 @@ class AppContext:
             self._where = locate_self(self.engine(), self.container_id)
         return self._where
 
+    def check_settings(self) -> None:
+        """Refuse bad settings before a command does anything (exit 2, one line)."""
+        self._launch_values()
+
     def launch_settings(self) -> LaunchSettings:
         from orchestrator.launcher import LaunchSettings
+
+        return LaunchSettings(**self._launch_values())
+
+    def _launch_values(self) -> dict[str, Any]:
         from orchestrator.ports import parse_port_range
         from orchestrator.settings import DEFAULT_DOCKER_SOCKET, engine_socket
         from orchestrator.units import parse_size
@@ -73,13 +102,33 @@ class AppContext:
             limit = parse_size(self.output_limit)
         except InvalidInputError as error:
             raise InvalidInputError(f"output limit: {error}") from None
+        if limit > MAX_OUTPUT_LIMIT:
+            raise InvalidInputError(
+                f"output limit: {self.output_limit} is more than the 1g a run may keep"
+            )
+        try:
+            ipaddress.ip_address(self.port_host_ip)
+        except ValueError:
+            raise InvalidInputError(
+                f"port host IP {quote(self.port_host_ip)} is not an IP address "
+                "(like 0.0.0.0 or 127.0.0.1)"
+            ) from None
         labels = []
         for item in self.container_labels:
             key, equals, value = item.partition("=")
             if not key or not equals:
-                raise InvalidInputError(f"container label {item!r} is not KEY=VALUE")
+                raise InvalidInputError(f"container label {quote(item)} is not KEY=VALUE")
+            if key in RESERVED_LABELS:
+                raise InvalidInputError(
+                    f"container label {key} is set by the orchestrator itself; choose another"
+                )
             labels.append((key, value))
-        return LaunchSettings(
+        for path in self.allowed_host_paths:
+            if not path.startswith("/"):
+                raise InvalidInputError(
+                    f"allowed host path {quote(path)} is not an absolute host directory"
+                )
+        return dict(
             extra_labels=tuple(labels),
             output_limit=limit,
             keep_containers=self.keep_containers,

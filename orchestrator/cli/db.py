@@ -20,7 +20,7 @@ def upgrade(app: AppContext) -> None:
 
     Example: orchestrator --database-url sqlite:///orchestrator.db db upgrade
     """
-    database = app.database(check_schema=False)
+    database = app.database(check_schema=False, create=True)
     before = database.current_revision()
     migrations.upgrade(database)
     after = database.current_revision()
@@ -38,6 +38,7 @@ def current(app: AppContext) -> None:
     Example: orchestrator db current
     """
     database = app.database(check_schema=False)
+    migrations.check_known(database)
     revision = database.current_revision()
     if revision is None:
         click.echo("none (empty database: run 'orchestrator db upgrade')")

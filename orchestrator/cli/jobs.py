@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import signal
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
 
 import click
 
 from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
-from orchestrator.cli.output import emit_json, emit_table, human_time, iso, json_option
+from orchestrator.cli.output import (
+    emit_json,
+    emit_table,
+    human_time,
+    iso,
+    json_option,
+    raw_option,
+    terminal_safe,
+)
+from orchestrator.errors import RefusedError
 from orchestrator.records import ApplyResult, JobRecord
 from orchestrator.schedule import next_fire_times
 from orchestrator.spec import LoadedJob, load_jobs, masked_definition
@@ -79,11 +90,17 @@ def validate(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
 @jobs.command()
 @paths_argument
 @click.option("--prune", is_flag=True, help="Also delete jobs that are not in the given files.")
+@click.option("--force", is_flag=True, help="With --prune: even when that deletes every job.")
 @click.option("--dry-run", is_flag=True, help="Show what would change, write nothing.")
 @json_option
 @pass_app
 def apply(
-    app: AppContext, paths: tuple[str, ...], prune: bool, dry_run: bool, as_json: bool
+    app: AppContext,
+    paths: tuple[str, ...],
+    prune: bool,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Create or update jobs from files and folders (an idempotent upsert).
 
@@ -97,6 +114,12 @@ def apply(
     database = app.database()
     with database.session() as session:
         result = JobRepository(session).apply(loaded, prune=prune)
+        everything = result.deleted and not (result.created or result.updated or result.unchanged)
+        if everything and not force and not dry_run:
+            raise RefusedError(
+                f"{' '.join(paths)} has no jobs, so --prune would delete all "
+                f"{len(result.deleted)}: add --force if that is what you want"
+            )
         if dry_run:
             session.rollback()
     _report_apply(result, dry_run, as_json)
@@ -248,6 +271,10 @@ def delete(app: AppContext, name: str) -> None:
     click.echo(f"deleted {name}; its run history stays")
 
 
+def _interrupt(number: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 # Exit codes of `jobs run` when the job's own exit code does not apply (as docker run
 # and timeout(1) use them).
 EXIT_TIMED_OUT = 124
@@ -258,12 +285,21 @@ EXIT_CANCELLED = 130
 @jobs.command(name="run")
 @click.argument("name")
 @click.option("--detach", is_flag=True, help="Queue the run for the service and return at once.")
+@click.option("--force", is_flag=True, help="Run it even though the job is disabled.")
+@raw_option
 @allow_privileged_option(
     "Without --detach the run is started by this command, with YOUR rights on the engine, "
     "so this is your decision, not the service's; with --detach the service decides."
 )
 @pass_app
-def run_job(app: AppContext, name: str, detach: bool, allow_privileged_jobs: bool) -> None:
+def run_job(
+    app: AppContext,
+    name: str,
+    detach: bool,
+    force: bool,
+    raw: bool,
+    allow_privileged_jobs: bool,
+) -> None:
     """Run a job now (trigger `manual`): stream its output and exit with its exit code.
 
     Exit codes besides the job's own: 124 timed out, 125 could not start (image, network,
@@ -278,6 +314,8 @@ def run_job(app: AppContext, name: str, detach: bool, allow_privileged_jobs: boo
 
     with app.database().session() as session:
         record = JobRepository(session).get(name)
+    if not record.enabled and not force:
+        raise RefusedError(f"job {name} is disabled: enable it, or run it anyway with --force")
     if detach:
         from orchestrator.records import NewRun
         from orchestrator.store.runs import RunRepository
@@ -297,9 +335,11 @@ def run_job(app: AppContext, name: str, detach: bool, allow_privileged_jobs: boo
     launcher = app.launcher()
     run = launcher.queue(record.spec, RunTrigger.MANUAL)
     out = sys.stdout.buffer
+    # SIGTERM cancels the run as Ctrl-C does (as `docker run` does): recorded cancelled.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     def write(chunk: bytes) -> None:
-        out.write(chunk)
+        out.write(chunk if raw else terminal_safe(chunk))
         out.flush()
 
     finished = launcher.execute(run, record.spec, on_output=write)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,27 @@ from orchestrator.errors import InvalidInputError, OrchestratorError
 
 
 class ErrorBoundaryGroup(click.Group):
-    """Turns our errors into one line per problem on stderr and the error's exit code."""
+    """Turns our errors into one line per problem on stderr and the error's exit code;
+    click's own usage errors too (one line, exit 2), instead of a usage block."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx else "orchestrator"
+            message = " ".join(error.format_message().split())
+            click.echo(f"{where}: {message} (see {where} --help)", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            click.echo(" ".join(error.format_message().split()), err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        if isinstance(result, int):  # an exit code, from ctx.exit()
+            sys.exit(result)
+        return result
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -148,6 +169,7 @@ def cli(
     )
     ctx.obj = app
     ctx.call_on_close(app.close)
+    app.check_settings()
 
 
 def _from_file_twin(ctx: click.Context, parameter: str, variable: str, value: str) -> str:

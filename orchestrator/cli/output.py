@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -17,6 +18,28 @@ def json_option(function: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
         function
     )
+
+
+# C0 controls but tab, newline and carriage return; DEL; C1 controls as UTF-8 encodes
+# them (0x9b is CSI). Escape sequences from a job could retitle the operator's terminal,
+# rewrite what is on screen or, through OSC 52, its clipboard.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xc2[\x80-\x9f]")
+
+
+def terminal_safe(data: bytes) -> bytes:
+    """A job's output as it may reach a terminal: control bytes shown as \\xNN."""
+    return _CONTROL.sub(_escaped, data)
+
+
+def _escaped(match: re.Match[bytes]) -> bytes:
+    return b"".join(b"\\x%02x" % byte for byte in match[0])
+
+
+raw_option = click.option(
+    "--raw",
+    is_flag=True,
+    help="Print the job's output byte for byte, terminal control sequences included.",
+)
 
 
 def iso(value: datetime | None) -> str | None:

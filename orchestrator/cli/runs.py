@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
 from orchestrator.cli.context import AppContext, pass_app
-from orchestrator.cli.output import emit_json, emit_table, human_time, iso, json_option
-from orchestrator.errors import InvalidInputError
+from orchestrator.cli.output import (
+    emit_json,
+    emit_table,
+    human_time,
+    iso,
+    json_option,
+    raw_option,
+    terminal_safe,
+)
+from orchestrator.errors import InvalidInputError, quote
 from orchestrator.masking import OutputMasker
 from orchestrator.records import RunRecord, RunStatus
 from orchestrator.store.runs import RunRepository
@@ -42,6 +51,11 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
     }
 
 
+# Run ids are 64-bit in both databases.
+MAX_ID = 2**63 - 1
+RUN_ID = click.IntRange(1, MAX_ID)
+
+
 class MomentType(click.ParamType[datetime]):
     """An ISO 8601 time (UTC if it has no offset) or a duration back from now (`2h`, `7d`)."""
 
@@ -60,7 +74,12 @@ class MomentType(click.ParamType[datetime]):
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            self.fail(f"{text!r} is neither a time (2026-11-01T03:00:00Z) nor a duration (7d)")
+            if re.fullmatch(r"\d+\s*[a-zA-Z][\w\s]*", text):  # meant as a duration
+                try:
+                    parse_duration(text)
+                except InvalidInputError as error:
+                    self.fail(str(error))
+            self.fail(f"{quote(text)} is neither a time (2026-11-01T03:00:00Z) nor a duration (7d)")
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -94,7 +113,7 @@ def _duration(run: RunRecord) -> str:
     type=MomentType(),
     help="Only runs scheduled at or after this time (ISO 8601) or this long ago (7d).",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=50, help="At most this many runs.")
+@click.option("--limit", type=click.IntRange(1, MAX_ID), default=50, help="At most this many runs.")
 @json_option
 @pass_app
 def list_runs(
@@ -138,10 +157,11 @@ def list_runs(
 
 
 @runs.command()
-@click.argument("run_id", metavar="ID", type=int)
+@click.argument("run_id", metavar="ID", type=RUN_ID)
 @json_option
+@raw_option
 @pass_app
-def show(app: AppContext, run_id: int, as_json: bool) -> None:
+def show(app: AppContext, run_id: int, as_json: bool, raw: bool) -> None:
     """Show one run with the captured tail of its output.
 
     Example: orchestrator runs show 42
@@ -168,7 +188,12 @@ def show(app: AppContext, run_id: int, as_json: bool) -> None:
         click.echo(f"--- output (last {format_size(run.output_limit)} only) ---")
     else:
         click.echo("--- output ---")
-    click.echo(run.output or "", nl=not (run.output or "").endswith("\n"))
+    _print_output(run.output or "", raw)
+
+
+def _print_output(text: str, raw: bool) -> None:
+    data = text.encode("utf-8", "surrogateescape")
+    click.echo(data if raw else terminal_safe(data), nl=bool(data) and not data.endswith(b"\n"))
 
 
 @runs.command()
@@ -193,10 +218,11 @@ def prune(app: AppContext, older_than: Any, dry_run: bool) -> None:
 
 
 @runs.command()
-@click.argument("run_id", metavar="ID", type=int)
+@click.argument("run_id", metavar="ID", type=RUN_ID)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing output until the run ends.")
+@raw_option
 @pass_app
-def logs(app: AppContext, run_id: int, follow: bool) -> None:
+def logs(app: AppContext, run_id: int, follow: bool, raw: bool) -> None:
     """Print a run's output: live from its container while it runs, else the recorded tail.
 
     Example: orchestrator runs logs 42 --follow
@@ -209,6 +235,12 @@ def logs(app: AppContext, run_id: int, follow: bool) -> None:
     database = app.database()
     with database.session() as session:
         run = RunRepository(session).get(run_id)
+    if follow and run.status is RunStatus.PENDING:
+        click.echo(
+            f"run {run_id} of {run.job} is pending: waiting for a scheduler to start it "
+            "(is 'orchestrator serve' running?)",
+            err=True,
+        )
     while follow and run.status is RunStatus.PENDING:
         time.sleep(0.5)
         with database.session() as session:
@@ -232,10 +264,11 @@ def logs(app: AppContext, run_id: int, follow: bool) -> None:
                 if follow
                 else engine.logs(run.container_id, follow=False)
             )
+            show = (lambda data: data) if raw else terminal_safe
             for chunk in chunks:
-                sys.stdout.buffer.write(masker.feed(chunk))
+                sys.stdout.buffer.write(show(masker.feed(chunk)))
                 sys.stdout.buffer.flush()
-            sys.stdout.buffer.write(masker.flush())
+            sys.stdout.buffer.write(show(masker.flush()))
             return
         except ContainerGoneError:
             # It ended while we looked: its output is in the history by now, or soon.
@@ -247,7 +280,7 @@ def logs(app: AppContext, run_id: int, follow: bool) -> None:
                     break
                 time.sleep(0.2)
     if run.output:
-        click.echo(run.output, nl=not run.output.endswith("\n"))
+        _print_output(run.output, raw)
 
 
 def _live_masker(app: AppContext, job: str) -> OutputMasker | None:
@@ -266,9 +299,12 @@ def _live_masker(app: AppContext, job: str) -> OutputMasker | None:
 
 
 @runs.command()
-@click.argument("run_id", metavar="ID", type=int)
+@click.argument("run_id", metavar="ID", type=RUN_ID)
 @click.option(
-    "--grace", type=click.IntRange(min=0), default=10, help="Seconds between SIGTERM and SIGKILL."
+    "--grace",
+    type=click.IntRange(0, 86400),
+    default=10,
+    help="Seconds between SIGTERM and SIGKILL (at most a day).",
 )
 @pass_app
 def cancel(app: AppContext, run_id: int, grace: int) -> None:

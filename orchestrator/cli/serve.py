@@ -36,7 +36,7 @@ def _upgrade_when_reachable(app: AppContext) -> None:
     """Migrate on start; a database that is still starting (compose) is waited for."""
     from orchestrator.store import migrations
 
-    database = app.database(check_schema=False)
+    database = app.database(check_schema=False, create=True)
     deadline = time.monotonic() + DATABASE_WAIT_SECONDS
     delay = 0.5
     while True:
@@ -54,6 +54,14 @@ def _upgrade_when_reachable(app: AppContext) -> None:
 def _seconds(text: str, what: str) -> float:
     if text.strip() in ("0", "0s"):
         return 0.0
+    try:
+        return parse_duration(text).total_seconds()
+    except InvalidInputError as error:
+        raise InvalidInputError(f"{what}: {error}") from None
+
+
+def _positive_seconds(text: str, what: str) -> float:
+    """A duration that must be more than zero (0 would adopt every run at once)."""
     try:
         return parse_duration(text).total_seconds()
     except InvalidInputError as error:
@@ -126,6 +134,7 @@ def serve(
     configure_logging(log_format, log_level)
     app.allow_privileged_jobs = allow_privileged_jobs
     grace = _seconds(shutdown_grace, "shutdown grace")
+    adopt_after_seconds = _positive_seconds(adopt_after, "adopt after")
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
@@ -144,7 +153,7 @@ def serve(
         ServiceSettings(
             shutdown_grace_seconds=grace,
             health_file=health_file,
-            stale_after_seconds=_seconds(adopt_after, "adopt after"),
+            stale_after_seconds=adopt_after_seconds,
         ),
     )
 

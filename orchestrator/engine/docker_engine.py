@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.types import Mount
+from docker.types import LogConfig, Mount
 
 from orchestrator.engine.errors import (
     ContainerGoneError,
@@ -226,6 +226,9 @@ class DockerEngine:
             network_mode="host" if spec.host_network else spec.network,
             pid_mode="host" if spec.host_pid else None,
             privileged=spec.privileged,
+            # The local driver keeps output byte for byte; json-file turns bytes that
+            # are not UTF-8 into U+FFFD before anyone can read them.
+            log_config=LogConfig(type="local"),
         )
         try:
             created = self.api.create_container(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
@@ -17,6 +18,7 @@ from orchestrator.errors import (
     DatabaseUnavailableError,
     InvalidInputError,
     SchemaOutOfDateError,
+    quote,
 )
 from orchestrator.store.migrations import HEAD
 
@@ -32,8 +34,10 @@ def normalise_url(raw: str) -> URL:
         url = make_url(raw)
     except ArgumentError:
         raise InvalidInputError(
-            f"{raw!r} is not a database URL (like sqlite:///orchestrator.db)"
+            f"{quote(raw)} is not a database URL (like sqlite:///orchestrator.db)"
         ) from None
+    except ValueError as error:  # a port that is not a number, and the like
+        raise InvalidInputError(f"the database URL is not valid: {error}") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() not in ("sqlite", "postgresql"):
@@ -87,6 +91,18 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.url.get_backend_name() == "sqlite"
+
+    @property
+    def in_memory(self) -> bool:
+        """An SQLite database that is gone when the process ends."""
+        name = self.url.database or ""
+        return self.is_sqlite and (name in ("", ":memory:") or "mode=memory" in str(self.url.query))
+
+    def exists(self) -> bool:
+        """False for an SQLite file not made yet (opening it would make it)."""
+        if not self.is_sqlite or self.in_memory:
+            return True
+        return Path(self.url.database or "").exists()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import DatabaseError
+from orchestrator.errors import DatabaseError, SchemaOutOfDateError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -45,7 +45,19 @@ def _run(database: Database, command: str, revision: str) -> None:
 
 
 def upgrade(database: Database, revision: str = "head") -> None:
+    check_known(database)
     _run(database, "upgrade", revision)
+
+
+def check_known(database: Database) -> None:
+    """Refuse a database migrated by a newer orchestrator: we cannot read its schema."""
+    current = database.current_revision()
+    if current is not None and current not in known_revisions():
+        raise SchemaOutOfDateError(
+            f"database {database.display_url} is at revision {current}, which this "
+            f"orchestrator does not know (its newest is {HEAD}): a newer orchestrator "
+            "migrated it; use that one (or restore a backup)"
+        )
 
 
 def downgrade(database: Database, revision: str) -> None:

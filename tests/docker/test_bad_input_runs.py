@@ -1,0 +1,93 @@
+"""Runs that cannot start leave nothing behind; output is kept as written and reaches a
+terminal escaped; a signal to a foreground `jobs run` cancels its run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engine_fixtures import JOB_IMAGE
+
+pytestmark = pytest.mark.docker
+
+
+def managed(docker_client: Any, test_label: dict[str, str]) -> list[Any]:
+    ((key, value),) = test_label.items()
+    return docker_client.containers.list(
+        all=True, filters={"label": [f"{key}={value}", "orchestrator.managed=true"]}
+    )
+
+
+def test_a_command_missing_from_the_image_fails_125_and_leaves_no_container(
+    docker_cli: Any, write_jobs: Any, docker_client: Any, test_label: dict[str, str]
+) -> None:
+    jobs = write_jobs(
+        "missing.yaml",
+        f"name: nocmd\nschedule: '@daily'\nimage: {JOB_IMAGE}\ncommand: [/no/such/program]\n",
+    )
+    docker_cli("jobs", "apply", str(jobs))
+    result = docker_cli("jobs", "run", "nocmd", expect=125)
+    assert "cannot start the container" in result.stderr
+    assert managed(docker_client, test_label) == []  # not left in Created
+    shown = docker_cli("runs", "show", "1", "--json").stdout
+    assert '"status": "failed"' in shown and '"exit_code": null' in shown
+
+
+def test_output_keeps_bytes_and_reaches_the_terminal_escaped(
+    docker_cli: Any, write_jobs: Any
+) -> None:
+    jobs = write_jobs(
+        "bytes.yaml",
+        f"""name: bytes
+schedule: "@daily"
+image: {JOB_IMAGE}
+command: ["sh", "-c", "printf 'caf\\\\303\\\\251 \\\\377\\\\376 \\\\033]0;pwned\\\\007 done\\\\n'"]
+""",
+    )
+    docker_cli("jobs", "apply", str(jobs))
+    ran = docker_cli("jobs", "run", "bytes")
+    assert "\x1b" not in ran.stdout and "\\x1b]0;pwned\\x07" in ran.stdout
+    raw = docker_cli("jobs", "run", "bytes", "--raw")
+    assert "\x1b]0;pwned\x07" in raw.stdout  # asked for: byte for byte
+    stored = docker_cli("runs", "show", "2", "--json").stdout
+    assert "café \\\\xff\\\\xfe" in stored  # not UTF-8: kept, escaped, never U+FFFD
+    assert "\ufffd" not in stored
+    logs = docker_cli("runs", "logs", "2").stdout
+    assert "\x1b" not in logs and "café" in logs
+
+
+def test_sigterm_to_a_foreground_run_cancels_it(
+    database_url: str, tmp_path: Path, docker_client: Any, test_label: dict[str, str]
+) -> None:
+    ((key, value),) = test_label.items()
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_DATABASE_URL": database_url,
+        "ORCHESTRATOR_CONTAINER_LABELS": f"{key}={value}",
+    }
+    (tmp_path / "s.yaml").write_text(
+        f"name: sleeper\nschedule: '@daily'\nimage: {JOB_IMAGE}\ncommand: [sleep, '300']\n"
+    )
+    cli = [sys.executable, "-m", "orchestrator"]
+    subprocess.run([*cli, "jobs", "apply", str(tmp_path / "s.yaml")], env=env, check=True)
+    running = subprocess.Popen([*cli, "jobs", "run", "sleeper"], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        c.status == "running" for c in managed(docker_client, test_label)
+    ):
+        time.sleep(0.2)
+    running.send_signal(signal.SIGTERM)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == 130, err
+    shown = subprocess.run(
+        [*cli, "runs", "show", "1", "--json"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert '"status": "cancelled"' in shown
+    assert managed(docker_client, test_label) == []
