@@ -92,3 +92,16 @@ def test_a_quoted_value_is_always_short(value: object) -> None:
 @pytest.fixture(autouse=True)
 def _in_a_scratch_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the run-id property names a relative SQLite file
+
+
+class _Tripwire:
+    def __repr__(self) -> str:
+        raise AssertionError("quote() walked deeper than it shows")
+
+
+def test_quoting_does_bounded_work_whatever_the_value() -> None:
+    """The alias bomb's lesson: naming a value must not walk all of it."""
+    deep = [[[_Tripwire()]]]
+    wide = ["x" * 10_000_000, *range(10)]
+    assert quote(deep).startswith("[[")
+    assert len(quote(wide)) <= QUOTE_LIMIT
