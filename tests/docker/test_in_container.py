@@ -127,16 +127,42 @@ def test_the_policy_and_secrets_hold_from_inside_the_scheduler(
   image: {JOB_IMAGE}
   secrets: [{{name: db, env: DB_PASSWORD, file: /run/secrets/db}}]
   command: ["sh", "-c", "echo env=$DB_PASSWORD file=$(cat /run/secrets/db)"]
+- name: hostnet
+  schedule: "@daily"
+  image: {JOB_IMAGE}
+  network: host
+- name: outside
+  schedule: "@daily"
+  image: {JOB_IMAGE}
+  volumes: ["/data/jobs:/j"]
+- name: inside
+  schedule: "@daily"
+  image: {JOB_IMAGE}
+  volumes: ["/data/allowed:/a"]
+  command: ["ls", "/a"]
+- name: socket
+  schedule: "@daily"
+  image: {JOB_IMAGE}
+  docker_socket: true
+  command: ["sh", "-c", "test -S /var/run/docker.sock && echo HAS-SOCKET"]
 """
     )
+    (host_data / "allowed").mkdir()
+    (host_data / "allowed" / "marker").write_text("")
     code, output = in_scheduler(
         docker_client,
         scheduler_image,
         test_label,
         host_data,
         "orchestrator db upgrade >/dev/null; orchestrator jobs apply /data/jobs >/dev/null; "
-        "for job in escape hostrun secretive; do "
-        "orchestrator jobs run $job; echo $job-exit=$?; done",
+        "for job in escape hostrun secretive hostnet; do "
+        "orchestrator jobs run $job; echo $job-exit=$?; done; "
+        # host paths: the allow-list is checked after translation
+        f"export ORCHESTRATOR_ALLOWED_HOST_PATHS={host_data}/allowed,{host_data}/secrets; "
+        "for job in outside inside; do orchestrator jobs run $job; echo $job-exit=$?; done; "
+        "unset ORCHESTRATOR_ALLOWED_HOST_PATHS; "
+        "orchestrator jobs run socket; echo socket-refused-exit=$?; "
+        "orchestrator jobs run socket --allow-privileged-jobs; echo socket-exit=$?",
         # the host's /var/run (with the socket in it) under another name
         volumes={"/var/run": {"bind": "/hostrun", "mode": "ro"}},
         environment={"ORCHESTRATOR_SECRETS_DIR": "/data/secrets"},
@@ -147,3 +173,10 @@ def test_the_policy_and_secrets_hold_from_inside_the_scheduler(
     assert "asks for docker_socket (volume /" in output and "hostrun-exit=125" in output
     assert "env=*** file=***\nsecretive-exit=0" in output
     assert "in-container-s3cret" not in output
+    assert "asks for host_network" in output and "hostnet-exit=125" in output
+    assert f"host path {host_data}/jobs is outside ORCHESTRATOR_ALLOWED_HOST_PATHS" in output
+    assert "outside-exit=125" in output
+    assert "marker\ninside-exit=0" in output
+    assert "socket-refused-exit=125" in output
+    # the socket the scheduler reaches the engine by, translated to the host's
+    assert "HAS-SOCKET\nsocket-exit=0" in output
