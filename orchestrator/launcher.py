@@ -25,7 +25,7 @@ from orchestrator.engine import (
     RUN_LABEL,
     ContainerExit,
     ContainerSpec,
-    DockerEngine,
+    Engine,
 )
 from orchestrator.engine.errors import (
     ContainerGoneError,
@@ -109,7 +109,7 @@ class RunLauncher:
     def __init__(
         self,
         database: Database,
-        engine: DockerEngine,
+        engine: Engine,
         where: SelfContainer,
         settings: LaunchSettings,
         owner: str | None = None,
@@ -411,8 +411,8 @@ class RunLauncher:
         follow it if it still runs, else read its exit code and output."""
         beat = self._heartbeat(run.id)
         try:
-            state = self.engine.inspect_state(container_id)
-            if not state:
+            state = self.engine.state(container_id)
+            if state is None:
                 return self._finish(
                     run.id,
                     RunStatus.LOST,

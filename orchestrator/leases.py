@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from orchestrator.engine import DockerEngine
+from orchestrator.engine import Engine
 from orchestrator.ports import (
     PinnedPortTakenError,
     PortPoolExhaustedError,
@@ -30,9 +30,7 @@ DEFAULT_LEASE = timedelta(hours=24)
 
 
 class PortLeaser:
-    def __init__(
-        self, database: Database, engine: DockerEngine, pool: PortRange, host_ip: str
-    ) -> None:
+    def __init__(self, database: Database, engine: Engine, pool: PortRange, host_ip: str) -> None:
         self.database = database
         self.engine = engine
         self.pool = pool

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from orchestrator.engine import DockerEngine
+from orchestrator.engine import Engine
 from orchestrator.hostpaths import ON_HOST, SelfContainer, detect_container_id
 
 
@@ -16,7 +16,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def locate_self(engine: DockerEngine, override: str | None) -> SelfContainer:
+def locate_self(engine: Engine, override: str | None) -> SelfContainer:
     """Our container and its mounts, or ON_HOST. Raises with the setting to fix it."""
     marker = Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
     container_id, how = detect_container_id(
@@ -25,7 +25,7 @@ def locate_self(engine: DockerEngine, override: str | None) -> SelfContainer:
         mountinfo=_read("/proc/self/mountinfo"),
         cgroup=_read("/proc/self/cgroup"),
         hostname=socket.gethostname(),
-        engine_hostname=engine.name() if marker and not override else None,
+        engine_hostname=engine.facts().name if marker and not override else None,
     )
     if container_id is None:
         return SelfContainer(container_id=None, how=how) if how != ON_HOST.how else ON_HOST

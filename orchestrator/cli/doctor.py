@@ -33,8 +33,8 @@ def doctor(app: AppContext, as_json: bool) -> None:
     report: dict[str, Any] = {}
 
     def engine() -> dict[str, Any]:
-        version = app.engine().version()
-        return {"version": version.get("Version"), "api_version": version.get("ApiVersion")}
+        facts = app.engine().facts()
+        return {"version": facts.version, "api_version": facts.api_version, "name": facts.name}
 
     def where() -> dict[str, Any]:
         found = app.where()

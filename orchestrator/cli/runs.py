@@ -262,7 +262,7 @@ def logs(app: AppContext, run_id: int, follow: bool, raw: bool) -> None:
             chunks = (
                 engine.follow_output(run.container_id)
                 if follow
-                else engine.logs(run.container_id, follow=False)
+                else engine.output(run.container_id)
             )
             show = (lambda data: data) if raw else terminal_safe
             for chunk in chunks:

@@ -11,9 +11,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +21,18 @@ import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Mount
 
+from orchestrator.engine.contract import (
+    JOB_LABEL,
+    MANAGED_LABEL,
+    RUN_LABEL,
+    ContainerExit,
+    ContainerSpec,
+    Engine,
+    EngineFacts,
+    Handle,
+    ManagedWorkload,
+    WorkloadState,
+)
 from orchestrator.engine.errors import (
     ContainerGoneError,
     EngineError,
@@ -30,14 +41,11 @@ from orchestrator.engine.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
-from orchestrator.hostpaths import MountPlan, ScannedMount, SelfContainer, parse_api_version
+from orchestrator.hostpaths import ScannedMount, SelfContainer, parse_api_version
 from orchestrator.spec import PullPolicy
 
 log = logging.getLogger(__name__)
 
-MANAGED_LABEL = "orchestrator.managed"
-JOB_LABEL = "orchestrator.job"
-RUN_LABEL = "orchestrator.run"
 LOG_BLOCK_BYTES = 256 * 1024
 _PORT_TAKEN = re.compile(
     r"Bind for \S*?:(?P<port1>\d+) failed: port is already allocated"
@@ -45,38 +53,9 @@ _PORT_TAKEN = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
-    """Everything needed to create one job container."""
-
-    name: str
-    image: str
-    labels: Mapping[str, str]
-    command: Sequence[str] | None = None
-    entrypoint: Sequence[str] | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
-    mounts: Sequence[MountPlan] = ()
-    # "8080/tcp" -> (host_ip, host_port)
-    ports: Mapping[str, tuple[str, int]] = field(default_factory=dict)
-    working_dir: str | None = None
-    user: str | None = None
-    memory: int | None = None
-    cpus: float | None = None
-    network: str | None = None
-    privileged: bool = False
-    host_network: bool = False
-    host_pid: bool = False
-
-
-@dataclass(frozen=True)
-class ContainerExit:
-    exit_code: int
-    oom_killed: bool = False
-    error: str | None = None
-
-
 class DockerEngine:
-    """One engine, through the docker SDK. Thread-safe with a pool as large as its users."""
+    """The engine contract (orchestrator.engine.contract) over the docker SDK, for one
+    Docker engine. Thread-safe with a pool as large as its users."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -100,15 +79,15 @@ class DockerEngine:
 
     # --- facts about the engine -------------------------------------------------------
 
-    def version(self) -> dict[str, Any]:
-        with _translated("reading the engine version"):
-            result: dict[str, Any] = self.client.version()
-            return result
-
-    def name(self) -> str:
-        """The engine host's name (`docker info` Name)."""
-        with _translated("reading the engine's info"):
-            return str(self.client.info().get("Name", ""))
+    def facts(self) -> EngineFacts:
+        with _translated("reading the engine's version and info"):
+            version = self.client.version()
+            info = self.client.info()
+        return EngineFacts(
+            version=str(version.get("Version", "")),
+            api_version=str(version.get("ApiVersion", "")),
+            name=str(info.get("Name", "")),
+        )
 
     @property
     def api_version(self) -> tuple[int, int]:
@@ -260,6 +239,8 @@ class DockerEngine:
             if taken:
                 port = int(taken["port1"] or taken["port2"])
                 raise PortAllocatedError(port, reason) from None
+            if re.search(r"network \S+ not found", reason):
+                raise NetworkNotFoundError(f"cannot start the container: {reason}") from None
             raise _engine_error("cannot start the container", error) from None
 
     def wait(self, container_id: str, timeout: float | None) -> ContainerExit | None:
@@ -289,28 +270,37 @@ class DockerEngine:
             raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
         except APIError as error:
             raise _engine_error("waiting for the container", error) from None
-        state = self.inspect_state(container_id)
+        state = self.state(container_id)
         error_text = (
             (result.get("Error") or {}).get("Message") if isinstance(result, dict) else None
         )
         return ContainerExit(
             exit_code=int(result.get("StatusCode", -1)),
-            oom_killed=bool(state.get("OOMKilled")),
+            oom_killed=bool(state and state.oom_killed),
             error=error_text or None,
         )
 
-    def inspect_state(self, container_id: str) -> dict[str, Any]:
-        """The container's State ({} when it does not exist)."""
+    def state(self, handle: Handle) -> WorkloadState | None:
         try:
-            state: dict[str, Any] = self.api.inspect_container(container_id).get("State", {})
-            return state
+            state: dict[str, Any] = self.api.inspect_container(handle).get("State", {})
         except NotFound:
-            return {}
+            return None
         except (APIError, requests.RequestException) as error:
             raise _engine_error("inspecting the container", error) from None
+        running = bool(state.get("Running"))
+        return WorkloadState(
+            status=str(state.get("Status", "")),
+            running=running,
+            exit_code=None if running or "ExitCode" not in state else int(state["ExitCode"]),
+            oom_killed=bool(state.get("OOMKilled")),
+        )
 
     def is_running(self, container_id: str) -> bool:
-        return bool(self.inspect_state(container_id).get("Running"))
+        state = self.state(container_id)
+        return state is not None and state.running
+
+    def output(self, handle: Handle) -> Iterator[bytes]:
+        return self.logs(handle, follow=False)
 
     def logs(
         self,
@@ -422,7 +412,7 @@ class DockerEngine:
         except requests.RequestException as error:  # the engine went away meanwhile
             raise _engine_error("removing the container", error) from None
 
-    def managed_containers(self, *, run_id: int | None = None) -> list[dict[str, Any]]:
+    def managed(self, *, run_id: int | None = None) -> list[ManagedWorkload]:
         labels = [f"{MANAGED_LABEL}=true"]
         if run_id is not None:
             labels.append(f"{RUN_LABEL}={run_id}")
@@ -430,7 +420,19 @@ class DockerEngine:
             containers: list[dict[str, Any]] = self.api.containers(
                 all=True, filters={"label": labels}
             )
-        return containers
+        found = []
+        for container in containers:
+            marks = container.get("Labels") or {}
+            run = marks.get(RUN_LABEL, "")
+            found.append(
+                ManagedWorkload(
+                    handle=str(container["Id"]),
+                    job=marks.get(JOB_LABEL),
+                    run_id=int(run) if run.isdigit() else None,
+                    status=str(container.get("State", "")),
+                )
+            )
+        return found
 
 
 _STAMP = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")
@@ -519,3 +521,7 @@ def _translated(what: str) -> Iterator[None]:
         yield
     except (APIError, DockerException, requests.RequestException) as error:
         raise _engine_error(what, error) from None
+
+
+def _conforms(engine: DockerEngine) -> Engine:
+    return engine  # mypy checks that the adapter keeps the contract

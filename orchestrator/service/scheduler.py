@@ -30,7 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 
 from orchestrator.catchup import plan_catchup
-from orchestrator.engine import RUN_LABEL, DockerEngine
+from orchestrator.engine import Engine
 from orchestrator.errors import DuplicateFireError, JobNotFoundError, OrchestratorError
 from orchestrator.hostpaths import SelfContainer
 from orchestrator.identity import make_owner_id
@@ -77,7 +77,7 @@ class SchedulerService:
     def __init__(
         self,
         database: Database,
-        engine: DockerEngine,
+        engine: Engine,
         where: SelfContainer,
         launch: LaunchSettings,
         settings: ServiceSettings,
@@ -563,10 +563,9 @@ class SchedulerService:
         )
 
     def _find_container(self, run: RunRecord) -> str | None:
-        for container in self.engine.managed_containers(run_id=run.id):
-            labels = container.get("Labels") or {}
-            if labels.get(RUN_LABEL) == str(run.id) and labels.get("orchestrator.job") == run.job:
-                return str(container["Id"])
+        for workload in self.engine.managed(run_id=run.id):
+            if workload.run_id == run.id and workload.job == run.job:
+                return workload.handle
         return None
 
     def _release_stale_leases(self, now: datetime) -> None:

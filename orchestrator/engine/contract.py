@@ -1,0 +1,146 @@
+"""The engine contract: what the launcher, the service and the CLI need of a container
+engine, in our own records (never Docker's dicts).
+
+`DockerEngine` implements it against a real engine, `FakeEngine` in memory for fast
+tests of the scheduling policies. One suite of contract tests (tests/engine_contract)
+runs against both, so the fake cannot drift from the engine it stands in for.
+
+A run's workload is addressed by a handle: an opaque string the engine gave at create
+(a container id on Docker; an exec or a Swarm task id for the backends to come), so
+callers never build or parse one. Every call returns within the engine client's
+timeout; a call that cannot reach the engine raises EngineUnavailableError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from orchestrator.hostpaths import MountPlan, SelfContainer
+from orchestrator.spec import PullPolicy
+
+Handle = str
+
+# Labels on every workload we start: how a scheduler finds its own after a restart.
+MANAGED_LABEL = "orchestrator.managed"
+JOB_LABEL = "orchestrator.job"
+RUN_LABEL = "orchestrator.run"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one job container."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    command: Sequence[str] | None = None
+    entrypoint: Sequence[str] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    mounts: Sequence[MountPlan] = ()
+    # "8080/tcp" -> (host_ip, host_port)
+    ports: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    working_dir: str | None = None
+    user: str | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    network: str | None = None
+    privileged: bool = False
+    host_network: bool = False
+    host_pid: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerExit:
+    exit_code: int
+    oom_killed: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    version: str
+    api_version: str
+    name: str  # the engine host's name
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """Where a workload is in its life: created, running, exited (Docker's words)."""
+
+    status: str
+    running: bool
+    exit_code: int | None = None
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
+class ManagedWorkload:
+    """A workload carrying our labels."""
+
+    handle: Handle
+    job: str | None
+    run_id: int | None
+    status: str
+
+
+class Engine(Protocol):
+    """A container engine as the orchestrator uses it."""
+
+    @property
+    def api_version(self) -> tuple[int, int]: ...
+
+    def facts(self) -> EngineFacts: ...
+
+    def inspect_self(self, container_id: str, how: str) -> SelfContainer: ...
+
+    def published_ports(self) -> set[tuple[str, int, str]]:
+        """(host_ip, port, protocol) of every port a running workload publishes."""
+        ...
+
+    def network_exists(self, name: str) -> bool: ...
+
+    def ensure_image(
+        self, reference: str, policy: PullPolicy, auth: Mapping[str, str] | None = None
+    ) -> str:
+        """The image's id, pulled as the policy says (ImageUnavailableError if it cannot)."""
+        ...
+
+    def create(self, spec: ContainerSpec) -> Handle: ...
+
+    def start(self, handle: Handle) -> None:
+        """PortAllocatedError when a host port is taken outside our ledger."""
+        ...
+
+    def wait(self, handle: Handle, timeout: float | None) -> ContainerExit | None:
+        """The exit, or None when it still runs after `timeout` seconds."""
+        ...
+
+    def state(self, handle: Handle) -> WorkloadState | None:
+        """None when the workload does not exist (any more)."""
+        ...
+
+    def is_running(self, handle: Handle) -> bool: ...
+
+    def follow_output(self, handle: Handle) -> Iterator[bytes]:
+        """All output, live, to the workload's very end."""
+        ...
+
+    def output(self, handle: Handle) -> Iterator[bytes]:
+        """The output so far, without following."""
+        ...
+
+    def stop(self, handle: Handle, grace_seconds: int = 10) -> None:
+        """SIGTERM, then SIGKILL after the grace; a workload already gone is fine."""
+        ...
+
+    def kill(self, handle: Handle) -> None: ...
+
+    def remove(self, handle: Handle) -> None:
+        """Gone, running or not; a workload already gone is fine."""
+        ...
+
+    def managed(self, *, run_id: int | None = None) -> list[ManagedWorkload]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,309 @@
+"""An engine in memory that keeps the engine contract, for fast tests of the policies
+(and for anyone who wants to try a job file without Docker).
+
+Workloads are scripted by job (the `orchestrator.job` label), else by image: an exit
+code, an output, how long they run, or a start the engine refuses. The engine can be
+told that a host port is taken outside our ledger, that an image is missing, and that
+it goes away and comes back. Time is real (scripted durations are meant to be short);
+every method is thread-safe. The contract tests in tests/engine_contract run the same
+checks against this and against Docker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from orchestrator.engine.contract import (
+    JOB_LABEL,
+    MANAGED_LABEL,
+    RUN_LABEL,
+    ContainerExit,
+    ContainerSpec,
+    Engine,
+    EngineFacts,
+    Handle,
+    ManagedWorkload,
+    WorkloadState,
+)
+from orchestrator.engine.errors import (
+    ContainerGoneError,
+    EngineError,
+    EngineUnavailableError,
+    ImageUnavailableError,
+    NetworkNotFoundError,
+    PortAllocatedError,
+)
+from orchestrator.hostpaths import SelfContainer
+from orchestrator.spec import PullPolicy
+
+EXIT_KILLED = 137  # 128 + SIGKILL, as Docker reports it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+@dataclass(frozen=True)
+class Script:
+    """What a workload does once started."""
+
+    exit_code: int = 0
+    output: bytes = b""
+    seconds: float = 0.0
+    # The engine refuses the start with this reason (a command not in the image, say).
+    start_error: str | None = None
+    oom_killed: bool = False
+
+
+@dataclass
+class _Workload:
+    handle: str
+    spec: ContainerSpec
+    script: Script
+    status: str = "created"
+    started: float | None = None
+    exit_code: int | None = None
+
+
+@dataclass
+class FakeEngine:
+    """The engine contract in memory. See the module doc."""
+
+    version: str = "fake"
+    api: tuple[int, int] = (1, 41)
+    host_name: str = "fake-engine"
+    images: dict[str, str] = field(default_factory=dict)  # reference -> id
+    pullable: set[str] = field(default_factory=set)
+    networks: set[str] = field(default_factory=lambda: {"bridge", "host", "none"})
+    # Ports published by containers that are not ours: (host_ip, port, protocol).
+    foreign_ports: set[tuple[str, int, str]] = field(default_factory=set)
+    default_script: Script = field(default_factory=Script)
+    # Every call, by name, for tests that count them.
+    calls: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._scripts: dict[str, Script] = {}
+        self._workloads: dict[str, _Workload] = {}
+        self._ids = itertools.count(1)
+        self._changed = threading.Condition()
+        self._available = True
+
+    # --- scripting ----------------------------------------------------------------------
+
+    def add_image(self, reference: str) -> str:
+        image_id = f"sha256:{abs(hash(reference)):064x}"[:71]
+        self.images[reference] = image_id
+        return image_id
+
+    def script(self, job_or_image: str, script: Script | None = None, **fields: object) -> None:
+        """How workloads of this job (or image) behave: `script(job, exit_code=3)`."""
+        self._scripts[job_or_image] = script or Script(**fields)  # type: ignore[arg-type]
+
+    def go_away(self) -> None:
+        """Every call fails as if the engine were restarting, until `come_back`."""
+        with self._changed:
+            self._available = False
+
+    def come_back(self) -> None:
+        with self._changed:
+            self._available = True
+            self._changed.notify_all()
+
+    # --- the contract -------------------------------------------------------------------
+
+    @property
+    def api_version(self) -> tuple[int, int]:
+        return self.api
+
+    def facts(self) -> EngineFacts:
+        self._call("facts")
+        return EngineFacts(self.version, f"{self.api[0]}.{self.api[1]}", self.host_name)
+
+    def inspect_self(self, container_id: str, how: str) -> SelfContainer:
+        self._call("inspect_self")
+        raise EngineError(f"container {container_id[:12]} ({how}) is not on this engine")
+
+    def published_ports(self) -> set[tuple[str, int, str]]:
+        self._call("published_ports")
+        with self._changed:
+            ours = {
+                (ip, port, key.partition("/")[2] or "tcp")
+                for workload in self._workloads.values()
+                if self._status(workload) == "running"
+                for key, (ip, port) in workload.spec.ports.items()
+            }
+        return ours | self.foreign_ports
+
+    def network_exists(self, name: str) -> bool:
+        self._call("network_exists")
+        return name in self.networks
+
+    def ensure_image(
+        self, reference: str, policy: PullPolicy, auth: Mapping[str, str] | None = None
+    ) -> str:
+        self._call("ensure_image")
+        if reference in self.images and policy is not PullPolicy.ALWAYS:
+            return self.images[reference]
+        if policy is PullPolicy.NEVER:
+            raise ImageUnavailableError(
+                f"image {reference!r} is not on the engine and the pull policy is never"
+            )
+        if reference not in self.pullable:
+            raise ImageUnavailableError(f"image {reference!r} cannot be pulled: not found")
+        return self.add_image(reference)
+
+    def create(self, spec: ContainerSpec) -> Handle:
+        self._call("create")
+        if spec.network and not spec.host_network and spec.network not in self.networks:
+            raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
+        job = spec.labels.get(JOB_LABEL, "")
+        script = self._scripts.get(job) or self._scripts.get(spec.image) or self.default_script
+        with self._changed:
+            handle = f"{next(self._ids):064x}"
+            self._workloads[handle] = _Workload(handle, spec, script)
+        return handle
+
+    def start(self, handle: Handle) -> None:
+        self._call("start")
+        with self._changed:
+            workload = self._get(handle)
+            if workload.script.start_error:
+                raise EngineError(f"cannot start the container: {workload.script.start_error}")
+            taken = {port for _, port, _ in self.foreign_ports} | {
+                port
+                for other in self._workloads.values()
+                if other is not workload and self._status(other) == "running"
+                for _, port in other.spec.ports.values()
+            }
+            for ip, port in workload.spec.ports.values():
+                if port in taken:
+                    raise PortAllocatedError(
+                        port, f"Bind for {ip}:{port} failed: port is already allocated"
+                    )
+            workload.status, workload.started = "running", time.monotonic()
+            self._changed.notify_all()
+
+    def wait(self, handle: Handle, timeout: float | None) -> ContainerExit | None:
+        self._call("wait")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                workload = self._get(handle)
+                if self._status(workload) == "exited":
+                    assert workload.exit_code is not None
+                    return ContainerExit(workload.exit_code, workload.script.oom_killed)
+                left = self._left(workload)
+                if deadline is not None:
+                    left = min(left, deadline - time.monotonic())
+                    if left <= 0:
+                        return None
+                self._changed.wait(min(left, 0.05))
+                if not self._available:
+                    raise EngineUnavailableError("waiting for the container: the engine went away")
+
+    def state(self, handle: Handle) -> WorkloadState | None:
+        self._call("state")
+        with self._changed:
+            workload = self._workloads.get(handle)
+            if workload is None:
+                return None
+            status = self._status(workload)
+            return WorkloadState(
+                status=status,
+                running=status == "running",
+                exit_code=workload.exit_code,
+                oom_killed=workload.script.oom_killed and status == "exited",
+            )
+
+    def is_running(self, handle: Handle) -> bool:
+        state = self.state(handle)
+        return state is not None and state.running
+
+    def follow_output(self, handle: Handle) -> Iterator[bytes]:
+        self._call("follow_output")
+        with self._changed:
+            workload = self._get(handle)
+        if workload.script.output:
+            yield workload.script.output
+        self.wait(handle, None)
+
+    def output(self, handle: Handle) -> Iterator[bytes]:
+        self._call("output")
+        with self._changed:
+            workload = self._get(handle)
+            started = workload.status != "created"
+        if started and workload.script.output:
+            yield workload.script.output
+
+    def stop(self, handle: Handle, grace_seconds: int = 10) -> None:
+        self._end(handle, EXIT_TERMINATED, "stop")
+
+    def kill(self, handle: Handle) -> None:
+        self._end(handle, EXIT_KILLED, "kill")
+
+    def remove(self, handle: Handle) -> None:
+        self._call("remove")
+        with self._changed:
+            self._workloads.pop(handle, None)
+            self._changed.notify_all()
+
+    def managed(self, *, run_id: int | None = None) -> list[ManagedWorkload]:
+        self._call("managed")
+        with self._changed:
+            found = []
+            for workload in self._workloads.values():
+                labels = workload.spec.labels
+                run = labels.get(RUN_LABEL, "")
+                if labels.get(MANAGED_LABEL) != "true":
+                    continue
+                if run_id is not None and run != str(run_id):
+                    continue
+                found.append(
+                    ManagedWorkload(
+                        handle=workload.handle,
+                        job=labels.get(JOB_LABEL),
+                        run_id=int(run) if run.isdigit() else None,
+                        status=self._status(workload),
+                    )
+                )
+            return found
+
+    def close(self) -> None:
+        pass
+
+    # --- inside -------------------------------------------------------------------------
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if not self._available:
+            raise EngineUnavailableError(f"{name}: the engine did not answer (it went away)")
+
+    def _get(self, handle: Handle) -> _Workload:
+        workload = self._workloads.get(handle)
+        if workload is None:
+            raise ContainerGoneError(f"container {handle[:12]} is gone")
+        return workload
+
+    def _left(self, workload: _Workload) -> float:
+        if workload.started is None:
+            return 0.05
+        return max(workload.started + workload.script.seconds - time.monotonic(), 0.0)
+
+    def _status(self, workload: _Workload) -> str:
+        """Brings a running workload whose time is up to its scripted exit."""
+        if workload.status == "running" and self._left(workload) <= 0:
+            workload.status, workload.exit_code = "exited", workload.script.exit_code
+        return workload.status
+
+    def _end(self, handle: Handle, code: int, name: str) -> None:
+        self._call(name)
+        with self._changed:
+            workload = self._workloads.get(handle)
+            if workload is not None and self._status(workload) == "running":
+                workload.status, workload.exit_code = "exited", code
+                self._changed.notify_all()
+
+
+def _conforms(engine: FakeEngine) -> Engine:
+    return engine  # mypy checks that the fake keeps the contract
