@@ -166,12 +166,14 @@ def test_managed_finds_our_workloads_by_run(stage: Stage) -> None:
     engine = stage.engine
     spec = stage.spec(seconds=30, run_id=424242)
     handle = engine.create(spec)
+    other = engine.create(stage.spec(seconds=30, run_id=424243))
     (found,) = engine.managed(run_id=424242)
     assert found.handle == handle and found.run_id == 424242
     assert found.job == spec.labels[JOB_LABEL] and found.status == "created"
     assert handle in {workload.handle for workload in engine.managed()}
     engine.remove(handle)
     assert engine.managed(run_id=424242) == []
+    engine.remove(other)
 
 
 def test_a_missing_network_is_named(stage: Stage) -> None:
