@@ -76,3 +76,37 @@ def test_check_schema_refuses_an_empty_or_old_database(empty_database_url: str) 
     with pytest.raises(SchemaOutOfDateError, match="does not know"):
         database.check_schema()
     database.dispose()
+
+
+def test_the_history_has_one_head_and_no_branches() -> None:
+    """Coming issues each add tables: their revisions must form one line."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(migrations.script_location()))
+    assert scripts.get_heads() == [migrations.HEAD]
+    assert len(scripts.get_bases()) == 1
+    for script in scripts.walk_revisions():
+        assert not script.is_branch_point and not script.is_merge_point, script.revision
+
+
+def test_every_revision_upgrades_and_downgrades_one_step_at_a_time(
+    empty_database_url: str,
+) -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(migrations.script_location()))
+    order = [script.revision for script in reversed(list(scripts.walk_revisions()))]
+    database = Database(empty_database_url)
+    for revision in order:  # up, one at a time, and each one down and up again
+        migrations.upgrade(database, revision)
+        assert database.current_revision() == revision
+        migrations.downgrade(database, "-1")
+        migrations.upgrade(database, revision)
+        assert database.current_revision() == revision
+    assert schema_drift(database) == []
+    for revision in reversed(order[:-1]):
+        migrations.downgrade(database, "-1")
+        assert database.current_revision() == revision
+    migrations.downgrade(database, "-1")
+    assert database.current_revision() is None
+    database.dispose()
