@@ -59,7 +59,7 @@ from orchestrator.secretfiles import (
 from orchestrator.settings import DEFAULT_SECRETS_DIR
 from orchestrator.spec import JobSpec, VolumeSpec
 from orchestrator.store.database import Database
-from orchestrator.store.runs import RunRepository
+from orchestrator.store.facade import Store
 from orchestrator.units import format_duration, format_size
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class RunLauncher:
         owner: str | None = None,
     ) -> None:
         self.database = database
+        self.store = Store(database)
         self.engine = engine
         self.where = where
         self.settings = settings
@@ -150,28 +151,21 @@ class RunLauncher:
         scheduled_for: datetime | None = None,
     ) -> RunRecord:
         """Record a pending run (for a manual run: now)."""
-        with self.database.session() as session:
-            return RunRepository(session).add(
-                NewRun(
-                    job=spec.name,
-                    scheduled_for=scheduled_for or datetime.now(UTC),
-                    trigger=trigger,
-                    image=spec.image,
-                    owner=self.owner,
-                )
+        return self.store.record_run(
+            NewRun(
+                job=spec.name,
+                scheduled_for=scheduled_for or datetime.now(UTC),
+                trigger=trigger,
+                image=spec.image,
+                owner=self.owner,
             )
+        )
 
     def _finish(self, run_id: int, status: RunStatus, **fields: object) -> RunRecord:
         finished_at = datetime.now(UTC)
 
         def write() -> RunRecord:
-            with self.database.session() as session:
-                return RunRepository(session).finish(
-                    run_id,
-                    status=status,
-                    finished_at=finished_at,
-                    **fields,  # type: ignore[arg-type]
-                )
+            return self.store.finish_run(run_id, status=status, finished_at=finished_at, **fields)
 
         return self._persist(write)
 
@@ -192,8 +186,7 @@ class RunLauncher:
         def beat() -> None:
             while not stop.wait(HEARTBEAT_SECONDS):
                 try:
-                    with self.database.session() as session:
-                        RunRepository(session).heartbeat(self.owner, [run_id], datetime.now(UTC))
+                    self.store.heartbeat(self.owner, [run_id], datetime.now(UTC))
                 except OrchestratorError as error:
                     log.warning("heartbeat of run %s failed: %s", run_id, error)
 
@@ -201,8 +194,7 @@ class RunLauncher:
         return stop
 
     def _set_container(self, run_id: int, container_id: str, image_id: str) -> None:
-        with self.database.session() as session:
-            RunRepository(session).set_container(run_id, container_id, image_id)
+        self.store.set_container(run_id, container_id, image_id)
 
     def _persist(self, write: Callable[[], T]) -> T:
         """A database write the run's record depends on, retried through a database
@@ -244,10 +236,7 @@ class RunLauncher:
             started_at = datetime.now(UTC)
 
             def mark() -> bool:
-                with self.database.session() as session:
-                    return RunRepository(session).mark_running(
-                        run.id, started_at=started_at, ports=ports
-                    )
+                return self.store.mark_running(run.id, started_at=started_at, ports=ports)
 
             running = self._persist(mark)
             if not running:  # cancelled while we were starting it
@@ -418,10 +407,7 @@ class RunLauncher:
                     RunStatus.LOST,
                     error=f"container {container_id[:12]} vanished while no scheduler watched it",
                 )
-            with self.database.session() as session:
-                RunRepository(session).mark_running(
-                    run.id, started_at=datetime.now(UTC), ports=run.ports
-                )
+            self.store.mark_running(run.id, started_at=datetime.now(UTC), ports=run.ports)
             timeout = None
             if spec.timeout is not None:
                 started = run.started_at or datetime.now(UTC)

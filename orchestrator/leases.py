@@ -21,7 +21,7 @@ from orchestrator.ports import (
 )
 from orchestrator.spec import PortSpec
 from orchestrator.store.database import Database
-from orchestrator.store.leases import PortLeaseRepository
+from orchestrator.store.facade import Store
 
 # A lease outlives a run that nobody ended (a killed scheduler) by this much at most;
 # the service reconciles sooner at start-up.
@@ -31,7 +31,7 @@ DEFAULT_LEASE = timedelta(hours=24)
 
 class PortLeaser:
     def __init__(self, database: Database, engine: Engine, pool: PortRange, host_ip: str) -> None:
-        self.database = database
+        self.store = Store(database)
         self.engine = engine
         self.pool = pool
         self.host_ip = host_ip
@@ -80,17 +80,13 @@ class PortLeaser:
                     "already published by another container"
                 )
             if not self._try(run_id, job, spec, spec.host_port, now, timeout):
-                with self.database.session() as session:
-                    holder = PortLeaseRepository(session).holder(
-                        self.host_ip, spec.host_port, spec.protocol
-                    )
+                holder = self.store.lease_holder(self.host_ip, spec.host_port, spec.protocol)
                 by = f" by run {holder.run_id} of job {holder.job!r}" if holder else ""
                 raise PinnedPortTakenError(
                     f"job {job!r}: pinned host port {spec.host_port}/{spec.protocol} is leased{by}"
                 )
             return spec.host_port
-        with self.database.session() as session:
-            ledger_taken = PortLeaseRepository(session).leased_ports(spec.protocol)
+        ledger_taken = self.store.leased_ports(spec.protocol)
         taken = ledger_taken | engine_taken | set(busy)
         start = random.randint(self.pool.first, self.pool.last)
         for port in candidate_ports(self.pool, taken, start):
@@ -111,18 +107,16 @@ class PortLeaser:
         now: datetime,
         timeout: timedelta | None,
     ) -> bool:
-        with self.database.session() as session:
-            return PortLeaseRepository(session).try_lease(
-                host_ip=self.host_ip,
-                port=port,
-                protocol=spec.protocol,
-                container_port=spec.container_port,
-                run_id=run_id,
-                job=job,
-                now=now,
-                expires_at=self._expiry(now, timeout),
-            )
+        return self.store.try_lease(
+            host_ip=self.host_ip,
+            port=port,
+            protocol=spec.protocol,
+            container_port=spec.container_port,
+            run_id=run_id,
+            job=job,
+            now=now,
+            expires_at=self._expiry(now, timeout),
+        )
 
     def release(self, run_id: int, port: int | None = None) -> None:
-        with self.database.session() as session:
-            PortLeaseRepository(session).release(run_id, port)
+        self.store.release_leases(run_id, port)

@@ -27,7 +27,6 @@ from pathlib import Path
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import func, select
 
 from orchestrator.catchup import plan_catchup
 from orchestrator.engine import Engine
@@ -39,10 +38,7 @@ from orchestrator.records import JobRecord, NewRun, RunRecord, RunStatus, RunTri
 from orchestrator.service.apscheduler_glue import INLINE_PREFIX, FireExecutor, ScheduleTrigger
 from orchestrator.spec import Concurrency, JobSpec
 from orchestrator.store.database import Database
-from orchestrator.store.jobs import JobRepository
-from orchestrator.store.leases import PortLeaseRepository
-from orchestrator.store.models import JobRow
-from orchestrator.store.runs import RunRepository
+from orchestrator.store.facade import Store
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -84,6 +80,7 @@ class SchedulerService:
         clock: Clock = utc_now,
     ) -> None:
         self.database = database
+        self.store = Store(database)
         self.engine = engine
         self.settings = settings
         self.clock = clock
@@ -206,20 +203,12 @@ class SchedulerService:
 
     # --- jobs -----------------------------------------------------------------------------
 
-    def _job_signature(self) -> tuple[object, ...]:
-        with self.database.session() as session:
-            row = session.execute(
-                select(func.count(), func.max(JobRow.updated_at), func.sum(JobRow.revision))
-            ).one()
-        return tuple(row)
-
     def _sync_jobs(self, start: datetime | None = None) -> None:
         """Bring the timetable in line with the enabled jobs in the database."""
-        signature = self._job_signature()
+        signature = self.store.jobs_signature()
         if signature == self._signature:
             return
-        with self.database.session() as session:
-            records = [r for r in JobRepository(session).list() if r.enabled]
+        records = self.store.enabled_jobs()
         wanted = {record.name: record for record in records}
         now = start or self.clock()
         for name in list(self._jobs):
@@ -272,8 +261,7 @@ class SchedulerService:
 
     def _catch_up(self, now: datetime) -> None:
         """Missed fires while no scheduler ran, as each job's catch-up policy says."""
-        with self.database.session() as session:
-            last_fires = RunRepository(session).last_fires()
+        last_fires = self.store.last_fires()
         for name, scheduled in list(self._jobs.items()):
             last = last_fires.get(name)
             if last is None:
@@ -323,16 +311,14 @@ class SchedulerService:
         )
 
         def claim() -> RunRecord:
-            with self.database.session() as session:
-                return RunRepository(session).add(new)
+            return self.store.record_run(new)
 
         try:
             run = self._with_database_retries(claim)
         except DuplicateFireError:
             # Another scheduler has this fire, or our own insert committed just before the
             # connection dropped (then the row is ours, and still ours to run).
-            with self.database.session() as session:
-                run = RunRepository(session).find_fire(job, scheduled_for)
+            run = self.store.fire(job, scheduled_for)
             if run is None or run.owner != self.owner or run.status is not RunStatus.PENDING:
                 return
             with self._active_lock:
@@ -357,19 +343,17 @@ class SchedulerService:
         """False when the run was recorded as skipped (forbid)."""
         if spec.concurrency is Concurrency.ALLOW:
             return True
-        with self.database.session() as session:
-            others = [r for r in RunRepository(session).unfinished(spec.name) if r.id != run.id]
+        others = [r for r in self.store.unfinished_runs(spec.name) if r.id != run.id]
         if not others:
             return True
         if spec.concurrency is Concurrency.FORBID:
             ids = ", ".join(str(other.id) for other in others)
-            with self.database.session() as session:
-                RunRepository(session).finish(
-                    run.id,
-                    status=RunStatus.SKIPPED,
-                    finished_at=self.clock(),
-                    error=f"skipped: run {ids} of {spec.name} still running (concurrency: forbid)",
-                )
+            self.store.finish_run(
+                run.id,
+                status=RunStatus.SKIPPED,
+                finished_at=self.clock(),
+                error=f"skipped: run {ids} of {spec.name} still running (concurrency: forbid)",
+            )
             log.warning(
                 "run %s of %s skipped: run %s still running",
                 run.id,
@@ -380,8 +364,7 @@ class SchedulerService:
             return False
         for other in others:  # replace: the old run makes way
             try:
-                with self.database.session() as session:
-                    cancelled = RunRepository(session).request_cancel(other.id, self.clock())
+                cancelled = self.store.request_cancel(other.id, self.clock())
                 if cancelled.container_id:
                     self.engine.stop(
                         cancelled.container_id, self.launcher.settings.stop_grace_seconds
@@ -441,8 +424,7 @@ class SchedulerService:
             due_at=due,
         )
         try:
-            with self.database.session() as session:
-                queued = RunRepository(session).add(retry)
+            queued = self.store.record_run(retry)
             log.info(
                 "run %s of %s will be retried as run %s at %s",
                 finished.id,
@@ -456,12 +438,9 @@ class SchedulerService:
     # --- queued runs (jobs run --detach, retries) ------------------------------------------
 
     def _start_pending(self, now: datetime) -> None:
-        with self.database.session() as session:
-            due = RunRepository(session).due_pending(now)
-        for run in due:
-            with self.database.session() as session:
-                if not RunRepository(session).claim_pending(run.id, self.owner, self.clock()):
-                    continue
+        for run in self.store.due_pending(now):
+            if not self.store.claim_pending(run.id, self.owner, self.clock()):
+                continue
             spec = self._spec_for(run)
             if spec is None:
                 continue
@@ -472,16 +451,14 @@ class SchedulerService:
         if scheduled is not None:
             return scheduled.spec
         try:  # a manual run of a disabled job still runs
-            with self.database.session() as session:
-                return JobRepository(session).get(run.job).spec
+            return self.store.job(run.job).spec
         except JobNotFoundError:
-            with self.database.session() as session:
-                RunRepository(session).finish(
-                    run.id,
-                    status=RunStatus.FAILED,
-                    finished_at=self.clock(),
-                    error=f"job {run.job!r} no longer exists",
-                )
+            self.store.finish_run(
+                run.id,
+                status=RunStatus.FAILED,
+                finished_at=self.clock(),
+                error=f"job {run.job!r} no longer exists",
+            )
             return None
 
     # --- ownership ----------------------------------------------------------------------
@@ -504,9 +481,7 @@ class SchedulerService:
         return beat is None or now - beat > stale
 
     def _adopt_orphans(self, now: datetime) -> None:
-        with self.database.session() as session:
-            candidates = RunRepository(session).owned_elsewhere(self.owner)
-            ours = RunRepository(session).unfinished_of(self.owner)
+        candidates, ours = self.store.adoption_candidates(self.owner)
         # Our own runs that no thread of ours follows (a write that failed mid-outage).
         grace = timedelta(seconds=self.settings.stale_after_seconds)
         with self._active_lock:
@@ -522,9 +497,8 @@ class SchedulerService:
         for run in candidates:
             if not self._owner_is_dead(run, now):
                 continue
-            with self.database.session() as session:
-                if not RunRepository(session).adopt(run, self.owner, self.clock()):
-                    continue
+            if not self.store.adopt(run, self.owner, self.clock()):
+                continue
             log.warning(
                 "adopting run %s of %s from %s",
                 run.id,
@@ -536,8 +510,7 @@ class SchedulerService:
 
     def _reattach(self, run: RunRecord) -> None:
         try:
-            with self.database.session() as session:
-                spec = JobRepository(session).get(run.job).spec
+            spec: JobSpec | None = self.store.job(run.job).spec
         except JobNotFoundError:
             spec = None
         container_id = run.container_id or self._find_container(run)
@@ -545,13 +518,12 @@ class SchedulerService:
             if run.status is RunStatus.PENDING and spec is not None:
                 self._start_run(run, spec)  # its owner died before creating a container
             else:
-                with self.database.session() as session:
-                    RunRepository(session).finish(
-                        run.id,
-                        status=RunStatus.LOST,
-                        finished_at=self.clock(),
-                        error="its scheduler died and no container of it was found",
-                    )
+                self.store.finish_run(
+                    run.id,
+                    status=RunStatus.LOST,
+                    finished_at=self.clock(),
+                    error="its scheduler died and no container of it was found",
+                )
             return
         if spec is None:
             from orchestrator.spec import parse_job
@@ -569,8 +541,7 @@ class SchedulerService:
         return None
 
     def _release_stale_leases(self, now: datetime) -> None:
-        with self.database.session() as session:
-            released = PortLeaseRepository(session).release_stale(now)
+        released = self.store.release_stale_leases(now)
         if released:
             log.info("released %d stale port lease(s)", released)
 

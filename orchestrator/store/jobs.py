@@ -124,5 +124,13 @@ class JobRepository:
         """Delete a job definition. Its run history stays."""
         self.session.delete(self._row(name))
 
+    def signature(self) -> tuple[object, ...]:
+        """Changes whenever any job is added, changed or deleted: (count, newest change,
+        sum of revisions). One cheap query, polled by the service."""
+        row = self.session.execute(
+            select(func.count(), func.max(JobRow.updated_at), func.sum(JobRow.revision))
+        ).one()
+        return tuple(row)
+
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(JobRow)) or 0

@@ -1,0 +1,151 @@
+"""The store as its users need it: one method per operation, each its own transaction.
+
+The service and the launcher call these instead of opening sessions and building
+repositories, so SQLAlchemy stays inside `orchestrator/store/` and each operation can
+be read (and retried, and later moved to another backend) on its own. Records in,
+records out; the repositories behind keep the queries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from orchestrator.records import JobRecord, NewRun, PortLease, RunRecord, RunStatus
+from orchestrator.store.database import Database
+from orchestrator.store.jobs import JobRepository
+from orchestrator.store.leases import PortLeaseRepository
+from orchestrator.store.runs import RunRepository
+
+
+class Store:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def job(self, name: str) -> JobRecord:
+        """The job; JobNotFoundError when there is none."""
+        with self.database.session() as session:
+            return JobRepository(session).get(name)
+
+    def enabled_jobs(self) -> list[JobRecord]:
+        with self.database.session() as session:
+            return [record for record in JobRepository(session).list() if record.enabled]
+
+    def jobs_signature(self) -> tuple[object, ...]:
+        with self.database.session() as session:
+            return JobRepository(session).signature()
+
+    # --- runs: claiming, recording, finishing -----------------------------------------------
+
+    def record_run(self, run: NewRun) -> RunRecord:
+        """Insert a run; DuplicateFireError when its fire is already claimed."""
+        with self.database.session() as session:
+            return RunRepository(session).add(run)
+
+    def run(self, run_id: int) -> RunRecord:
+        with self.database.session() as session:
+            return RunRepository(session).get(run_id)
+
+    def fire(self, job: str, scheduled_for: datetime, attempt: int = 1) -> RunRecord | None:
+        with self.database.session() as session:
+            return RunRepository(session).find_fire(job, scheduled_for, attempt)
+
+    def last_fires(self) -> dict[str, datetime]:
+        with self.database.session() as session:
+            return RunRepository(session).last_fires()
+
+    def unfinished_runs(self, job: str) -> list[RunRecord]:
+        with self.database.session() as session:
+            return RunRepository(session).unfinished(job)
+
+    def set_container(self, run_id: int, container_id: str, image_digest: str | None) -> None:
+        with self.database.session() as session:
+            RunRepository(session).set_container(run_id, container_id, image_digest)
+
+    def mark_running(self, run_id: int, *, started_at: datetime, ports: dict[str, int]) -> bool:
+        """False when the run was cancelled meanwhile."""
+        with self.database.session() as session:
+            return RunRepository(session).mark_running(run_id, started_at=started_at, ports=ports)
+
+    def finish_run(
+        self, run_id: int, *, status: RunStatus, finished_at: datetime, **fields: object
+    ) -> RunRecord:
+        with self.database.session() as session:
+            return RunRepository(session).finish(
+                run_id,
+                status=status,
+                finished_at=finished_at,
+                **fields,  # type: ignore[arg-type]
+            )
+
+    def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
+        with self.database.session() as session:
+            return RunRepository(session).request_cancel(run_id, now)
+
+    # --- runs: queued, owned, adopted -------------------------------------------------------
+
+    def due_pending(self, now: datetime) -> list[RunRecord]:
+        with self.database.session() as session:
+            return RunRepository(session).due_pending(now)
+
+    def claim_pending(self, run_id: int, owner: str, now: datetime) -> bool:
+        with self.database.session() as session:
+            return RunRepository(session).claim_pending(run_id, owner, now)
+
+    def heartbeat(self, owner: str, run_ids: list[int], now: datetime) -> None:
+        with self.database.session() as session:
+            RunRepository(session).heartbeat(owner, run_ids, now)
+
+    def adoption_candidates(self, owner: str) -> tuple[list[RunRecord], list[RunRecord]]:
+        """(unfinished runs of other owners, unfinished runs of ours), in one transaction."""
+        with self.database.session() as session:
+            runs = RunRepository(session)
+            return runs.owned_elsewhere(owner), runs.unfinished_of(owner)
+
+    def adopt(self, run: RunRecord, owner: str, now: datetime) -> bool:
+        with self.database.session() as session:
+            return RunRepository(session).adopt(run, owner, now)
+
+    # --- port leases ------------------------------------------------------------------------
+
+    def leased_ports(self, protocol: str) -> set[int]:
+        with self.database.session() as session:
+            return PortLeaseRepository(session).leased_ports(protocol)
+
+    def lease_holder(self, host_ip: str, port: int, protocol: str) -> PortLease | None:
+        with self.database.session() as session:
+            return PortLeaseRepository(session).holder(host_ip, port, protocol)
+
+    def try_lease(
+        self,
+        *,
+        host_ip: str,
+        port: int,
+        protocol: str,
+        container_port: int,
+        run_id: int,
+        job: str,
+        now: datetime,
+        expires_at: datetime | None,
+    ) -> bool:
+        """True when the lease is ours (committed at once, so others see it)."""
+        with self.database.session() as session:
+            return PortLeaseRepository(session).try_lease(
+                host_ip=host_ip,
+                port=port,
+                protocol=protocol,
+                container_port=container_port,
+                run_id=run_id,
+                job=job,
+                now=now,
+                expires_at=expires_at,
+            )
+
+    def release_leases(self, run_id: int, port: int | None = None) -> int:
+        with self.database.session() as session:
+            return PortLeaseRepository(session).release(run_id, port)
+
+    def release_stale_leases(self, now: datetime) -> int:
+        with self.database.session() as session:
+            return PortLeaseRepository(session).release_stale(now)
