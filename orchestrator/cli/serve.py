@@ -15,6 +15,7 @@ import click
 from orchestrator import settings
 from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
 from orchestrator.errors import DatabaseUnavailableError, InvalidInputError
+from orchestrator.service.health import describe, stale_loops
 from orchestrator.units import parse_duration
 
 DATABASE_WAIT_SECONDS = 60
@@ -169,8 +170,8 @@ def serve(
 @health_file_option
 @click.option("--max-age", default="30s", help="Older than this, the scheduler loop is stuck.")
 def health(health_file: Path, max_age: str) -> None:
-    """Exit 0 if the scheduler loop refreshed its health file recently, else 1 (for a
-    compose or Docker healthcheck).
+    """Exit 0 while every loop of the service (fires, claims, maintenance) made progress
+    within --max-age, else 1 naming the stale loop (for a compose or Docker healthcheck).
 
     Example: orchestrator health --max-age 30s
     """
@@ -181,9 +182,19 @@ def health(health_file: Path, max_age: str) -> None:
     except (OSError, ValueError, KeyError) as error:
         click.echo(f"unhealthy: no health file at {health_file} ({error})", err=True)
         raise SystemExit(1) from None
-    age = (datetime.now(UTC) - stamp).total_seconds()
-    if age > limit:
-        click.echo(f"unhealthy: the scheduler loop last ran {age:.0f}s ago", err=True)
+    now = datetime.now(UTC)
+    age = (now - stamp).total_seconds()
+    if age > limit:  # the file itself is written by the fires loop
+        click.echo(f"unhealthy: the fires loop last made progress {age:.0f}s ago", err=True)
+        raise SystemExit(1)
+    try:
+        loops = {name: datetime.fromisoformat(at) for name, at in data["loops"].items()}
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        click.echo(f"unhealthy: the health file has no loop stamps ({error})", err=True)
+        raise SystemExit(1) from None
+    stale = stale_loops(loops, now, limit)
+    if stale:
+        click.echo(f"unhealthy: {describe(stale)}", err=True)
         raise SystemExit(1)
     click.echo(
         f"healthy: {data.get('jobs', 0)} jobs, {data.get('active_runs', 0)} runs in "

@@ -36,11 +36,13 @@ from orchestrator.identity import make_owner_id
 from orchestrator.launcher import LaunchSettings, RunLauncher
 from orchestrator.records import JobRecord, NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.service.apscheduler_glue import INLINE_PREFIX, FireExecutor, ScheduleTrigger
+from orchestrator.service.health import LoopBeats
 from orchestrator.spec import Concurrency, JobSpec
 from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
 
 log = logging.getLogger(__name__)
+CLAIM_IDLE_BEAT_SECONDS = 1.0
 Clock = Callable[[], datetime]
 
 
@@ -99,6 +101,7 @@ class SchedulerService:
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
         self._next: dict[str, float] = {}
+        self.beats = LoopBeats()
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -110,7 +113,9 @@ class SchedulerService:
         self._sync_jobs(start=now)
         self._catch_up(now)
         for index in range(self.settings.claim_workers):
-            worker = threading.Thread(target=self._claim_loop, name=f"fires-{index}", daemon=True)
+            worker = threading.Thread(
+                target=self._claim_loop, args=(index,), name=f"fires-{index}", daemon=True
+            )
             worker.start()
             self._workers.append(worker)
         self.scheduler.add_job(
@@ -129,6 +134,7 @@ class SchedulerService:
         try:
             while not self._stop.wait(self.settings.pending_poll_seconds):
                 self.maintain()
+                self.beats.beat("maintenance")
         finally:
             self.shutdown()
 
@@ -182,7 +188,9 @@ class SchedulerService:
                 self._next[name] = time.monotonic() + min(every * 4, 10)
 
     def _health_tick(self) -> None:
-        """Runs in APScheduler's own thread: if that loop is stuck, the file goes stale."""
+        """Runs in APScheduler's own thread: if that loop is stuck, the file goes stale;
+        if another loop is, its stamp in the file does."""
+        self.beats.beat("fires")
         if self.settings.health_file is None:
             return
         with self._active_lock:
@@ -192,6 +200,7 @@ class SchedulerService:
             "time": datetime.now(UTC).isoformat(),
             "jobs": len(self._jobs),
             "active_runs": active,
+            "loops": {loop: moment.isoformat() for loop, moment in self.beats.loops().items()},
         }
         target = self.settings.health_file
         temporary = target.with_name(f".{target.name}.tmp")
@@ -272,9 +281,14 @@ class SchedulerService:
             for moment in plan_catchup(spec.trigger, spec.catchup, since, now):
                 self._fires.put((name, moment, RunTrigger.CATCHUP))
 
-    def _claim_loop(self) -> None:
+    def _claim_loop(self, index: int) -> None:
+        beat = f"claims-{index}"
         while True:
-            item = self._fires.get()
+            self.beats.beat(beat)
+            try:  # wake up now and then, so that an idle worker shows it is alive
+                item = self._fires.get(timeout=CLAIM_IDLE_BEAT_SECONDS)
+            except queue.Empty:
+                continue
             if item is None or self._stop.is_set():
                 return
             job, scheduled_for, trigger = item

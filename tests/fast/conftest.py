@@ -56,7 +56,7 @@ class Service:
 def serve(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
-    def start(**launch: Any) -> Service:
+    def start(health_file: Path | None = None, **launch: Any) -> Service:
         database = Database(f"sqlite:///{tmp_path / 'fast.db'}")
         migrations.upgrade(database)
         engine = FakeEngine()
@@ -66,7 +66,12 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Service]]:
             engine,
             ON_HOST,
             LaunchSettings(engine_socket=None, **launch),
-            ServiceSettings(job_poll_seconds=0.2, pending_poll_seconds=0.1),
+            ServiceSettings(
+                job_poll_seconds=0.2,
+                pending_poll_seconds=0.1,
+                health_file=health_file,
+                health_seconds=0.3,
+            ),
         )
         thread = threading.Thread(target=service.run_forever, daemon=True)
         thread.start()

@@ -1,0 +1,100 @@
+"""Health covers every loop of the service: wedge one, and `orchestrator health` fails
+naming it; let it go, and health comes back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli.main import cli
+from tests.fast.conftest import Service
+
+
+def health(path: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["health", "--health-file", str(path), "--max-age", "2s"])
+    return result.exit_code, (result.stdout + result.stderr).strip()
+
+
+@pytest.fixture
+def released() -> Iterator[threading.Event]:
+    """An event that wedged code waits on; set at the end whatever happens."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def wedge(released: threading.Event) -> Callable[..., Any]:
+    def stuck(*args: Any, **kwargs: Any) -> Any:
+        released.wait(60)
+        return []
+
+    return stuck
+
+
+def healthy_within(path: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        code, _ = health(path)
+        if code == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not healthy within {seconds}s: {health(path)[1]}")
+
+
+def stale_within(path: Path, loop: str, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        code, text = health(path)
+        if code == 1 and f"the {loop} loop" in text:
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"the {loop} loop never showed stale: {health(path)[1]}")
+
+
+def test_a_wedged_maintenance_loop_fails_health(
+    serve: Callable[..., Service], tmp_path: Path, released: threading.Event
+) -> None:
+    running = serve(health_file=tmp_path / "health.json")
+    healthy_within(tmp_path / "health.json", 10)
+    running.service.store.due_pending = wedge(released)  # type: ignore[method-assign]
+    text = stale_within(tmp_path / "health.json", "maintenance", 10)
+    assert "fires" not in text and "claims" not in text
+    released.set()
+    healthy_within(tmp_path / "health.json", 10)
+
+
+def test_a_wedged_claim_worker_fails_health(
+    serve: Callable[..., Service], tmp_path: Path, released: threading.Event
+) -> None:
+    running = serve(health_file=tmp_path / "health.json")
+    healthy_within(tmp_path / "health.json", 10)
+    running.service._claim_and_start = wedge(released)  # type: ignore[method-assign]
+    running.apply({"name": "tick", "schedule": "@every 1s", "concurrency": "allow"})
+    stale_within(tmp_path / "health.json", "claims", 10)
+    released.set()
+    healthy_within(tmp_path / "health.json", 10)
+
+
+def test_a_wedged_fires_loop_fails_health(
+    serve: Callable[..., Service], tmp_path: Path, released: threading.Event
+) -> None:
+    running = serve(health_file=tmp_path / "health.json")
+    healthy_within(tmp_path / "health.json", 10)
+    hand_over = running.service._fires.put
+
+    def stuck(item: Any, *args: Any, **kwargs: Any) -> None:
+        if item is not None:  # fires from APScheduler's thread wait; shutdown does not
+            released.wait(60)
+        hand_over(item, *args, **kwargs)
+
+    running.service._fires.put = stuck  # type: ignore[method-assign]
+    running.apply({"name": "tick", "schedule": "@every 1s", "concurrency": "allow"})
+    stale_within(tmp_path / "health.json", "fires", 10)
+    released.set()
+    healthy_within(tmp_path / "health.json", 10)
