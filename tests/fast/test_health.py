@@ -74,9 +74,18 @@ def test_a_wedged_claim_worker_fails_health(
 ) -> None:
     running = serve(health_file=tmp_path / "health.json")
     healthy_within(tmp_path / "health.json", 10)
-    running.service._claim_and_start = wedge(released)  # type: ignore[method-assign]
+    claim = running.service._claim_and_start
+    wedged = threading.Lock()
+
+    def one_worker_stuck(*args: Any) -> None:
+        if wedged.acquire(blocking=False):  # the first claim wedges its worker; the
+            released.wait(60)  # other workers go on claiming and beating
+        claim(*args)
+
+    running.service._claim_and_start = one_worker_stuck  # type: ignore[method-assign]
     running.apply({"name": "tick", "schedule": "@every 1s", "concurrency": "allow"})
     stale_within(tmp_path / "health.json", "claims", 10)
+    assert [r for r in running.runs("tick") if r.container_id]  # the others kept working
     released.set()
     healthy_within(tmp_path / "health.json", 10)
 

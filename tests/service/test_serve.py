@@ -357,7 +357,7 @@ def test_health_fails_when_the_loop_is_stale(tmp_path: Path, docker_cli: Any) ->
     health = tmp_path / "old.json"
     health.write_text(json.dumps({"time": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()}))
     result = docker_cli("health", "--health-file", str(health), expect=1)
-    assert "unhealthy: the scheduler loop last ran" in result.stderr
+    assert "unhealthy: the fires loop last made progress" in result.stderr
     missing = docker_cli("health", "--health-file", str(tmp_path / "none.json"), expect=1)
     assert "unhealthy: no health file" in missing.stderr
 
