@@ -5,34 +5,24 @@ scheduler runs in a container, a path as it sees it (`/data/reports`) must becom
 host path that backs it (`/srv/scheduler-data/reports`). The engine tells us our own
 mounts; this module maps a job's volumes through that table.
 
-Detection of our own container id lives here too, as a function of what the caller read
-from /proc and the environment, so that every branch can be tested without a container.
+Finding our own container (and its mount table) is orchestrator.selfcontainer's part.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.spec import VolumeSpec
 
-CONTAINER_ID_SETTING = "ORCHESTRATOR_CONTAINER_ID"
 VOLUME_SUBPATH_MIN_API = (1, 45)
-_MOUNTINFO_ID = re.compile(r"/containers/([0-9a-f]{64})/hostname")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_HEX12 = re.compile(r"[0-9a-f]{12}")
 
 
 class HostPathError(OrchestratorError, ValueError):
     """A job's path cannot be shared with a sibling container; the message says what to mount."""
 
     exit_code = 2
-
-
-class SelfDetectionError(OrchestratorError, RuntimeError):
-    """We run in a container but cannot tell which one."""
 
 
 @dataclass(frozen=True)
@@ -70,42 +60,6 @@ class SelfContainer:
 
 
 ON_HOST = SelfContainer(container_id=None, how="not in a container")
-
-
-def detect_container_id(
-    *,
-    override: str | None,
-    in_container_marker: bool,
-    mountinfo: str | None,
-    cgroup: str | None,
-    hostname: str | None,
-    engine_hostname: str | None = None,
-) -> tuple[str | None, str]:
-    """Our own container id (or a prefix of it) and how it was found; (None, why) on the host.
-
-    Order: the explicit setting, /proc/self/mountinfo (the /etc/hostname bind of Docker),
-    /proc/self/cgroup (the last 64-hex id), then $HOSTNAME when it looks like a short id.
-    An engine whose name is our hostname runs in our own container: we are its host.
-    """
-    if override:
-        return override.strip(), f"setting {CONTAINER_ID_SETTING}"
-    if mountinfo and (found := _MOUNTINFO_ID.findall(mountinfo)):
-        return found[-1], "/proc/self/mountinfo"
-    if cgroup and (found := _HEX64.findall(cgroup)):
-        return found[-1], "/proc/self/cgroup"
-    if in_container_marker and hostname and _HEX12.fullmatch(hostname):
-        return hostname, "$HOSTNAME"
-    if in_container_marker and hostname and engine_hostname == hostname:
-        # The engine runs inside this same container (Docker-in-Docker, a CI sandbox):
-        # to that engine we are the host, and it sees our filesystem as we do.
-        return None, f"the engine runs beside us (its name {hostname!r} is our hostname)"
-    if in_container_marker:
-        raise SelfDetectionError(
-            "running in a container, but its id cannot be found (no Docker id in "
-            "/proc/self/mountinfo or /proc/self/cgroup, $HOSTNAME not an id): set "
-            f"{CONTAINER_ID_SETTING} to this container's id or name"
-        )
-    return None, "not in a container (no /.dockerenv, /run/.containerenv or container id)"
 
 
 def _normal(path: str) -> str:

@@ -42,10 +42,14 @@ from orchestrator.hostpaths import (
     translate_volume,
 )
 from orchestrator.identity import make_owner_id
-from orchestrator.leases import PortLeaser
 from orchestrator.masking import OutputMasker
-from orchestrator.output import TailBuffer
-from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError, PortRange
+from orchestrator.portleasing import PortLeaser
+from orchestrator.ports import (
+    PinnedPortTakenError,
+    PortPoolExhaustedError,
+    PortRange,
+    parse_port_range,
+)
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.retry import with_backoff
 from orchestrator.safety import HostPolicy, UnsafeJobError, check_launch, resolve_requested_path
@@ -56,19 +60,26 @@ from orchestrator.secretfiles import (
     read_secret,
     registry_login,
 )
-from orchestrator.settings import DEFAULT_SECRETS_DIR
+from orchestrator.settings import (
+    DEFAULT_DOCKER_SOCKET,
+    DEFAULT_OUTPUT_LIMIT,
+    DEFAULT_PORT_HOST_IP,
+    DEFAULT_PORT_RANGE,
+    DEFAULT_SECRETS_DIR,
+)
 from orchestrator.spec import JobSpec, VolumeSpec
 from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
-from orchestrator.units import format_duration, format_size
+from orchestrator.tailbuffer import TailBuffer
+from orchestrator.units import format_duration, format_size, parse_size
 
 log = logging.getLogger(__name__)
 OutputSink = Callable[[bytes], None]
-DEFAULT_POOL = PortRange(20000, 20999)
 # How long a run waits for an engine or a database that went away before giving up.
 ENGINE_PATIENCE_SECONDS = 600
 DATABASE_PATIENCE_SECONDS = 600
 HEARTBEAT_SECONDS = 5.0
+DEFAULT_PORT_POOL = parse_port_range(DEFAULT_PORT_RANGE)
 # Where a job that holds the docker_socket grant finds the engine.
 JOB_SOCKET_PATH = "/var/run/docker.sock"
 T = TypeVar("T")
@@ -76,19 +87,19 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class LaunchSettings:
-    output_limit: int = 1024 * 1024
+    output_limit: int = parse_size(DEFAULT_OUTPUT_LIMIT)
     keep_containers: bool = False
     allow_privileged_jobs: bool = False
     # Host directories that bind sources must lie in (empty: anywhere but /).
     allowed_host_paths: tuple[str, ...] = ()
     # The engine's unix socket as this process sees it; None when reached over TCP.
-    engine_socket: str | None = "/var/run/docker.sock"
-    engine_address: str = "unix:///var/run/docker.sock"
+    engine_socket: str | None = DEFAULT_DOCKER_SOCKET
+    engine_address: str = f"unix://{DEFAULT_DOCKER_SOCKET}"
     secrets_dir: str = DEFAULT_SECRETS_DIR
     # A Docker config.json in the secrets directory, by name: logins for pulls.
     registry_auth: str | None = None
-    port_pool: PortRange = DEFAULT_POOL
-    port_host_ip: str = "0.0.0.0"
+    port_pool: PortRange = DEFAULT_PORT_POOL
+    port_host_ip: str = DEFAULT_PORT_HOST_IP
     stop_grace_seconds: int = 10
     # How often a pool port the engine calls "already allocated" is swapped for another.
     port_attempts: int = 20

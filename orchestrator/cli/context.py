@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from orchestrator import settings
 from orchestrator.errors import InvalidInputError, SchemaOutOfDateError, quote
 from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV
 from orchestrator.store.database import Database
@@ -29,15 +30,15 @@ if TYPE_CHECKING:
 @dataclass
 class AppContext:
     database_url: str
-    port_range: str = "20000-20999"
-    port_host_ip: str = "0.0.0.0"
+    port_range: str = settings.DEFAULT_PORT_RANGE
+    port_host_ip: str = settings.DEFAULT_PORT_HOST_IP
     container_id: str | None = None
-    output_limit: str = "1MiB"
+    output_limit: str = settings.DEFAULT_OUTPUT_LIMIT
     keep_containers: bool = False
     allow_privileged_jobs: bool = False
     container_labels: tuple[str, ...] = ()
     allowed_host_paths: tuple[str, ...] = ()
-    secrets_dir: str = "/run/secrets"
+    secrets_dir: str = settings.DEFAULT_SECRETS_DIR
     registry_auth: str | None = None
     docker_host: str | None = None
     _database: Database | None = field(default=None, repr=False)

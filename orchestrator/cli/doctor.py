@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.context import AppContext, pass_app
-from orchestrator.cli.output import emit_json, json_option
+from orchestrator.cli.formatting import emit_json, json_option
 from orchestrator.errors import OrchestratorError
 
 

@@ -194,7 +194,7 @@ def _configure_logging() -> None:
     import logging
 
     if not logging.getLogger().handlers:
-        from orchestrator.logs import configure_logging
+        from orchestrator.logsetup import configure_logging
 
         configure_logging("text", "warning")
 

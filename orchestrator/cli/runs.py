@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.context import AppContext, pass_app
-from orchestrator.cli.output import (
+from orchestrator.cli.formatting import (
     emit_json,
     emit_table,
     human_time,

@@ -89,7 +89,7 @@ def _positive_seconds(text: str, what: str) -> float:
     "--adopt-after",
     envvar=settings.ADOPT_AFTER_ENV,
     show_envvar=True,
-    default="30s",
+    default=settings.DEFAULT_ADOPT_AFTER,
     help="Adopt a run whose scheduler has not sent a heartbeat for this long.",
 )
 @click.option(
@@ -127,7 +127,7 @@ def serve(
 
     Example: orchestrator serve --jobs /etc/orchestrator/jobs
     """
-    from orchestrator.logs import configure_logging
+    from orchestrator.logsetup import configure_logging
     from orchestrator.service.scheduler import SchedulerService, ServiceSettings
     from orchestrator.spec import load_jobs
     from orchestrator.store.jobs import JobRepository
@@ -168,7 +168,11 @@ def serve(
 
 @click.command()
 @health_file_option
-@click.option("--max-age", default="30s", help="Older than this, the scheduler loop is stuck.")
+@click.option(
+    "--max-age",
+    default=settings.DEFAULT_HEALTH_MAX_AGE,
+    help="A loop whose progress is older than this is stuck.",
+)
 def health(health_file: Path, max_age: str) -> None:
     """Exit 0 while every loop of the service (fires, claims, maintenance) made progress
     within --max-age, else 1 naming the stale loop (for a compose or Docker healthcheck).

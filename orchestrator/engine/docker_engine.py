@@ -42,6 +42,7 @@ from orchestrator.engine.errors import (
     PortAllocatedError,
 )
 from orchestrator.hostpaths import ScannedMount, SelfContainer, parse_api_version
+from orchestrator.settings import CONTAINER_ID_ENV
 from orchestrator.spec import PullPolicy
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class DockerEngine:
         except NotFound:
             raise EngineError(
                 f"this process looks like container {container_id[:12]} ({how}), but the "
-                f"engine does not know it: set ORCHESTRATOR_CONTAINER_ID to this "
+                f"engine does not know it: set {CONTAINER_ID_ENV} to this "
                 f"container's id or name"
             ) from None
         except (APIError, requests.RequestException) as error:

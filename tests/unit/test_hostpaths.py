@@ -10,11 +10,10 @@ from orchestrator.hostpaths import (
     MountPlan,
     ScannedMount,
     SelfContainer,
-    SelfDetectionError,
-    detect_container_id,
     translate_volume,
     translate_volumes,
 )
+from orchestrator.selfcontainer import SelfDetectionError, detect_container_id
 from orchestrator.spec import VolumeSpec
 
 ID = "a" * 64

@@ -22,7 +22,7 @@ PURE = (
     "hostpaths",
     "catchup",
     "ports",
-    "output",
+    "tailbuffer",
     "yamlload",
     "settings",
 )
@@ -68,7 +68,7 @@ def test_the_pure_core_imports_no_driver_and_nothing_above_it(module: str) -> No
         "orchestrator.cli",
         "orchestrator.service",
         "orchestrator.launcher",
-        "orchestrator.leases",
+        "orchestrator.portleasing",
         "orchestrator.selfcontainer",
         "orchestrator.secretfiles",
     )
@@ -88,7 +88,8 @@ def test_only_the_engine_adapter_imports_docker() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["orchestrator.service.scheduler", "orchestrator.launcher", "orchestrator.leases"]
+    "module",
+    ["orchestrator.service.scheduler", "orchestrator.launcher", "orchestrator.portleasing"],
 )
 def test_the_service_and_the_launcher_use_the_store_facade(module: str) -> None:
     assert offending(module, STORE_INSIDE) == []
