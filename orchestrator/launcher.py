@@ -229,6 +229,9 @@ class RunLauncher:
         """Run the job's container to its end and record it. Never raises for a job's
         own failure: that is the run's status. Infrastructure failures fail the run."""
         container_id: str | None = None
+        # Every container made for this run, the moment the engine made it: whatever
+        # interrupts the start (Ctrl-C, SIGTERM, an error), the finally removes them.
+        created: list[str] = []
         beat = self._heartbeat(run.id)
         try:
             given = load_launch_secrets(spec, self.settings.secrets_dir)
@@ -242,7 +245,7 @@ class RunLauncher:
             ):
                 raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
             container_id, ports = self._when_engine_answers(
-                lambda: self._create_and_start(run, spec, image_id, plans, given)
+                lambda: self._create_and_start(run, spec, image_id, plans, given, created)
             )
             started_at = datetime.now(UTC)
 
@@ -276,11 +279,12 @@ class RunLauncher:
         finally:
             beat.set()
             self.leaser.release(run.id)
-            if container_id is not None and not self.settings.keep_containers:
-                try:
-                    self.engine.remove(container_id)
-                except EngineError as error:
-                    log.warning("could not remove container %s: %s", container_id[:12], error)
+            if not self.settings.keep_containers:
+                for made in created:
+                    try:
+                        self.engine.remove(made)
+                    except EngineError as error:
+                        log.warning("could not remove container %s: %s", made[:12], error)
 
     def _registry_login(self, image: str) -> dict[str, str] | None:
         name = self.settings.registry_auth
@@ -362,6 +366,7 @@ class RunLauncher:
         image_id: str,
         plans: list[MountPlan],
         given: LaunchSecrets,
+        created: list[str],
     ) -> tuple[str, dict[str, int]]:
         pinned = {p.host_port for p in spec.ports if p.host_port is not None}
         busy: set[int] = set()
@@ -371,6 +376,7 @@ class RunLauncher:
                 container_id = self.engine.create(
                     self._container_spec(run, spec, image_id, plans, ports, given)
                 )
+                created.append(container_id)
             except EngineUnavailableError:
                 self.leaser.release(run.id)
                 raise
