@@ -58,6 +58,11 @@ class DatabaseUnavailableError(DatabaseError, ConnectionError):
     """The database cannot be reached or opened."""
 
 
+class ConflictError(DatabaseError):
+    """A concurrent writer got there first (a unique key); the same write, tried again,
+    sees its result."""
+
+
 class SchemaOutOfDateError(DatabaseError):
     """The database schema is not at the revision this code expects."""
 

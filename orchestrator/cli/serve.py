@@ -130,7 +130,7 @@ def serve(
     from orchestrator.logsetup import configure_logging
     from orchestrator.service.scheduler import SchedulerService, ServiceSettings
     from orchestrator.spec import load_jobs
-    from orchestrator.store.jobs import JobRepository
+    from orchestrator.store.facade import Store
 
     configure_logging(log_format, log_level)
     app.allow_privileged_jobs = allow_privileged_jobs
@@ -139,8 +139,7 @@ def serve(
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
-        with app.database().session() as session:
-            result = JobRepository(session).apply(loaded)
+        result = Store(app.database()).apply_jobs(loaded)
         click.echo(
             f"applied {jobs_dir}: {len(result.created)} created, "
             f"{len(result.updated)} updated, {len(result.unchanged)} unchanged",

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import (
+    ConflictError,
     DatabaseError,
     DatabaseUnavailableError,
     InvalidInputError,
@@ -114,6 +115,8 @@ class Database:
             yield
         except DBAPIError as error:
             reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            if isinstance(error, IntegrityError):
+                raise ConflictError(f"database {self.display_url}: {reason}") from error
             if error.connection_invalidated or _is_connection_error(error):
                 raise DatabaseUnavailableError(
                     f"cannot reach database {self.display_url}: {reason}"

@@ -8,13 +8,26 @@ records out; the repositories behind keep the queries.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from datetime import datetime
 
-from orchestrator.records import JobRecord, NewRun, PortLease, RunRecord, RunStatus
+from orchestrator.errors import ConflictError
+from orchestrator.records import (
+    ApplyResult,
+    JobRecord,
+    NewRun,
+    PortLease,
+    RunRecord,
+    RunStatus,
+)
+from orchestrator.spec import LoadedJob
 from orchestrator.store.database import Database
 from orchestrator.store.jobs import JobRepository
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.runs import RunRepository
+
+APPLY_ATTEMPTS = 5
 
 
 class Store:
@@ -22,6 +35,19 @@ class Store:
         self.database = database
 
     # --- jobs -----------------------------------------------------------------------------
+
+    def apply_jobs(self, loaded: Sequence[LoadedJob], *, prune: bool = False) -> ApplyResult:
+        """Upsert job definitions. Several schedulers starting at once apply the same files:
+        the loser of an insert race tries again and finds the jobs there (unchanged)."""
+        for attempt in range(APPLY_ATTEMPTS):
+            try:
+                with self.database.session() as session:
+                    return JobRepository(session).apply(loaded, prune=prune)
+            except ConflictError:
+                if attempt == APPLY_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def job(self, name: str) -> JobRecord:
         """The job; JobNotFoundError when there is none."""
