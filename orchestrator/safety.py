@@ -30,8 +30,6 @@ from orchestrator.hostpaths import MountPlan, SelfContainer, covering_mount
 from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV, ALLOWED_HOST_PATHS_ENV
 from orchestrator.spec import JobSpec
 
-ALLOW_SETTING = ALLOW_PRIVILEGED_JOBS_ENV
-ALLOWED_PATHS_SETTING = ALLOWED_HOST_PATHS_ENV
 # Where engines listen on a host by default (Debian's /var/run is a link to /run, so
 # both spellings), containerd included: its socket is as good as Docker's.
 WELL_KNOWN_SOCKETS = (
@@ -109,7 +107,7 @@ def check_launch(spec: JobSpec, plans: Sequence[MountPlan], policy: HostPolicy) 
         ):
             raise UnsafeJobError(
                 f"job {spec.name!r}: volume for {plan.target}: host path {plan.source} is "
-                f"outside {ALLOWED_PATHS_SETTING} ({','.join(policy.allowed_host_paths)})"
+                f"outside {ALLOWED_HOST_PATHS_ENV} ({','.join(policy.allowed_host_paths)})"
             )
     asked = requests_of(spec, [plan.source for plan in binds], policy)
     if asked and not policy.allow_privileged_jobs:
@@ -121,7 +119,8 @@ def check_launch(spec: JobSpec, plans: Sequence[MountPlan], policy: HostPolicy) 
         how = f" (volume {', '.join(via)} reaches the engine's socket)" if via else ""
         raise UnsafeJobError(
             f"job {spec.name!r} asks for {', '.join(asked)}{how}, which gives it control of "
-            f"the host; this service does not permit that (set {ALLOW_SETTING}=true to allow it)"
+            f"the host; this service does not permit that "
+            f"(set {ALLOW_PRIVILEGED_JOBS_ENV}=true to allow it)"
         )
 
 

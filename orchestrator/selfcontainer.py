@@ -15,7 +15,6 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.hostpaths import ON_HOST, SelfContainer
 from orchestrator.settings import CONTAINER_ID_ENV
 
-CONTAINER_ID_SETTING = CONTAINER_ID_ENV
 _MOUNTINFO_ID = re.compile(r"/containers/([0-9a-f]{64})/hostname")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX12 = re.compile(r"[0-9a-f]{12}")
@@ -41,7 +40,7 @@ def detect_container_id(
     An engine whose name is our hostname runs in our own container: we are its host.
     """
     if override:
-        return override.strip(), f"setting {CONTAINER_ID_SETTING}"
+        return override.strip(), f"setting {CONTAINER_ID_ENV}"
     if mountinfo and (found := _MOUNTINFO_ID.findall(mountinfo)):
         return found[-1], "/proc/self/mountinfo"
     if cgroup and (found := _HEX64.findall(cgroup)):
@@ -56,7 +55,7 @@ def detect_container_id(
         raise SelfDetectionError(
             "running in a container, but its id cannot be found (no Docker id in "
             "/proc/self/mountinfo or /proc/self/cgroup, $HOSTNAME not an id): set "
-            f"{CONTAINER_ID_SETTING} to this container's id or name"
+            f"{CONTAINER_ID_ENV} to this container's id or name"
         )
     return None, "not in a container (no /.dockerenv, /run/.containerenv or container id)"
 

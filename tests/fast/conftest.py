@@ -4,7 +4,6 @@ tested in seconds, with neither Docker nor PostgreSQL."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from orchestrator.store import migrations
 from orchestrator.store.database import Database
 from orchestrator.store.jobs import JobRepository
 from orchestrator.store.runs import RunRepository
+from tests.service.conftest import wait_for
 
 IMAGE = "local/fake:1"
 
@@ -43,13 +43,7 @@ class Service:
             return sorted(RunRepository(session).list(job=job, limit=10_000), key=lambda r: r.id)
 
     def wait_for(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return wait_for(condition, timeout, what)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import subprocess
 import time
@@ -26,6 +27,8 @@ def database_url(postgres_database_url: str) -> str:  # the service fixtures use
 
 def local_cluster() -> tuple[str, str]:
     if shutil.which("pg_lsclusters") is None:
+        if os.environ.get("CI"):
+            pytest.fail("no local PostgreSQL cluster to restart (.ci/run provisions one)")
         pytest.skip("no local PostgreSQL cluster to restart")
     version, cluster, *_ = subprocess.run(
         ["pg_lsclusters", "-h"], capture_output=True, text=True, check=True
@@ -61,6 +64,8 @@ def restart_engine() -> None:
     """Stop and start the local dockerd as .ci/run starts it (only where we run it)."""
     pids = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()
     if len(pids) != 1 or not shutil.which("dockerd"):
+        if os.environ.get("CI"):
+            pytest.fail("no single local dockerd to restart (.ci/run starts one)")
         pytest.skip("no single local dockerd to restart")
     subprocess.run(["kill", "-TERM", pids[0]], check=True)
     deadline = time.monotonic() + 60
