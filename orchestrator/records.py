@@ -117,3 +117,17 @@ class PortLease:
     job: str | None
     leased_at: datetime
     expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One write through the CLI or the API: who (a token's name, `cli:<user>`), what
+    (`jobs.apply`), on what (a job's name, a run's id), and how it ended (`ok` or the
+    error's message)."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    result: str

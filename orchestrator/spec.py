@@ -774,16 +774,25 @@ def load_jobs(paths: Iterable[str | Path]) -> list[LoadedJob]:
     All problems are collected; if there are any, InvalidSpecError carries one line for
     each and nothing is returned, so a caller never acts on half a batch.
     """
-    loaded: list[LoadedJob] = []
+    texts: list[tuple[str, str]] = []
     problems: list[str] = []
-    seen: dict[str, str] = {}
     for file in job_files(paths):
-        source = str(file)
         try:
-            text = file.read_text(encoding="utf-8")
+            texts.append((str(file), file.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as error:
-            problems.append(f"{source}: cannot read: {error}")
-            continue
+            problems.append(f"{file}: cannot read: {error}")
+    return load_job_texts(texts, problems)
+
+
+def load_job_texts(
+    texts: Iterable[tuple[str, str]], problems: list[str] | None = None
+) -> list[LoadedJob]:
+    """Every job in (source, YAML text) pairs, validated as one batch (as `load_jobs`):
+    the way a job file sent to the HTTP API is read."""
+    loaded: list[LoadedJob] = []
+    problems = list(problems or [])
+    seen: dict[str, str] = {}
+    for source, text in texts:
         try:
             specs = parse_jobs_text(text, source)
         except InvalidSpecError as error:

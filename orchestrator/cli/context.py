@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine
     from orchestrator.hostpaths import SelfContainer
     from orchestrator.launcher import LaunchSettings, RunLauncher
+    from orchestrator.operations import Operations
 
 
 @dataclass
@@ -148,6 +149,22 @@ class AppContext:
 
         return RunLauncher(self.database(), self.engine(), self.where(), self.launch_settings())
 
+    def operations(self) -> Operations:
+        """The use cases, on this command's database (checked) and engine (opened when a
+        use case needs it), audited as `cli:<user>`."""
+        from orchestrator.operations import Backends, Operations
+        from orchestrator.store.facade import Store
+
+        backends = Backends(
+            open_store=lambda: Store(self.database()),
+            engine=self.engine,
+            where=self.where,
+            launch_settings=self.launch_settings,
+            launcher=self.launcher,
+            secrets_dir=self.secrets_dir,
+        )
+        return Operations(backends, actor=cli_actor())
+
     def close(self) -> None:
         if self._database is not None:
             self._database.dispose()
@@ -156,6 +173,17 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def cli_actor() -> str:
+    """Who a CLI write is audited as: the user running the command."""
+    import getpass
+    import os
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no name for this uid (a container's arbitrary user)
+        return f"cli:uid {os.getuid()}"
 
 
 def allow_privileged_option(who: str) -> Callable[[F], F]:

@@ -42,11 +42,6 @@ raw_option = click.option(
 )
 
 
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 with offset, as the JSON shapes promise."""
-    return value.isoformat() if value is not None else None
-
-
 def human_time(value: datetime | None) -> str:
     return value.isoformat(sep=" ", timespec="seconds") if value is not None else "-"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
 
 import click
 
@@ -14,18 +13,15 @@ from orchestrator.cli.formatting import (
     emit_json,
     emit_table,
     human_time,
-    iso,
     json_option,
     raw_option,
     terminal_safe,
 )
-from orchestrator.errors import RefusedError
-from orchestrator.records import ApplyResult, JobRecord
+from orchestrator.operations import shapes
+from orchestrator.records import ApplyResult
 from orchestrator.schedule import next_fire_times
 from orchestrator.spec import LoadedJob, load_jobs, masked_definition
-from orchestrator.store.jobs import JobRepository
 
-NEXT_RUNS_SHOWN = 5
 paths_argument = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 
 
@@ -34,36 +30,15 @@ def jobs() -> None:
     """Job definitions: validate and apply YAML files, list, show and switch jobs."""
 
 
-def _next_run(record: JobRecord, now: datetime) -> datetime | None:
-    return record.spec.trigger.next_after(now) if record.enabled else None
-
-
-def job_summary(record: JobRecord, now: datetime) -> dict[str, Any]:
-    """The `jobs list --json` shape."""
-    return {
-        "name": record.name,
-        "enabled": record.enabled,
-        "schedule": record.spec.schedule,
-        "timezone": record.spec.timezone,
-        "image": record.spec.image,
-        "next_run_at": iso(_next_run(record, now)),
-        "last_status": record.last_status.value if record.last_status else None,
-        "revision": record.revision,
-        "source": record.source,
-    }
-
-
 def _warn_missing_secrets(loaded: list[LoadedJob], secrets_dir: str) -> None:
-    """A secret that is not here may be where the service runs: warn, do not refuse."""
-    from orchestrator.secretfiles import missing_secrets
+    from orchestrator.operations import find_missing_secrets
 
-    for job in loaded:
-        for name in missing_secrets(job.spec, secrets_dir):
-            click.echo(
-                f"warning: {job.source}: job {job.spec.name!r}: secret {name!r} is not in "
-                f"{secrets_dir} here: its runs fail unless the service has it",
-                err=True,
-            )
+    for missing in find_missing_secrets(loaded, secrets_dir):
+        click.echo(
+            f"warning: {missing.source}: job {missing.job!r}: secret {missing.secret!r} is not "
+            f"in {secrets_dir} here: its runs fail unless the service has it",
+            err=True,
+        )
 
 
 @jobs.command()
@@ -111,31 +86,15 @@ def apply(
     """
     loaded = load_jobs(paths)
     _warn_missing_secrets(loaded, app.secrets_dir)
-    database = app.database()
-    with database.session() as session:
-        result = JobRepository(session).apply(loaded, prune=prune)
-        everything = result.deleted and not (result.created or result.updated or result.unchanged)
-        if everything and not force and not dry_run:
-            raise RefusedError(
-                f"{' '.join(paths)} has no jobs, so --prune would delete all "
-                f"{len(result.deleted)}: add --force if that is what you want"
-            )
-        if dry_run:
-            session.rollback()
+    result = app.operations().jobs.apply(
+        loaded, given=" ".join(paths), prune=prune, force=force, dry_run=dry_run
+    )
     _report_apply(result, dry_run, as_json)
 
 
 def _report_apply(result: ApplyResult, dry_run: bool, as_json: bool) -> None:
     if as_json:
-        emit_json(
-            {
-                "created": result.created,
-                "updated": result.updated,
-                "unchanged": result.unchanged,
-                "deleted": result.deleted,
-                "dry_run": dry_run,
-            }
-        )
+        emit_json(shapes.apply_result(result, dry_run))
         return
     for verb, names in (
         ("created", result.created),
@@ -160,10 +119,9 @@ def list_jobs(app: AppContext, as_json: bool) -> None:
     Example: orchestrator jobs list --json
     """
     now = datetime.now(UTC)
-    with app.database().session() as session:
-        records = JobRepository(session).list()
+    records = app.operations().jobs.list()
     if as_json:
-        emit_json([job_summary(record, now) for record in records])
+        emit_json([shapes.job_summary(record, now) for record in records])
         return
     if not records:
         click.echo("no jobs: add some with 'orchestrator jobs apply PATH'")
@@ -177,7 +135,7 @@ def list_jobs(app: AppContext, as_json: bool) -> None:
                 record.spec.schedule,
                 record.spec.timezone,
                 record.spec.image,
-                human_time(_next_run(record, now)),
+                human_time(shapes.next_run(record, now)),
                 record.last_status.value if record.last_status else None,
             ]
             for record in records
@@ -198,20 +156,11 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
     Example: orchestrator jobs show nightly-report
     """
     now = datetime.now(UTC)
-    with app.database().session() as session:
-        record = JobRepository(session).get(name)
-    next_runs = next_fire_times(record.spec.trigger, now, NEXT_RUNS_SHOWN)
+    record = app.operations().jobs.get(name)
     if as_json:
-        emit_json(
-            {
-                **job_summary(record, now),
-                "created_at": iso(record.created_at),
-                "updated_at": iso(record.updated_at),
-                "definition": masked_definition(record.spec),
-                "next_runs": [iso(moment) for moment in next_runs],
-            }
-        )
+        emit_json(shapes.job_detail(record, now))
         return
+    next_runs = next_fire_times(record.spec.trigger, now, shapes.NEXT_RUNS_SHOWN)
     import yaml
 
     click.echo(f"job {record.name} ({'enabled' if record.enabled else 'disabled'})")
@@ -229,9 +178,21 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
         click.echo("  (the job is disabled: these fire only once it is enabled)")
 
 
+@jobs.command()
+@pass_app
+def export(app: AppContext) -> None:
+    """Print every job in the database as one job file (YAML), to keep or apply elsewhere.
+
+    Values of variables whose names look secret are printed as *** (the header names
+    their jobs); they never leave the database.
+
+    Example: orchestrator jobs export > jobs-backup.yaml
+    """
+    click.echo(app.operations().jobs.export(), nl=False)
+
+
 def _switch(app: AppContext, name: str, enabled: bool) -> None:
-    with app.database().session() as session:
-        changed = JobRepository(session).set_enabled(name, enabled)
+    changed = app.operations().jobs.set_enabled(name, enabled)
     state = "enabled" if enabled else "disabled"
     click.echo(f"{name} {state}" if changed else f"{name} was already {state}")
 
@@ -266,8 +227,7 @@ def delete(app: AppContext, name: str) -> None:
 
     Example: orchestrator jobs delete nightly-report
     """
-    with app.database().session() as session:
-        JobRepository(session).delete(name)
+    app.operations().jobs.delete(name)
     click.echo(f"deleted {name}; its run history stays")
 
 
@@ -310,30 +270,14 @@ def run_job(
     """
     import sys
 
-    from orchestrator.records import RunStatus, RunTrigger
+    from orchestrator.records import RunStatus
 
-    with app.database().session() as session:
-        record = JobRepository(session).get(name)
-    if not record.enabled and not force:
-        raise RefusedError(f"job {name} is disabled: enable it, or run it anyway with --force")
+    operations = app.operations()
     if detach:
-        from orchestrator.records import NewRun
-        from orchestrator.store.runs import RunRepository
-
-        with app.database().session() as session:
-            run = RunRepository(session).add(
-                NewRun(
-                    job=name,
-                    scheduled_for=datetime.now(UTC),
-                    trigger=RunTrigger.MANUAL,
-                    image=record.spec.image,
-                )
-            )
+        run = operations.jobs.queue_run(name, force=force)
         click.echo(f"queued run {run.id} of {name}: the service starts it")
         return
     app.allow_privileged_jobs = allow_privileged_jobs
-    launcher = app.launcher()
-    run = launcher.queue(record.spec, RunTrigger.MANUAL)
     out = sys.stdout.buffer
     # SIGTERM cancels the run as Ctrl-C does (as `docker run` does): recorded cancelled.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -342,7 +286,7 @@ def run_job(
         out.write(chunk if raw else terminal_safe(chunk))
         out.flush()
 
-    finished = launcher.execute(run, record.spec, on_output=write)
+    finished = operations.jobs.run_now(name, force=force, on_output=write)
     if finished.status is RunStatus.SUCCEEDED:
         return
     click.echo(f"run {finished.id} of {name} {finished.status.value}: {finished.error}", err=True)

@@ -6,7 +6,7 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import emit_json, emit_table, json_option
-from orchestrator.store.leases import PortLeaseRepository
+from orchestrator.operations import shapes
 
 
 @click.group()
@@ -22,19 +22,7 @@ def list_ports(app: AppContext, as_json: bool) -> None:
 
     Example: orchestrator ports list --json
     """
-    with app.database().session() as session:
-        leases = PortLeaseRepository(session).list()
-    rows = [
-        {
-            "host_ip": lease.host_ip,
-            "port": lease.port,
-            "protocol": lease.protocol,
-            "container_port": lease.container_port,
-            "run": lease.run_id,
-            "job": lease.job,
-        }
-        for lease in leases
-    ]
+    rows = [shapes.lease(lease) for lease in app.operations().leases()]
     if as_json:
         emit_json(rows)
     elif not rows:

@@ -13,42 +13,19 @@ from orchestrator.cli.formatting import (
     emit_json,
     emit_table,
     human_time,
-    iso,
     json_option,
     raw_option,
     terminal_safe,
 )
 from orchestrator.errors import InvalidInputError, quote
-from orchestrator.masking import OutputMasker
+from orchestrator.operations import shapes
 from orchestrator.records import RunRecord, RunStatus
-from orchestrator.store.runs import RunRepository
 from orchestrator.units import format_size, parse_duration
 
 
 @click.group()
 def runs() -> None:
     """Run history: list, show, prune."""
-
-
-def run_summary(run: RunRecord) -> dict[str, Any]:
-    """The `runs list --json` shape."""
-    return {
-        "id": run.id,
-        "job": run.job,
-        "status": run.status.value,
-        "trigger": run.trigger.value,
-        "attempt": run.attempt,
-        "first_run_id": run.first_run_id,
-        "scheduled_for": iso(run.scheduled_for),
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "exit_code": run.exit_code,
-        "container_id": run.container_id,
-        "image": run.image,
-        "image_digest": run.image_digest,
-        "ports": run.ports,
-        "error": run.error,
-    }
 
 
 # Run ids are 64-bit in both databases.
@@ -114,6 +91,12 @@ def _duration(run: RunRecord) -> str:
     help="Only runs scheduled at or after this time (ISO 8601) or this long ago (7d).",
 )
 @click.option("--limit", type=click.IntRange(1, MAX_ID), default=50, help="At most this many runs.")
+@click.option(
+    "--before",
+    type=RUN_ID,
+    metavar="ID",
+    help="The next page: runs listed after this one (the last id of the previous page).",
+)
 @json_option
 @pass_app
 def list_runs(
@@ -122,18 +105,22 @@ def list_runs(
     status: str | None,
     since: datetime | None,
     limit: int,
+    before: int | None,
     as_json: bool,
 ) -> None:
     """List runs, newest first.
 
     Example: orchestrator runs list --job nightly-report --status failed --since 7d
     """
-    with app.database().session() as session:
-        records = RunRepository(session).list(
-            job=job, status=RunStatus(status) if status else None, since=since, limit=limit
-        )
+    records = app.operations().runs.list(
+        job=job,
+        status=RunStatus(status) if status else None,
+        since=since,
+        before=before,
+        limit=limit,
+    )
     if as_json:
-        emit_json([run_summary(run) for run in records])
+        emit_json([shapes.run_summary(run) for run in records])
         return
     if not records:
         click.echo("no runs match")
@@ -166,20 +153,11 @@ def show(app: AppContext, run_id: int, as_json: bool, raw: bool) -> None:
 
     Example: orchestrator runs show 42
     """
-    with app.database().session() as session:
-        run = RunRepository(session).get(run_id)
+    run = app.operations().runs.get(run_id)
     if as_json:
-        emit_json(
-            {
-                **run_summary(run),
-                "created_at": iso(run.created_at),
-                "output": run.output or "",
-                "output_truncated": run.output_truncated,
-                "output_limit": run.output_limit,
-            }
-        )
+        emit_json(shapes.run_detail(run))
         return
-    fields = run_summary(run)
+    fields = shapes.run_summary(run)
     fields["ports"] = ", ".join(f"{key}->{port}" for key, port in run.ports.items()) or None
     for key, value in fields.items():
         click.echo(f"{key + ':':15} {'-' if value is None else value}")
@@ -211,8 +189,7 @@ def prune(app: AppContext, older_than: Any, dry_run: bool) -> None:
     Example: orchestrator runs prune --older-than 30d
     """
     cutoff = datetime.now(UTC) - older_than
-    with app.database().session() as session:
-        count = RunRepository(session).prune(cutoff, dry_run=dry_run)
+    count = app.operations().runs.prune(cutoff, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {count} run(s) scheduled before {human_time(cutoff)}")
 
@@ -228,74 +205,27 @@ def logs(app: AppContext, run_id: int, follow: bool, raw: bool) -> None:
     Example: orchestrator runs logs 42 --follow
     """
     import sys
-    import time
 
-    from orchestrator.engine.errors import ContainerGoneError
+    from orchestrator.operations import Ended, Output, Waiting, Withheld
 
-    database = app.database()
-    with database.session() as session:
-        run = RunRepository(session).get(run_id)
-    if follow and run.status is RunStatus.PENDING:
-        click.echo(
-            f"run {run_id} of {run.job} is pending: waiting for a scheduler to start it "
-            "(is 'orchestrator serve' running?)",
-            err=True,
-        )
-    while follow and run.status is RunStatus.PENDING:
-        time.sleep(0.5)
-        with database.session() as session:
-            run = RunRepository(session).get(run_id)
-    masker = _live_masker(app, run.job) if run.status is RunStatus.RUNNING else None
-    if run.status is RunStatus.RUNNING and run.container_id and masker is None:
-        click.echo(
-            f"live output of run {run_id} withheld: the secrets of job {run.job!r} cannot be "
-            "read here to mask it; its masked tail is shown when it ends",
-            err=True,
-        )
-        while follow and not run.status.finished:
-            time.sleep(0.5)
-            with database.session() as session:
-                run = RunRepository(session).get(run_id)
-    elif run.status is RunStatus.RUNNING and run.container_id and masker is not None:
-        try:
-            engine = app.engine()
-            chunks = (
-                engine.follow_output(run.container_id)
-                if follow
-                else engine.output(run.container_id)
+    for event in app.operations().runs.watch(run_id, follow=follow):
+        if isinstance(event, Waiting):
+            click.echo(
+                f"run {run_id} of {event.run.job} is pending: waiting for a scheduler to start "
+                "it (is 'orchestrator serve' running?)",
+                err=True,
             )
-            show = (lambda data: data) if raw else terminal_safe
-            for chunk in chunks:
-                sys.stdout.buffer.write(show(masker.feed(chunk)))
-                sys.stdout.buffer.flush()
-            sys.stdout.buffer.write(show(masker.flush()))
-            return
-        except ContainerGoneError:
-            # It ended while we looked: its output is in the history by now, or soon.
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with database.session() as session:
-                    run = RunRepository(session).get(run_id)
-                if run.status.finished:
-                    break
-                time.sleep(0.2)
-    if run.output:
-        _print_output(run.output, raw)
-
-
-def _live_masker(app: AppContext, job: str) -> OutputMasker | None:
-    """What masks the job's secrets in output read straight from its container; None
-    when they cannot be known here (the job is gone, or its secrets are not readable)."""
-    from orchestrator.errors import JobNotFoundError
-    from orchestrator.secretfiles import SecretUnavailableError, load_launch_secrets
-    from orchestrator.store.jobs import JobRepository
-
-    try:
-        with app.database().session() as session:
-            spec = JobRepository(session).get(job).spec
-        return OutputMasker(load_launch_secrets(spec, app.secrets_dir).masked)
-    except (JobNotFoundError, SecretUnavailableError):
-        return None
+        elif isinstance(event, Withheld):
+            click.echo(
+                f"live output of run {run_id} withheld: the secrets of job {event.run.job!r} "
+                "cannot be read here to mask it; its masked tail is shown when it ends",
+                err=True,
+            )
+        elif isinstance(event, Output):
+            sys.stdout.buffer.write(event.data if raw else terminal_safe(event.data))
+            sys.stdout.buffer.flush()
+        elif isinstance(event, Ended) and not event.streamed and event.run.output:
+            _print_output(event.run.output, raw)
 
 
 @runs.command()
@@ -312,8 +242,5 @@ def cancel(app: AppContext, run_id: int, grace: int) -> None:
 
     Example: orchestrator runs cancel 42
     """
-    with app.database().session() as session:
-        run = RunRepository(session).request_cancel(run_id, datetime.now(UTC))
-    if run.container_id:
-        app.engine().stop(run.container_id, grace)
+    run = app.operations().runs.cancel(run_id, grace)
     click.echo(f"run {run_id} of {run.job} cancelled")

@@ -34,6 +34,7 @@ from orchestrator.errors import DuplicateFireError, JobNotFoundError, Orchestrat
 from orchestrator.hostpaths import SelfContainer
 from orchestrator.identity import make_owner_id
 from orchestrator.launcher import LaunchSettings, RunLauncher
+from orchestrator.operations.runs import cancel_run
 from orchestrator.records import JobRecord, NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.service.apscheduler_glue import INLINE_PREFIX, FireExecutor, ScheduleTrigger
 from orchestrator.service.health import LoopBeats
@@ -378,11 +379,13 @@ class SchedulerService:
             return False
         for other in others:  # replace: the old run makes way
             try:
-                cancelled = self.store.request_cancel(other.id, self.clock())
-                if cancelled.container_id:
-                    self.engine.stop(
-                        cancelled.container_id, self.launcher.settings.stop_grace_seconds
-                    )
+                cancel_run(
+                    self.store,
+                    lambda: self.engine,
+                    other.id,
+                    self.launcher.settings.stop_grace_seconds,
+                    self.clock(),
+                )
                 log.info("run %s of %s replaced by run %s", other.id, spec.name, run.id)
             except OrchestratorError as error:
                 log.warning("could not replace run %s: %s", other.id, error)

@@ -9,12 +9,13 @@ records out; the repositories behind keep the queries.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from orchestrator.errors import ConflictError
 from orchestrator.records import (
     ApplyResult,
+    AuditEntry,
     JobRecord,
     NewRun,
     PortLease,
@@ -22,6 +23,7 @@ from orchestrator.records import (
     RunStatus,
 )
 from orchestrator.spec import LoadedJob
+from orchestrator.store.audit import AuditRepository
 from orchestrator.store.database import Database
 from orchestrator.store.jobs import JobRepository
 from orchestrator.store.leases import PortLeaseRepository
@@ -36,13 +38,28 @@ class Store:
 
     # --- jobs -----------------------------------------------------------------------------
 
-    def apply_jobs(self, loaded: Sequence[LoadedJob], *, prune: bool = False) -> ApplyResult:
-        """Upsert job definitions. Several schedulers starting at once apply the same files:
-        the loser of an insert race tries again and finds the jobs there (unchanged)."""
+    def apply_jobs(
+        self,
+        loaded: Sequence[LoadedJob],
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+        check: Callable[[ApplyResult], None] | None = None,
+    ) -> ApplyResult:
+        """Upsert job definitions, in one transaction. `check` sees the result before it
+        is committed and may refuse it (by raising); `dry_run` never commits.
+
+        Several schedulers starting at once apply the same files: the loser of an insert
+        race tries again and finds the jobs there (unchanged)."""
         for attempt in range(APPLY_ATTEMPTS):
             try:
                 with self.database.session() as session:
-                    return JobRepository(session).apply(loaded, prune=prune)
+                    result = JobRepository(session).apply(loaded, prune=prune)
+                    if check is not None:
+                        check(result)
+                    if dry_run:
+                        session.rollback()
+                    return result
             except ConflictError:
                 if attempt == APPLY_ATTEMPTS - 1:
                     raise
@@ -53,6 +70,20 @@ class Store:
         """The job; JobNotFoundError when there is none."""
         with self.database.session() as session:
             return JobRepository(session).get(name)
+
+    def jobs(self) -> list[JobRecord]:
+        """Every job by name, each with the status of its latest run."""
+        with self.database.session() as session:
+            return JobRepository(session).list()
+
+    def set_job_enabled(self, name: str, enabled: bool) -> bool:
+        """Whether anything changed; JobNotFoundError when there is no such job."""
+        with self.database.session() as session:
+            return JobRepository(session).set_enabled(name, enabled)
+
+    def delete_job(self, name: str) -> None:
+        with self.database.session() as session:
+            JobRepository(session).delete(name)
 
     def enabled_jobs(self) -> list[JobRecord]:
         with self.database.session() as session:
@@ -72,6 +103,25 @@ class Store:
     def run(self, run_id: int) -> RunRecord:
         with self.database.session() as session:
             return RunRepository(session).get(run_id)
+
+    def runs(
+        self,
+        *,
+        job: str | None = None,
+        status: RunStatus | None = None,
+        since: datetime | None = None,
+        before: int | None = None,
+        limit: int | None = 50,
+    ) -> list[RunRecord]:
+        """Newest first, without output; `before` pages on after that run's id."""
+        with self.database.session() as session:
+            return RunRepository(session).list(
+                job=job, status=status, since=since, before=before, limit=limit
+            )
+
+    def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        with self.database.session() as session:
+            return RunRepository(session).prune(older_than, dry_run=dry_run)
 
     def fire(self, job: str, scheduled_for: datetime, attempt: int = 1) -> RunRecord | None:
         with self.database.session() as session:
@@ -135,6 +185,10 @@ class Store:
 
     # --- port leases ------------------------------------------------------------------------
 
+    def leases(self) -> list[PortLease]:
+        with self.database.session() as session:
+            return PortLeaseRepository(session).list()
+
     def leased_ports(self, protocol: str) -> set[int]:
         with self.database.session() as session:
             return PortLeaseRepository(session).leased_ports(protocol)
@@ -175,3 +229,36 @@ class Store:
     def release_stale_leases(self, now: datetime) -> int:
         with self.database.session() as session:
             return PortLeaseRepository(session).release_stale(now)
+
+    # --- audit ------------------------------------------------------------------------------
+
+    def audit(
+        self, *, at: datetime, actor: str, action: str, target: str | None, result: str
+    ) -> AuditEntry:
+        with self.database.session() as session:
+            return AuditRepository(session).add(
+                at=at, actor=actor, action=action, target=target, result=result
+            )
+
+    def audit_entries(self, *, limit: int, before: int | None = None) -> list[AuditEntry]:
+        with self.database.session() as session:
+            return AuditRepository(session).list(limit=limit, before=before)
+
+    # --- the database itself ----------------------------------------------------------------
+
+    @property
+    def display_url(self) -> str:
+        """The database's URL without its password."""
+        return self.database.display_url
+
+    def revision(self) -> str | None:
+        """The schema revision; SchemaOutOfDateError is not raised here."""
+        return self.database.current_revision()
+
+    def check_schema(self) -> None:
+        """SchemaOutOfDateError unless the schema is at this code's head."""
+        self.database.check_schema()
+
+    def ping(self) -> None:
+        """DatabaseUnavailableError when the database cannot be reached."""
+        self.database.current_revision()

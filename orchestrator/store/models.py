@@ -113,3 +113,17 @@ class PortLeaseRow(Base):
     job_name: Mapped[str | None] = mapped_column(String(63))
     leased_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    """Every write made through the CLI or the HTTP API: who, what, when, and how it went."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index(None, "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255))
+    result: Mapped[str] = mapped_column(Text)

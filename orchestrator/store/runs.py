@@ -280,10 +280,22 @@ class RunRepository:
         job: str | None = None,
         status: RunStatus | None = None,
         since: datetime | None = None,
+        before: int | None = None,
         limit: int | None = 50,
     ) -> list[RunRecord]:
-        """Runs newest first (by scheduled time), without their output."""
+        """Runs newest first (by scheduled time, then id), without their output.
+
+        `before` is the id of the last run of the previous page: the page goes on after
+        it in the same order (a keyset, so no run is repeated or skipped when new runs
+        come meanwhile). An id that does not exist gives an empty page.
+        """
         query = select(RunRow).options(defer(RunRow.output))
+        if before is not None:
+            anchor = select(RunRow.scheduled_for).where(RunRow.id == before).scalar_subquery()
+            query = query.where(
+                (RunRow.scheduled_for < anchor)
+                | ((RunRow.scheduled_for == anchor) & (RunRow.id < before))
+            )
         if job is not None:
             query = query.where(RunRow.job_name == job)
         if status is not None:

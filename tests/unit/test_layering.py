@@ -105,3 +105,34 @@ def test_nothing_imports_the_cli() -> None:
     for name in modules():
         if not name.startswith("orchestrator.cli") and name != "orchestrator.__main__":
             assert offending(name, ("orchestrator.cli",)) == [], name
+
+
+# What an edge (the CLI now, the HTTP API next) may use of the store: open the database
+# and migrate it. Everything else goes through the use cases (orchestrator.operations).
+EDGE_STORE_ALLOWED = (
+    "orchestrator.store.database",
+    "orchestrator.store.migrations",
+    "orchestrator.store.facade",
+)
+
+
+def test_the_edges_go_through_the_use_cases() -> None:
+    edges = [
+        name for name in modules() if name.startswith(("orchestrator.cli", "orchestrator.api"))
+    ]
+    assert edges
+    for name in edges:
+        store_parts = [
+            imported
+            for imported in offending(name, ("orchestrator.store",))
+            if imported not in EDGE_STORE_ALLOWED and imported != "orchestrator.store"
+        ]
+        assert store_parts == [], name
+        assert offending(name, STORE_INSIDE) == [], name
+
+
+def test_the_use_cases_know_no_edge_and_no_driver() -> None:
+    for name in modules():
+        if name.startswith("orchestrator.operations"):
+            assert offending(name, DRIVERS + ("orchestrator.cli", "orchestrator.api")) == [], name
+            assert offending(name, STORE_INSIDE) == [], name

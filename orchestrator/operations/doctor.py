@@ -1,0 +1,76 @@
+"""What the scheduler sees of its world: the engine, where it runs, the database, the
+port pool. Each check is reported on its own, failed or not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.operations.context import Backends
+
+
+def _check(report: dict[str, Any], name: str, probe: Callable[[], dict[str, Any]]) -> None:
+    try:
+        report[name] = {"ok": True, **probe()}
+    except OrchestratorError as error:
+        report[name] = {"ok": False, "error": str(error)}
+
+
+def doctor_report(backends: Backends) -> dict[str, Any]:
+    """{"ok": all passed, "engine": {...}, "location": {...}, "database": {...},
+    "port_pool": {...}}; a check that depends on a failed one is left out. The store is
+    opened in its own check, so that failing to open it is a finding too."""
+    report: dict[str, Any] = {}
+
+    def engine() -> dict[str, Any]:
+        facts = backends.engine().facts()
+        return {"version": facts.version, "api_version": facts.api_version, "name": facts.name}
+
+    def where() -> dict[str, Any]:
+        found = backends.where()
+        return {
+            "in_container": found.in_container,
+            "container_id": found.container_id,
+            "found_by": found.how,
+            "mounts": [
+                {
+                    "type": m.type,
+                    "destination": m.destination,
+                    "source": m.source,
+                    "read_only": m.read_only,
+                }
+                for m in found.mounts
+            ],
+        }
+
+    def database() -> dict[str, Any]:
+        revision = backends.store.revision()
+        backends.store.check_schema()
+        return {"url": backends.store.display_url, "revision": revision}
+
+    _check(report, "engine", engine)
+    if report["engine"]["ok"]:
+        _check(report, "location", where)
+    _check(report, "database", database)
+    if report["engine"]["ok"] and report["database"]["ok"]:
+        _check(report, "port_pool", lambda: pool_report(backends))
+    return {"ok": all(section["ok"] for section in report.values()), **report}
+
+
+def pool_report(backends: Backends) -> dict[str, Any]:
+    """The port pool: its size, what we lease, what other containers publish in it."""
+    settings = backends.launch_settings()
+    leases = backends.store.leases()
+    in_pool = {lease.port for lease in leases if lease.port in settings.port_pool}
+    published = {
+        port for _, port, _ in backends.engine().published_ports() if port in settings.port_pool
+    }
+    return {
+        "range": str(settings.port_pool),
+        "host_ip": settings.port_host_ip,
+        "size": settings.port_pool.size,
+        "leased": len(in_pool),
+        "published_by_others": len(published - in_pool),
+        "free": settings.port_pool.size - len(in_pool | published),
+    }

@@ -1,0 +1,145 @@
+"""Use cases on jobs: validate, apply, list, show, export, switch, delete, run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import yaml
+
+from orchestrator.errors import RefusedError
+from orchestrator.operations.context import Audited
+from orchestrator.records import ApplyResult, JobRecord, NewRun, RunRecord, RunTrigger
+from orchestrator.secretfiles import missing_secrets
+from orchestrator.spec import LoadedJob, masked_definition
+
+
+@dataclass(frozen=True)
+class MissingSecret:
+    """A secret a job names that is not in the secrets folder here."""
+
+    source: str
+    job: str
+    secret: str
+
+
+def find_missing_secrets(loaded: Sequence[LoadedJob], secrets_dir: str) -> list[MissingSecret]:
+    """Secrets the jobs name that are not in `secrets_dir` here. They may be where the
+    service runs, so callers warn and do not refuse. Needs no database."""
+    return [
+        MissingSecret(job.source, job.spec.name, name)
+        for job in loaded
+        for name in missing_secrets(job.spec, secrets_dir)
+    ]
+
+
+class JobOperations:
+    def __init__(self, audited: Audited) -> None:
+        self._audited = audited
+        self._backends = audited.backends
+        self._store = audited.backends.store
+
+    def apply(
+        self,
+        loaded: Sequence[LoadedJob],
+        *,
+        given: str,
+        prune: bool = False,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> ApplyResult:
+        """Create or update jobs (an idempotent upsert), all or nothing. With `prune`, jobs
+        not in the batch are deleted, but never all of them unless `force` (`given` names
+        what the batch came from, for that refusal)."""
+
+        def refuse_emptying(result: ApplyResult) -> None:
+            everything = result.deleted and not (
+                result.created or result.updated or result.unchanged
+            )
+            if everything and not force and not dry_run:
+                raise RefusedError(
+                    f"{given} has no jobs, so --prune would delete all "
+                    f"{len(result.deleted)}: add --force if that is what you want"
+                )
+
+        if dry_run:
+            return self._store.apply_jobs(loaded, prune=prune, dry_run=True, check=refuse_emptying)
+        with self._audited.audit("jobs.apply", given) as summary:
+            result = self._store.apply_jobs(loaded, prune=prune, check=refuse_emptying)
+            summary.append(
+                f"{len(result.created)} created, {len(result.updated)} updated, "
+                f"{len(result.unchanged)} unchanged, {len(result.deleted)} deleted"
+            )
+        return result
+
+    def list(self) -> list[JobRecord]:
+        return self._store.jobs()
+
+    def get(self, name: str) -> JobRecord:
+        """JobNotFoundError when there is none."""
+        return self._store.job(name)
+
+    def export(self) -> str:
+        """Every job as one job file (YAML), values of secret-looking variables masked."""
+        jobs = self._store.jobs()
+        masked = [job.name for job in jobs if masked_definition(job.spec) != job.spec.to_dict()]
+        header = "# orchestrator jobs export: apply with 'orchestrator jobs apply FILE'\n"
+        if masked:
+            header += (
+                "# masked (*** stands for a value that is not exported; put it back, or "
+                f"better move it to a secret, before applying): {', '.join(masked)}\n"
+            )
+        if not jobs:
+            return header + "[]\n"
+        body = yaml.safe_dump_all(
+            [masked_definition(job.spec) for job in jobs],
+            sort_keys=False,
+            explicit_start=True,
+            allow_unicode=True,
+        )
+        return header + body
+
+    def set_enabled(self, name: str, enabled: bool) -> bool:
+        """Whether anything changed."""
+        with self._audited.audit("jobs.enable" if enabled else "jobs.disable", name) as summary:
+            changed = self._store.set_job_enabled(name, enabled)
+            if not changed:
+                summary.append("unchanged")
+        return changed
+
+    def delete(self, name: str) -> None:
+        """The job goes; its run history stays."""
+        with self._audited.audit("jobs.delete", name):
+            self._store.delete_job(name)
+
+    def _runnable(self, name: str, force: bool) -> JobRecord:
+        record = self._store.job(name)
+        if not record.enabled and not force:
+            raise RefusedError(f"job {name} is disabled: enable it, or run it anyway with --force")
+        return record
+
+    def queue_run(self, name: str, *, force: bool = False) -> RunRecord:
+        """A pending manual run for a scheduler service to start."""
+        with self._audited.audit("jobs.run", name) as summary:
+            record = self._runnable(name, force)
+            run = self._store.record_run(
+                NewRun(
+                    job=name,
+                    scheduled_for=self._backends.clock(),
+                    trigger=RunTrigger.MANUAL,
+                    image=record.spec.image,
+                )
+            )
+            summary.append(f"queued run {run.id}")
+        return run
+
+    def run_now(
+        self, name: str, *, force: bool = False, on_output: Callable[[bytes], None]
+    ) -> RunRecord:
+        """Run the job here, now, handing its output over as it comes; the finished run."""
+        with self._audited.audit("jobs.run", name) as summary:
+            record = self._runnable(name, force)
+            launcher = self._backends.launcher()
+            run = launcher.queue(record.spec, RunTrigger.MANUAL)
+            summary.append(f"run {run.id} here")
+        return launcher.execute(run, record.spec, on_output=on_output)

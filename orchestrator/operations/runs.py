@@ -1,0 +1,163 @@
+"""Use cases on runs: list, show, cancel, prune, and watch one as it goes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator.engine.contract import Engine
+from orchestrator.engine.errors import ContainerGoneError
+from orchestrator.errors import JobNotFoundError
+from orchestrator.masking import OutputMasker
+from orchestrator.operations.context import Audited
+from orchestrator.records import RunRecord, RunStatus
+from orchestrator.store.facade import Store
+
+# How often a watcher looks at a run that has not started or not finished yet.
+POLL_SECONDS = 0.5
+# After its container ends, the run's own end is recorded within this (its output first).
+END_RECORDED_WITHIN_SECONDS = 30
+
+
+def cancel_run(
+    store: Store, engine: Callable[[], Engine], run_id: int, grace: int, now: datetime
+) -> RunRecord:
+    """Mark the run cancelled, then stop its container (SIGTERM, SIGKILL after `grace`);
+    the engine is needed only when it has one. RunFinishedError when it has already ended.
+    The service's `replace` uses it too."""
+    run = store.request_cancel(run_id, now)
+    if run.container_id:
+        engine().stop(run.container_id, grace)
+    return run
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The run is pending: no scheduler has started it yet."""
+
+    run: RunRecord
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """It runs, but its live output cannot be masked here (its secrets are not readable,
+    or its job is gone): only the masked tail is given, when it ends."""
+
+    run: RunRecord
+
+
+@dataclass(frozen=True)
+class Output:
+    """Live output, masked."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The last event. `run` is finished unless the watch did not follow; `streamed` says
+    whether its output came live (else `run.output` holds its recorded tail)."""
+
+    run: RunRecord
+    streamed: bool
+
+
+RunEvent = Waiting | Withheld | Output | Ended
+
+
+class RunOperations:
+    def __init__(self, audited: Audited) -> None:
+        self._audited = audited
+        self._backends = audited.backends
+        self._store = audited.backends.store
+
+    def list(
+        self,
+        *,
+        job: str | None = None,
+        status: RunStatus | None = None,
+        since: datetime | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Newest first; the next page is `before=<the last one's id>`."""
+        return self._store.runs(job=job, status=status, since=since, before=before, limit=limit)
+
+    def get(self, run_id: int) -> RunRecord:
+        """With its output's tail; RunNotFoundError when there is none."""
+        return self._store.run(run_id)
+
+    def cancel(self, run_id: int, grace: int) -> RunRecord:
+        with self._audited.audit("runs.cancel", str(run_id)):
+            return cancel_run(
+                self._store, self._backends.engine, run_id, grace, self._backends.clock()
+            )
+
+    def prune(self, older_than: datetime, *, dry_run: bool = False) -> int:
+        """Delete finished runs scheduled before `older_than`; the newest of each job stays."""
+        if dry_run:
+            return self._store.prune_runs(older_than, dry_run=True)
+        with self._audited.audit("runs.prune", f"before {older_than.isoformat()}") as summary:
+            count = self._store.prune_runs(older_than)
+            summary.append(f"{count} deleted")
+        return count
+
+    def watch(self, run_id: int, *, follow: bool) -> Iterator[RunEvent]:
+        """A run's output as it goes. Following, it waits for a pending run to start, gives
+        the live output and ends with the run's end; else it gives what there is now."""
+        run = self._store.run(run_id)
+        if follow and run.status is RunStatus.PENDING:
+            yield Waiting(run)
+            while run.status is RunStatus.PENDING:
+                time.sleep(POLL_SECONDS)
+                run = self._store.run(run_id)
+        if run.status is not RunStatus.RUNNING or not run.container_id:
+            yield Ended(self._wait_for_end(run) if follow else run, streamed=False)
+            return
+        masker = self._live_masker(run.job)
+        if masker is None:
+            yield Withheld(run)
+            yield Ended(self._wait_for_end(run) if follow else run, streamed=False)
+            return
+        engine = self._backends.engine()
+        try:
+            chunks = (
+                engine.follow_output(run.container_id)
+                if follow
+                else engine.output(run.container_id)
+            )
+            for chunk in chunks:
+                if masked := masker.feed(chunk):
+                    yield Output(masked)
+            if rest := masker.flush():
+                yield Output(rest)
+        except ContainerGoneError:
+            # It ended while we looked: its output is in the history by now, or soon.
+            yield Ended(self._wait_for_end(run, limit=10), streamed=False)
+            return
+        if follow:
+            run = self._wait_for_end(run, limit=END_RECORDED_WITHIN_SECONDS)
+        yield Ended(run, streamed=True)
+
+    def _wait_for_end(self, run: RunRecord, limit: float | None = None) -> RunRecord:
+        """The run once its end is recorded; as it is after `limit` seconds, if given."""
+        deadline = None if limit is None else time.monotonic() + limit
+        while not run.status.finished:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(POLL_SECONDS)
+            run = self._store.run(run.id)
+        return run
+
+    def _live_masker(self, job: str) -> OutputMasker | None:
+        """What masks the job's secrets in output read straight from its container; None
+        when they cannot be known here (the job is gone, or its secrets are unreadable)."""
+        from orchestrator.secretfiles import SecretUnavailableError, load_launch_secrets
+
+        try:
+            spec = self._store.job(job).spec
+            return OutputMasker(load_launch_secrets(spec, self._backends.secrets_dir).masked)
+        except (JobNotFoundError, SecretUnavailableError):
+            return None

@@ -1,0 +1,116 @@
+"""The JSON shapes of jobs, runs, leases and audit entries: one definition for the CLI's
+`--json` and the HTTP API, so both give the same answer. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from orchestrator.records import ApplyResult, AuditEntry, JobRecord, PortLease, RunRecord
+from orchestrator.schedule import next_fire_times
+from orchestrator.spec import masked_definition
+
+NEXT_RUNS_SHOWN = 5
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with offset, as the JSON shapes promise."""
+    return value.isoformat() if value is not None else None
+
+
+def next_run(record: JobRecord, now: datetime) -> datetime | None:
+    """When the job fires next; None while it is disabled."""
+    return record.spec.trigger.next_after(now) if record.enabled else None
+
+
+def job_summary(record: JobRecord, now: datetime) -> dict[str, Any]:
+    """A job in a list (`jobs list --json`, `GET /api/jobs`)."""
+    return {
+        "name": record.name,
+        "enabled": record.enabled,
+        "schedule": record.spec.schedule,
+        "timezone": record.spec.timezone,
+        "image": record.spec.image,
+        "next_run_at": iso(next_run(record, now)),
+        "last_status": record.last_status.value if record.last_status else None,
+        "revision": record.revision,
+        "source": record.source,
+    }
+
+
+def job_detail(record: JobRecord, now: datetime) -> dict[str, Any]:
+    """One job (`jobs show --json`, `GET /api/jobs/{name}`): `next_runs` are the
+    schedule's next fire times, also while the job is disabled."""
+    return {
+        **job_summary(record, now),
+        "created_at": iso(record.created_at),
+        "updated_at": iso(record.updated_at),
+        "definition": masked_definition(record.spec),
+        "next_runs": [
+            iso(moment) for moment in next_fire_times(record.spec.trigger, now, NEXT_RUNS_SHOWN)
+        ],
+    }
+
+
+def apply_result(result: ApplyResult, dry_run: bool) -> dict[str, Any]:
+    return {
+        "created": result.created,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "deleted": result.deleted,
+        "dry_run": dry_run,
+    }
+
+
+def run_summary(run: RunRecord) -> dict[str, Any]:
+    """A run in a list (`runs list --json`, `GET /api/runs`)."""
+    return {
+        "id": run.id,
+        "job": run.job,
+        "status": run.status.value,
+        "trigger": run.trigger.value,
+        "attempt": run.attempt,
+        "first_run_id": run.first_run_id,
+        "scheduled_for": iso(run.scheduled_for),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "exit_code": run.exit_code,
+        "container_id": run.container_id,
+        "image": run.image,
+        "image_digest": run.image_digest,
+        "ports": run.ports,
+        "error": run.error,
+    }
+
+
+def run_detail(run: RunRecord) -> dict[str, Any]:
+    """One run with its output's tail (`runs show --json`, `GET /api/runs/{id}`)."""
+    return {
+        **run_summary(run),
+        "created_at": iso(run.created_at),
+        "output": run.output or "",
+        "output_truncated": run.output_truncated,
+        "output_limit": run.output_limit,
+    }
+
+
+def lease(lease: PortLease) -> dict[str, Any]:
+    return {
+        "host_ip": lease.host_ip,
+        "port": lease.port,
+        "protocol": lease.protocol,
+        "container_port": lease.container_port,
+        "run": lease.run_id,
+        "job": lease.job,
+    }
+
+
+def audit_entry(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": iso(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "result": entry.result,
+    }
