@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from orchestrator.errors import InvalidQuantityError, quote
@@ -78,3 +78,22 @@ def format_size(size: int) -> str:
         if size % factor == 0:
             return f"{size // factor}{unit}"
     return str(size)
+
+
+def parse_moment(value: str, now: datetime) -> datetime:
+    """A point in time: ISO 8601 (UTC if it has no offset) or a duration back from `now`
+    (`2h`, `7d`). How `runs list --since` and `GET /api/runs?since=` read it."""
+    text = value.strip()
+    try:
+        return now - parse_duration(text)
+    except InvalidQuantityError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        if re.fullmatch(r"\d+\s*[a-zA-Z][\w\s]*", text):  # meant as a duration: say why not
+            parse_duration(text)
+        raise InvalidQuantityError(
+            f"{quote(text)} is neither a time (2026-11-01T03:00:00Z) nor a duration (7d)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,10 +16,10 @@ from orchestrator.cli.formatting import (
     raw_option,
     terminal_safe,
 )
-from orchestrator.errors import InvalidInputError, quote
+from orchestrator.errors import InvalidInputError
 from orchestrator.operations import shapes
 from orchestrator.records import RunRecord, RunStatus
-from orchestrator.units import format_size, parse_duration
+from orchestrator.units import format_size, parse_duration, parse_moment
 
 
 @click.group()
@@ -43,21 +42,10 @@ class MomentType(click.ParamType[datetime]):
     ) -> datetime:
         if isinstance(value, datetime):
             return value
-        text = str(value).strip()
         try:
-            return datetime.now(UTC) - parse_duration(text)
-        except InvalidInputError:
-            pass
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            if re.fullmatch(r"\d+\s*[a-zA-Z][\w\s]*", text):  # meant as a duration
-                try:
-                    parse_duration(text)
-                except InvalidInputError as error:
-                    self.fail(str(error))
-            self.fail(f"{quote(text)} is neither a time (2026-11-01T03:00:00Z) nor a duration (7d)")
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            return parse_moment(str(value), datetime.now(UTC))
+        except InvalidInputError as error:
+            self.fail(str(error))
 
 
 class DurationType(click.ParamType[timedelta]):

@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 import signal
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from orchestrator import settings
+from orchestrator.api.auth import ApiSettings
 from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
 from orchestrator.errors import DatabaseUnavailableError, InvalidInputError
 from orchestrator.service.health import describe, stale_loops
 from orchestrator.units import parse_duration
+
+if TYPE_CHECKING:
+    from orchestrator.api.server import HttpServer
+    from orchestrator.service.scheduler import SchedulerService
 
 DATABASE_WAIT_SECONDS = 60
 # A fire that comes while the engine is away waits this long for it, then fails.
@@ -107,6 +113,44 @@ def _positive_seconds(text: str, what: str) -> float:
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
 )
+@click.option(
+    "--http",
+    envvar=settings.HTTP_ENV,
+    show_envvar=True,
+    metavar="HOST:PORT",
+    help="Serve the HTTP API, /metrics, /healthz and /readyz here (off by default). Tokens: "
+    f"{settings.API_TOKEN_ENV} (or {settings.API_TOKEN_ENV}{settings.FILE_SUFFIX}) and "
+    f"{settings.API_TOKENS_FILE_ENV}; without one it serves only on a loopback address.",
+)
+@click.option(
+    "--api-tokens-file",
+    envvar=settings.API_TOKENS_FILE_ENV,
+    show_envvar=True,
+    type=click.Path(path_type=str),
+    help="API tokens, one 'name:token[:read]' a line (a token's name is what the audit shows).",
+)
+@click.option(
+    "--http-read-open",
+    envvar=settings.HTTP_READ_OPEN_ENV,
+    show_envvar=True,
+    is_flag=True,
+    help="Let the API's reads (jobs, runs, ports, audit) be made without a token.",
+)
+@click.option(
+    "--metrics-need-token",
+    envvar=settings.METRICS_NEED_TOKEN_ENV,
+    show_envvar=True,
+    is_flag=True,
+    help="Serve /metrics only to a request with a token (read tokens do).",
+)
+@click.option(
+    "--metrics-per-job-histograms",
+    envvar=settings.METRICS_PER_JOB_ENV,
+    show_envvar=True,
+    is_flag=True,
+    help="Give the duration and lateness histograms a job_name label (a series per job "
+    "and bucket: mind the count with many jobs).",
+)
 @allow_privileged_option("Such a job controls the host.")
 @pass_app
 def serve(
@@ -117,6 +161,11 @@ def serve(
     adopt_after: str,
     log_format: str,
     log_level: str,
+    http: str | None,
+    api_tokens_file: str | None,
+    http_read_open: bool,
+    metrics_need_token: bool,
+    metrics_per_job_histograms: bool,
     allow_privileged_jobs: bool,
 ) -> None:
     """Run the scheduler service in the foreground: every enabled job fires on its
@@ -136,6 +185,7 @@ def serve(
     app.allow_privileged_jobs = allow_privileged_jobs
     grace = _seconds(shutdown_grace, "shutdown grace")
     adopt_after_seconds = _positive_seconds(adopt_after, "adopt after")
+    listen = _http_settings(http, api_tokens_file, http_read_open, metrics_need_token)
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
@@ -157,12 +207,99 @@ def serve(
         ),
     )
 
+    server = None
+    if listen is not None:
+        server = _start_http(app, service, listen, metrics_per_job_histograms)
+        click.echo(f"HTTP API listening on {server.url}", err=True)
+
     def on_signal(number: int, _frame: FrameType | None) -> None:
         service.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    service.run_forever()
+    try:
+        service.run_forever()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@dataclass
+class _Listen:
+    host: str
+    port: int
+    api: ApiSettings
+
+
+def _secret_setting(variable: str) -> str | None:
+    """A secret from the environment, or from the file its `_FILE` twin names."""
+    import os
+
+    value = os.environ.get(variable) or None
+    twin = variable + settings.FILE_SUFFIX
+    path = os.environ.get(twin)
+    if not path:
+        return value
+    if value:
+        raise InvalidInputError(f"set {variable} or {twin}, not both")
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise InvalidInputError(f"{twin}: cannot read {path}: {reason}") from None
+    if not text:
+        raise InvalidInputError(f"{twin}: {path} is empty")
+    return text
+
+
+def _http_settings(
+    http: str | None, tokens_file: str | None, read_open: bool, metrics_need_token: bool
+) -> _Listen | None:
+    """Checked before anything starts: the address, the tokens, and the rule that an API
+    on a non-loopback address needs a token."""
+    if not http:
+        return None
+    from orchestrator.api.auth import is_loopback, load_tokens, parse_listen
+
+    host, port = parse_listen(http)
+    tokens = load_tokens(_secret_setting(settings.API_TOKEN_ENV), tokens_file)
+    if not tokens.configured and not is_loopback(host):
+        raise InvalidInputError(
+            f"--http {http}: serving beyond this host needs a token: set "
+            f"{settings.API_TOKEN_ENV} (openssl rand -hex 16) or {settings.API_TOKENS_FILE_ENV}, "
+            "or listen on 127.0.0.1"
+        )
+    return _Listen(host, port, ApiSettings(tokens, read_open, metrics_need_token))
+
+
+def _start_http(
+    app: AppContext, service: SchedulerService, listen: _Listen, per_job_histograms: bool
+) -> HttpServer:
+    from orchestrator.api.app import create_app
+    from orchestrator.api.metrics import ServiceMetrics
+    from orchestrator.api.server import HttpServer
+
+    operations = app.operations()
+    metrics = ServiceMetrics(
+        operations.backends,
+        service.runs_in_flight,
+        per_job_histograms=per_job_histograms,
+    )
+    service.observers.add(metrics)
+    max_age = _seconds(settings.DEFAULT_HEALTH_MAX_AGE, "health max age")
+
+    def health() -> tuple[bool, str, dict[str, Any]]:
+        now = datetime.now(UTC)
+        loops = service.beats.loops()
+        stale = stale_loops(loops, now, max_age)
+        ages = {name: round((now - at).total_seconds(), 1) for name, at in loops.items()}
+        return not stale, describe(stale), ages
+
+    server = HttpServer(
+        create_app(operations, listen.api, metrics, health), listen.host, listen.port
+    )
+    server.start()
+    return server
 
 
 @click.command()

@@ -38,6 +38,7 @@ from orchestrator.operations.runs import cancel_run
 from orchestrator.records import JobRecord, NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.service.apscheduler_glue import INLINE_PREFIX, FireExecutor, ScheduleTrigger
 from orchestrator.service.health import LoopBeats
+from orchestrator.service.observers import LATE_SECONDS, Observers
 from orchestrator.spec import Concurrency, JobSpec
 from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
@@ -103,6 +104,7 @@ class SchedulerService:
         self._workers: list[threading.Thread] = []
         self._next: dict[str, float] = {}
         self.beats = LoopBeats()
+        self.observers = Observers()
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -141,6 +143,10 @@ class SchedulerService:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def runs_in_flight(self) -> int:
+        with self._active_lock:
+            return len(self._active)
 
     def shutdown(self) -> None:
         """Stop firing. Runs in flight are left to be reattached, or waited for (grace)."""
@@ -342,7 +348,8 @@ class SchedulerService:
         if run is None:
             return
         late = (self.clock() - scheduled_for).total_seconds()
-        if late > 2:
+        self.observers.fire_claimed(run, late)
+        if late > LATE_SECONDS:
             log.warning(
                 "run %s of %s starts %.1fs late",
                 run.id,
@@ -369,6 +376,7 @@ class SchedulerService:
                 finished_at=self.clock(),
                 error=f"skipped: run {ids} of {spec.name} still running (concurrency: forbid)",
             )
+            self.observers.fire_skipped(run)
             log.warning(
                 "run %s of %s skipped: run %s still running",
                 run.id,
@@ -406,6 +414,7 @@ class SchedulerService:
     ) -> None:
         try:
             finished = body() if body is not None else self.launcher.execute(run, spec)
+            self.observers.run_finished(finished)
             log.info(
                 "run %s of %s %s",
                 run.id,

@@ -131,6 +131,10 @@ class Store:
         with self.database.session() as session:
             return RunRepository(session).last_fires()
 
+    def last_successes(self) -> dict[str, datetime]:
+        with self.database.session() as session:
+            return RunRepository(session).last_successes()
+
     def unfinished_runs(self, job: str) -> list[RunRecord]:
         with self.database.session() as session:
             return RunRepository(session).unfinished(job)

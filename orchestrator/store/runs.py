@@ -268,6 +268,15 @@ class RunRepository:
         )
         return {name: _as_utc(moment) for name, moment in rows}
 
+    def last_successes(self) -> dict[str, datetime]:
+        """Each job's latest successful end, in one query."""
+        rows = self.session.execute(
+            select(RunRow.job_name, func.max(RunRow.finished_at))
+            .where(RunRow.status == RunStatus.SUCCEEDED.value)
+            .group_by(RunRow.job_name)
+        )
+        return {name: _as_utc(moment) for name, moment in rows if moment is not None}
+
     def get(self, run_id: int) -> RunRecord:
         row = self.session.get(RunRow, run_id)
         if row is None:

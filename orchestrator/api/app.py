@@ -1,0 +1,368 @@
+"""The HTTP API's routes: each parses its input, calls a use case and answers with the
+same JSON shape as the CLI's `--json` (orchestrator.operations.shapes).
+
+Errors are JSON, `{"error": "one line"}`, with the status that fits: 400 bad input in the
+path or query, 401 no or unknown token, 403 a read token writing, 404 not found, 409 the
+state refuses (a disabled job, a run that has ended), 413 a body too large, 422 a job
+file that does not validate, 503 the database or the engine is away. Never a traceback.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
+
+import codecs
+import json
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrator import __version__
+from orchestrator.api.auth import ApiSettings, Principal
+from orchestrator.api.metrics import ServiceMetrics
+from orchestrator.errors import (
+    ConflictError,
+    DatabaseUnavailableError,
+    DuplicateFireError,
+    InvalidInputError,
+    InvalidSpecError,
+    NotFoundError,
+    OrchestratorError,
+    RefusedError,
+    RunFinishedError,
+    SchemaOutOfDateError,
+    quote,
+)
+from orchestrator.operations import Ended, Operations, Output, Waiting, Withheld, shapes
+from orchestrator.records import RunStatus
+from orchestrator.spec import load_job_texts
+from orchestrator.units import parse_moment
+
+log = logging.getLogger(__name__)
+
+MAX_ID = 2**63 - 1
+MAX_PAGE = 1000
+# A job file sent to `POST /api/jobs/apply`; the largest job file seen is a few KiB.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _status_of(error: OrchestratorError) -> int:
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, InvalidSpecError):
+        return 422
+    if isinstance(error, InvalidInputError):
+        return 400
+    if isinstance(error, RefusedError | RunFinishedError | ConflictError | DuplicateFireError):
+        return 409
+    if isinstance(error, DatabaseUnavailableError | SchemaOutOfDateError):
+        return 503
+    from orchestrator.engine.errors import EngineUnavailableError
+
+    if isinstance(error, EngineUnavailableError):
+        return 503
+    return 500
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    problems = []
+    for problem in error.errors()[:3]:
+        where = [str(part) for part in problem.get("loc", ())]
+        place = f"{where[0]} parameter {where[-1]!r}" if len(where) > 1 else "request"
+        problems.append(f"{place}: {problem.get('msg', 'invalid')}")
+    return "; ".join(problems) or "invalid request"
+
+
+def create_app(
+    operations: Operations,
+    settings: ApiSettings,
+    metrics: ServiceMetrics,
+    health: Callable[[], tuple[bool, str, dict[str, Any]]],
+) -> FastAPI:
+    """The API over `operations`. `health()` gives (healthy, why not, loop ages)."""
+    app = FastAPI(
+        title="orchestrator",
+        version=__version__,
+        description="Cron jobs as sibling containers: jobs, runs, ports, audit, metrics.",
+        # The interactive pages load scripts from a CDN: not on an air-gapped host.
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError) -> JSONResponse:
+        if error.status == 401:
+            return _error(401, error.message, **{"WWW-Authenticate": "Bearer"})
+        return _error(error.status, error.message)
+
+    @app.exception_handler(OrchestratorError)
+    async def orchestrator_error(_request: Request, error: OrchestratorError) -> JSONResponse:
+        status = _status_of(error)
+        if status == 500:
+            log.error("request failed: %s", error)
+        return _error(status, " ".join(str(error).splitlines()[:5]) or type(error).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return _error(400, _validation_message(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _error(error.status_code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("request failed unexpectedly")
+        return _error(500, "internal error: see the service's log")
+
+    # --- who asks -------------------------------------------------------------------------
+
+    def principal(request: Request) -> Principal | None:
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "the Authorization header is not 'Bearer TOKEN'")
+        found = settings.tokens.identify(token.strip())
+        if found is None:
+            raise ApiError(401, "the token is not known")
+        return found
+
+    def reader(request: Request) -> Operations:
+        who = principal(request)
+        if who is None and not settings.read_open:
+            raise ApiError(401, "a token is needed: send 'Authorization: Bearer TOKEN'")
+        return operations.as_actor(f"api:{who.name}" if who else "api:anonymous")
+
+    def writer(request: Request) -> Operations:
+        who = principal(request)
+        if who is None:
+            if not settings.tokens.configured:
+                raise ApiError(
+                    401,
+                    "no API token is configured, so nothing can be changed over HTTP: "
+                    "set ORCHESTRATOR_API_TOKEN or ORCHESTRATOR_API_TOKENS_FILE",
+                )
+            raise ApiError(401, "writing needs a token: send 'Authorization: Bearer TOKEN'")
+        if not who.can_write:
+            raise ApiError(403, f"token {who.name!r} may only read")
+        return operations.as_actor(f"api:{who.name}")
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    @app.get("/api/jobs", tags=["jobs"])
+    def list_jobs(request: Request) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        return [shapes.job_summary(job, now) for job in reader(request).jobs.list()]
+
+    @app.get("/api/jobs/export", tags=["jobs"], response_class=PlainTextResponse)
+    def export_jobs(request: Request) -> PlainTextResponse:
+        """Every job as one job file (YAML); secret-looking values masked."""
+        return PlainTextResponse(
+            reader(request).jobs.export(), media_type="application/yaml; charset=utf-8"
+        )
+
+    @app.get("/api/jobs/{name}", tags=["jobs"])
+    def show_job(request: Request, name: str) -> dict[str, Any]:
+        return shapes.job_detail(reader(request).jobs.get(name), datetime.now(UTC))
+
+    @app.post("/api/jobs/apply", tags=["jobs"])
+    async def apply_jobs(
+        request: Request,
+        dry_run: bool = False,
+        prune: bool = False,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """A job file (YAML) in the body, applied as `jobs apply` does: all or nothing."""
+        ops = writer(request)
+        declared = request.headers.get("content-length", "0")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the job file is larger than {MAX_BODY_BYTES} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise ApiError(413, f"the job file is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidSpecError("request body: not UTF-8 text") from None
+        source = f"api:{ops.actor.removeprefix('api:')}"
+        loaded = await run_in_threadpool(load_job_texts, [(source, text)])
+        result = await run_in_threadpool(
+            lambda: ops.jobs.apply(
+                loaded, given="the request body", prune=prune, force=force, dry_run=dry_run
+            )
+        )
+        return shapes.apply_result(result, dry_run)
+
+    @app.post("/api/jobs/{name}/run", tags=["jobs"], status_code=202)
+    def run_job(request: Request, name: str, force: bool = False) -> dict[str, Any]:
+        """Queue a manual run for the service to start: 202 with the queued run."""
+        return shapes.run_summary(writer(request).jobs.queue_run(name, force=force))
+
+    @app.post("/api/jobs/{name}/enable", tags=["jobs"])
+    def enable_job(request: Request, name: str) -> dict[str, Any]:
+        changed = writer(request).jobs.set_enabled(name, True)
+        return {"name": name, "enabled": True, "changed": changed}
+
+    @app.post("/api/jobs/{name}/disable", tags=["jobs"])
+    def disable_job(request: Request, name: str) -> dict[str, Any]:
+        changed = writer(request).jobs.set_enabled(name, False)
+        return {"name": name, "enabled": False, "changed": changed}
+
+    @app.delete("/api/jobs/{name}", tags=["jobs"])
+    def delete_job(request: Request, name: str) -> dict[str, Any]:
+        """The job goes; its run history stays."""
+        writer(request).jobs.delete(name)
+        return {"deleted": name}
+
+    # --- runs -----------------------------------------------------------------------------
+
+    @app.get("/api/runs", tags=["runs"])
+    def list_runs(
+        request: Request,
+        response: Response,
+        job: str | None = None,
+        status: RunStatus | None = None,
+        since: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first. The next page is `before=<the last id>`, also in the Link header."""
+        ops = reader(request)
+        moment = None
+        if since is not None:
+            try:
+                moment = parse_moment(since, datetime.now(UTC))
+            except InvalidInputError as error:
+                raise ApiError(400, f"query parameter 'since': {error}") from None
+        runs = ops.runs.list(job=job, status=status, since=moment, before=before, limit=limit)
+        if len(runs) == limit:
+            following = request.url.include_query_params(before=runs[-1].id)
+            response.headers["Link"] = f'<{following}>; rel="next"'
+        return [shapes.run_summary(run) for run in runs]
+
+    @app.get("/api/runs/{run_id}", tags=["runs"])
+    def show_run(request: Request, run_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
+        return shapes.run_detail(reader(request).runs.get(run_id))
+
+    @app.get("/api/runs/{run_id}/logs", tags=["runs"])
+    def run_logs(
+        request: Request, run_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+    ) -> StreamingResponse:
+        """Server-Sent Events: `waiting` (pending), `withheld` (its secrets cannot be
+        read here), `output` (`{"text": ...}`, live), then `end` (the run), then it closes."""
+        ops = reader(request)
+        ops.runs.get(run_id)  # 404 before the stream starts
+        return StreamingResponse(
+            _sse(ops, run_id),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.post("/api/runs/{run_id}/cancel", tags=["runs"])
+    def cancel_run(
+        request: Request,
+        run_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        grace: Annotated[int, Query(ge=0, le=86400)] = 10,
+    ) -> dict[str, Any]:
+        """Cancel a pending or running run: its container is stopped (SIGTERM, then SIGKILL
+        after `grace` seconds); 409 when it has already ended."""
+        return shapes.run_summary(writer(request).runs.cancel(run_id, grace))
+
+    # --- ports, audit -----------------------------------------------------------------------
+
+    @app.get("/api/ports", tags=["ports"])
+    def list_ports(request: Request) -> list[dict[str, Any]]:
+        return [shapes.lease(lease) for lease in reader(request).leases()]
+
+    @app.get("/api/audit", tags=["audit"])
+    def list_audit(
+        request: Request,
+        response: Response,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    ) -> list[dict[str, Any]]:
+        """Every write through the API and the CLI, newest first."""
+        entries = reader(request).audit_entries(limit=limit, before=before)
+        if len(entries) == limit:
+            following = request.url.include_query_params(before=entries[-1].id)
+            response.headers["Link"] = f'<{following}>; rel="next"'
+        return [shapes.audit_entry(entry) for entry in entries]
+
+    # --- health and metrics -----------------------------------------------------------------
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        """200 while every loop of the service makes progress; 503 naming a stale one."""
+        healthy, why, loops = health()
+        if not healthy:
+            return JSONResponse({"error": f"unhealthy: {why}", "loops": loops}, status_code=503)
+        return JSONResponse({"status": "ok", "loops": loops})
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """200 when the database and the engine answer; 503 naming the one that does not."""
+        problems = []
+        try:
+            operations.backends.store.ping()
+        except OrchestratorError as error:
+            problems.append(f"database: {error}")
+        try:
+            operations.backends.engine().facts()
+        except OrchestratorError as error:
+            problems.append(f"engine: {error}")
+        if problems:
+            return JSONResponse({"error": "; ".join(problems)}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def prometheus_metrics(request: Request) -> Response:
+        if settings.metrics_need_token and principal(request) is None:
+            raise ApiError(401, "metrics need a token: send 'Authorization: Bearer TOKEN'")
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _sse(ops: Operations, run_id: int) -> Iterator[bytes]:
+    # A character may be split between two chunks of output: decode across them.
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    try:
+        for event in ops.runs.watch(run_id, follow=True):
+            if isinstance(event, Waiting):
+                yield _event("waiting", shapes.run_summary(event.run))
+            elif isinstance(event, Withheld):
+                yield _event("withheld", shapes.run_summary(event.run))
+            elif isinstance(event, Output):
+                if text := decoder.decode(event.data):
+                    yield _event("output", {"text": text})
+            elif isinstance(event, Ended):
+                if rest := decoder.decode(b"", final=True):
+                    yield _event("output", {"text": rest})
+                yield _event("end", {**shapes.run_detail(event.run), "streamed": event.streamed})
+    except OrchestratorError as error:
+        yield _event("error", {"error": " ".join(str(error).splitlines()) or quote(error)})

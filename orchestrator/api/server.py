@@ -1,0 +1,64 @@
+"""The HTTP server, in a thread of the service: uvicorn on a socket we bind ourselves,
+so that an address in use is a clear error before anything else starts."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+import uvicorn
+from fastapi import FastAPI
+
+from orchestrator.errors import OrchestratorError
+
+log = logging.getLogger(__name__)
+# Requests served at once; beyond it uvicorn answers 503 at once instead of queueing.
+MAX_CONCURRENT_REQUESTS = 200
+
+
+class HttpServer:
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((host, port))
+        except OSError as error:
+            self._socket.close()
+            raise OrchestratorError(
+                f"--http: cannot listen on {host}:{port}: {error.strerror or error}"
+            ) from None
+        self.host = host
+        self.port = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            limit_concurrency=MAX_CONCURRENT_REQUESTS,
+            timeout_graceful_shutdown=2,
+            server_header=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def _serve(self) -> None:
+        try:
+            self._server.run(sockets=[self._socket])
+        except BaseException:  # SystemExit from uvicorn included: log, do not vanish
+            log.exception("the HTTP server stopped")
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("HTTP API listening on %s", self.url)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        self._socket.close()
