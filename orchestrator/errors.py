@@ -40,7 +40,7 @@ class NotFoundError(OrchestratorError, LookupError):
 
 class JobNotFoundError(NotFoundError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"no job named {name!r}")
+        super().__init__(f"no job named {quote(name)}")
         self.name = name
 
 

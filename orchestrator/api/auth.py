@@ -94,8 +94,10 @@ def load_tokens(env_token: str | None, tokens_file: str | None) -> Tokens:
             if not line or line.startswith("#"):
                 continue
             where = f"{tokens_file}:{number}"
-            name, _, rest = line.partition(":")
+            name, colon, rest = line.partition(":")
             secret, _, mode = rest.partition(":")
+            if not colon or not secret:  # (never quote the line: it may be all token)
+                raise InvalidInputError(f"{where}: expected name:token[:read]")
             if not _NAME.fullmatch(name):
                 raise InvalidInputError(
                     f"{where}: {quote(name[:40])} is not a token name (letters, digits, . _ @ -)"
@@ -104,8 +106,6 @@ def load_tokens(env_token: str | None, tokens_file: str | None) -> Tokens:
                 raise InvalidInputError(
                     f"{where}: the third field is 'read' or 'write', not {quote(mode[:20])}"
                 )
-            if not secret:
-                raise InvalidInputError(f"{where}: expected name:token[:read]")
             tokens.append(_Token(Principal(name, mode != "read"), _checked(secret, where)))
     names = [token.principal.name for token in tokens]
     for name in names:

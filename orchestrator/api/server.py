@@ -24,6 +24,9 @@ class HttpServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((host, port))
+            # Listening now, so a client told the address can connect before uvicorn's
+            # loop has started (it queues until then).
+            self._socket.listen(2048)
         except OSError as error:
             self._socket.close()
             raise OrchestratorError(

@@ -200,6 +200,7 @@ def _configure_logging() -> None:
 
 
 def _register() -> None:
+    from orchestrator.cli.audit import audit
     from orchestrator.cli.db import db
     from orchestrator.cli.doctor import doctor
     from orchestrator.cli.jobs import jobs
@@ -214,6 +215,7 @@ def _register() -> None:
     cli.add_command(doctor)
     cli.add_command(serve)
     cli.add_command(health)
+    cli.add_command(audit)
 
 
 _register()

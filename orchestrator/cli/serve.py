@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -224,6 +224,29 @@ def serve(
             server.stop()
 
 
+def _health_over_http(url: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInputError(f"--url {url!r} is not an http:// or https:// URL")
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        try:
+            reason = json.loads(error.read()).get("error", error.reason)
+        except (ValueError, AttributeError):
+            reason = error.reason
+        click.echo(f"{reason} (HTTP {error.code})", err=True)
+        raise SystemExit(1) from None
+    except (OSError, ValueError) as error:
+        click.echo(f"unhealthy: cannot reach {url}: {getattr(error, 'reason', error)}", err=True)
+        raise SystemExit(1) from None
+    loops = ", ".join(f"{name} {age}s ago" for name, age in body.get("loops", {}).items())
+    click.echo(f"healthy: {loops}" if loops else "healthy")
+
+
 @dataclass
 class _Listen:
     host: str
@@ -275,31 +298,18 @@ def _http_settings(
 def _start_http(
     app: AppContext, service: SchedulerService, listen: _Listen, per_job_histograms: bool
 ) -> HttpServer:
-    from orchestrator.api.app import create_app
-    from orchestrator.api.metrics import ServiceMetrics
-    from orchestrator.api.server import HttpServer
+    from orchestrator.api.wiring import start_http
 
-    operations = app.operations()
-    metrics = ServiceMetrics(
-        operations.backends,
-        service.runs_in_flight,
-        per_job_histograms=per_job_histograms,
-    )
-    service.observers.add(metrics)
     max_age = _seconds(settings.DEFAULT_HEALTH_MAX_AGE, "health max age")
-
-    def health() -> tuple[bool, str, dict[str, Any]]:
-        now = datetime.now(UTC)
-        loops = service.beats.loops()
-        stale = stale_loops(loops, now, max_age)
-        ages = {name: round((now - at).total_seconds(), 1) for name, at in loops.items()}
-        return not stale, describe(stale), ages
-
-    server = HttpServer(
-        create_app(operations, listen.api, metrics, health), listen.host, listen.port
+    return start_http(
+        service,
+        app.operations(),
+        listen.host,
+        listen.port,
+        listen.api,
+        per_job_histograms=per_job_histograms,
+        health_max_age_seconds=max_age,
     )
-    server.start()
-    return server
 
 
 @click.command()
@@ -309,12 +319,21 @@ def _start_http(
     default=settings.DEFAULT_HEALTH_MAX_AGE,
     help="A loop whose progress is older than this is stuck.",
 )
-def health(health_file: Path, max_age: str) -> None:
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Ask the service's /healthz over HTTP instead of reading the file "
+    "(http://127.0.0.1:8080/healthz).",
+)
+def health(health_file: Path, max_age: str, url: str | None) -> None:
     """Exit 0 while every loop of the service (fires, claims, maintenance) made progress
     within --max-age, else 1 naming the stale loop (for a compose or Docker healthcheck).
 
     Example: orchestrator health --max-age 30s
     """
+    if url is not None:
+        _health_over_http(url)
+        return
     limit = _seconds(max_age, "max age")
     try:
         data = json.loads(health_file.read_text())

@@ -58,3 +58,12 @@ def describe(stale: list[tuple[str, float]]) -> str:
         else f"the {loop} loop last made progress {age:.0f}s ago"
         for loop, age in stale
     )
+
+
+def check(beats: LoopBeats, max_age_seconds: float) -> tuple[bool, str, dict[str, float]]:
+    """(healthy, why not, each loop's seconds since progress): what /healthz answers."""
+    now = datetime.now(UTC)
+    loops = beats.loops()
+    stale = stale_loops(loops, now, max_age_seconds)
+    ages = {name: round((now - at).total_seconds(), 1) for name, at in loops.items()}
+    return not stale, describe(stale), ages

@@ -78,3 +78,19 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         running.service.stop()
         running.thread.join(timeout=15)
         running.database.dispose()
+
+
+@pytest.fixture
+def released() -> Iterator[threading.Event]:
+    """An event that wedged code waits on; set at the end whatever happens."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def wedge(released: threading.Event) -> Callable[..., Any]:
+    def stuck(*args: Any, **kwargs: Any) -> Any:
+        released.wait(60)
+        return []
+
+    return stuck

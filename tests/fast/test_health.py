@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import cli
-from tests.fast.conftest import Service
+from tests.fast.conftest import Service, wedge
 
 
 def health(path: Path) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["health", "--health-file", str(path), "--max-age", "2s"])
     return result.exit_code, (result.stdout + result.stderr).strip()
-
-
-@pytest.fixture
-def released() -> Iterator[threading.Event]:
-    """An event that wedged code waits on; set at the end whatever happens."""
-    event = threading.Event()
-    yield event
-    event.set()
-
-
-def wedge(released: threading.Event) -> Callable[..., Any]:
-    def stuck(*args: Any, **kwargs: Any) -> Any:
-        released.wait(60)
-        return []
-
-    return stuck
 
 
 def healthy_within(path: Path, seconds: float) -> None:
