@@ -28,6 +28,7 @@ from orchestrator import __version__
 from orchestrator.errors import OrchestratorError
 from orchestrator.operations import Backends, shapes
 from orchestrator.records import RunRecord, RunTrigger
+from orchestrator.schedule import next_fire_times
 from orchestrator.service.observers import LATE_SECONDS
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, float("inf"))
@@ -185,6 +186,11 @@ def _job_gauges(jobs: list[Any], successes: dict[str, datetime]) -> Iterator[Met
         "When the enabled job fires next (Unix time).",
         labels=["job_name"],
     )
+    period = GaugeMetricFamily(
+        "orchestrator_job_period_seconds",
+        "Seconds between the job's next two fires (for 'not succeeded within 2x its period').",
+        labels=["job_name"],
+    )
     for job in jobs:
         enabled.add_metric([job.name], 1 if job.enabled else 0)
         if job.name in successes:
@@ -192,6 +198,10 @@ def _job_gauges(jobs: list[Any], successes: dict[str, datetime]) -> Iterator[Met
         upcoming = shapes.next_run(job, now)
         if upcoming is not None:
             following.add_metric([job.name], upcoming.timestamp())
+        fires = next_fire_times(job.spec.trigger, now, 2)
+        if len(fires) == 2:
+            period.add_metric([job.name], (fires[1] - fires[0]).total_seconds())
     yield enabled
     yield last
     yield following
+    yield period

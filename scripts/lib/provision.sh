@@ -32,6 +32,7 @@ needs_packages() {
     || echo postgresql
   command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || echo haproxy
   command -v debootstrap >/dev/null || echo debootstrap
+  command -v prometheus >/dev/null || echo prometheus
 }
 
 install_packages() {

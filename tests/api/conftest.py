@@ -48,6 +48,18 @@ class ApiService:
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("POST", path, **kwargs)
 
+    def metrics_with(self, line: str, timeout: float = 10, token: str | None = None) -> str:
+        """The metrics once they hold `line` (a run's end is counted just after it is
+        recorded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.get("/metrics", token=token).text
+            if line in text:
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {line!r} in the metrics:\n{text}")
+            time.sleep(0.1)
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 

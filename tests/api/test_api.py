@@ -285,8 +285,7 @@ def test_metrics_count_runs_by_job_name(api: ApiService) -> None:
     name = unique("metric")
     api.apply(job_text(name, "exit 3"))
     api.wait_run(queue(api, name)["id"], ("failed",))
-    text = api.get("/metrics", token=None).text
-    assert f'orchestrator_runs_total{{job_name="{name}",status="failed"}} 1.0' in text
+    text = api.metrics_with(f'orchestrator_runs_total{{job_name="{name}",status="failed"}} 1.0')
     for family in (
         "orchestrator_runs_in_flight",
         "orchestrator_port_leases",
