@@ -111,9 +111,9 @@ def test_the_shipped_alert_rules_load_and_evaluate(prometheus: str) -> None:
     while True:
         groups = requests.get(prometheus + "/api/v1/rules", timeout=10).json()["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
-        if rules and all(rule.get("lastEvaluation", "").startswith("2") for rule in rules):
-            if all(rule["health"] == "ok" for rule in rules):
-                break
+        evaluated = all(rule.get("lastEvaluation", "").startswith("2") for rule in rules)
+        if rules and evaluated and all(rule["health"] == "ok" for rule in rules):
+            break
         assert time.monotonic() < deadline, json.dumps(rules, indent=1)[:3000]
         time.sleep(0.5)
     names = {rule["name"] for rule in rules}
