@@ -9,6 +9,7 @@ import secrets
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,10 +47,32 @@ def wait_for(condition: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+API_TOKEN = secrets.token_hex(16)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Stack:
     def __init__(self, files: list[str], env: dict[str, str], project: str) -> None:
         self.base = [*compose_command(), "-p", project, *(a for f in files for a in ("-f", f))]
         self.env = env
+        self.http = ""
+
+    def api(self, path: str, token: str | None = API_TOKEN) -> tuple[int, Any]:
+        request = urllib.request.Request(self.http + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
 
     def __call__(self, *args: str, timeout: float = 300) -> str:
         result = subprocess.run(
@@ -123,9 +146,12 @@ def stack(
         "ORCHESTRATOR_PORT_RANGE": "23000-23099",
         "POSTGRES_PASSWORD": secrets.token_urlsafe(12),
         "ORCHESTRATOR_DB_PASSWORD": 'it\'s-"quoted"-' + secrets.token_hex(4),
+        "ORCHESTRATOR_API_TOKEN": API_TOKEN,
+        "ORCHESTRATOR_HTTP_PORT": str(free_port()),
     }
     project = f"orche2e{secrets.token_hex(3)}"
     compose = Stack([str(ROOT / "deploy" / "compose.yaml")], env, project)
+    compose.http = f"http://127.0.0.1:{env['ORCHESTRATOR_HTTP_PORT']}"
     try:
         yield compose, data
     finally:
@@ -200,6 +226,21 @@ def test_the_compose_stack_runs_jobs_as_siblings(
         check=False,
     )
     assert health.returncode == 0, health.stderr
+    # The API is published on the host's loopback, needs the token, and answers as the
+    # CLI does; the container's healthcheck asks its /healthz.
+    assert compose.api("/api/runs?job=writer", token=None)[0] == 401
+    status, runs = compose.api("/api/runs?job=writer")
+    assert status == 200 and done[-1]["id"] in [run["id"] for run in runs]
+    assert compose.api("/healthz", token=None)[0] == 200
+    wait_for(
+        lambda: (
+            docker_client.api.inspect_container(scheduler)["State"]["Health"]["Status"] == "healthy"
+        ),
+        60,
+        "the healthcheck through /healthz",
+    )
+    published = docker_client.api.inspect_container(scheduler)["HostConfig"]["PortBindings"]
+    assert [binding["HostIp"] for binding in published["8080/tcp"]] == ["127.0.0.1"]
 
     # Restart the scheduler container in the middle of a long run: it is reattached.
     compose.orchestrator("jobs", "disable", "writer")
@@ -239,8 +280,13 @@ def test_the_compose_stack_runs_jobs_as_siblings(
 
 
 def test_the_stack_refuses_to_start_without_passwords(tmp_path: Path) -> None:
-    for missing in ("POSTGRES_PASSWORD", "ORCHESTRATOR_DB_PASSWORD"):
-        env = {**os.environ, "POSTGRES_PASSWORD": "a", "ORCHESTRATOR_DB_PASSWORD": "b"}
+    for missing in ("POSTGRES_PASSWORD", "ORCHESTRATOR_DB_PASSWORD", "ORCHESTRATOR_API_TOKEN"):
+        env = {
+            **os.environ,
+            "POSTGRES_PASSWORD": "a",
+            "ORCHESTRATOR_DB_PASSWORD": "b",
+            "ORCHESTRATOR_API_TOKEN": "c" * 32,
+        }
         del env[missing]
         result = subprocess.run(
             [*compose_command(), "-f", str(ROOT / "deploy" / "compose.yaml"), "config"],
