@@ -383,6 +383,9 @@ def test_bad_input_is_a_json_error_never_a_500(
 def test_a_body_too_large_is_413(api: ApiService) -> None:
     response = api.post("/api/jobs/apply", data=b"#" * (1024 * 1024 + 1))
     assert response.status_code == 413 and "larger" in response.json()["error"]
+    # Sent in chunks, without a Content-Length: counted as it comes.
+    chunked = api.post("/api/jobs/apply", data=iter([b"#" * 65536] * 17))
+    assert chunked.status_code == 413 and "larger" in chunked.json()["error"]
 
 
 def test_odd_job_names_in_the_path_are_404s(api: ApiService) -> None:

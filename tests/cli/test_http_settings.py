@@ -9,6 +9,9 @@ import pytest
 
 from tests.conftest import Cli
 
+# A refusal that regressed would start the service for real: fail instead of waiting.
+pytestmark = pytest.mark.timeout(30)
+
 SECRET = "s3cr3t-" + "9" * 20
 
 
