@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
+from orchestrator.backoff import with_backoff
 from orchestrator.engine import (
     JOB_LABEL,
     MANAGED_LABEL,
@@ -41,8 +42,9 @@ from orchestrator.hostpaths import (
     SelfContainer,
     translate_volume,
 )
-from orchestrator.identity import make_owner_id
 from orchestrator.masking import OutputMasker
+from orchestrator.outcomes import classify_exit
+from orchestrator.ownership import make_owner_id
 from orchestrator.portleasing import PortLeaser
 from orchestrator.ports import (
     PinnedPortTakenError,
@@ -51,7 +53,6 @@ from orchestrator.ports import (
     parse_port_range,
 )
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
-from orchestrator.retry import with_backoff
 from orchestrator.safety import HostPolicy, UnsafeJobError, check_launch, resolve_requested_path
 from orchestrator.secretfiles import (
     LaunchSecrets,
@@ -71,7 +72,7 @@ from orchestrator.spec import JobSpec, VolumeSpec
 from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
 from orchestrator.tailbuffer import TailBuffer
-from orchestrator.units import format_duration, format_size, parse_size
+from orchestrator.units import parse_size
 
 log = logging.getLogger(__name__)
 OutputSink = Callable[[bytes], None]
@@ -510,19 +511,13 @@ class RunLauncher:
             return self._finish(run.id, RunStatus.FAILED, error=str(gone), **_captured(tail))
         reader.join(timeout=30)
         exit_code = exit_.exit_code if exit_ is not None else None
-        if timed_out:
-            status = RunStatus.TIMED_OUT
-            allowed = format_duration(spec.timeout) if spec.timeout else "its timeout"
-            reason: str | None = f"timed out after {allowed}: killed"
-        elif exit_code == 0:
-            status, reason = RunStatus.SUCCEEDED, None
-        else:
-            status, reason = RunStatus.FAILED, f"exit status {exit_code}"
-            if exit_ is not None and exit_.oom_killed:
-                limit = spec.resources.memory
-                reason += " (killed: out of memory" + (
-                    f", limit {format_size(limit)})" if limit else ")"
-                )
+        status, reason = classify_exit(
+            exit_code,
+            timed_out=timed_out,
+            oom_killed=exit_ is not None and exit_.oom_killed,
+            timeout=spec.timeout,
+            memory_limit=spec.resources.memory,
+        )
         return self._finish(run.id, status, exit_code=exit_code, error=reason, **_captured(tail))
 
 

@@ -1,5 +1,6 @@
 """Health of the service's loops: each records when it last made progress; the service
-is healthy only while every one of them is recent. Pure, but for the thread-safe stamps.
+is healthy only while every one of them is recent. Pure, but for the thread-safe stamps
+and the file.
 
 - `fires`: APScheduler's own thread (it writes the health file at each tick);
 - `claims`: the workers that claim fires (each beats at every pass, idle or not; the
@@ -9,9 +10,14 @@ is healthy only while every one of them is recent. Pure, but for the thread-safe
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 LOOPS = ("fires", "claims", "maintenance")
 
@@ -67,3 +73,22 @@ def check(beats: LoopBeats, max_age_seconds: float) -> tuple[bool, str, dict[str
     stale = stale_loops(loops, now, max_age_seconds)
     ages = {name: round((now - at).total_seconds(), 1) for name, at in loops.items()}
     return not stale, describe(stale), ages
+
+
+def write_health_file(
+    path: Path, *, owner: str, jobs: int, active_runs: int, beats: LoopBeats
+) -> None:
+    """What `orchestrator health` reads, written whole (a rename), never half."""
+    data = {
+        "owner": owner,
+        "time": datetime.now(UTC).isoformat(),
+        "jobs": jobs,
+        "active_runs": active_runs,
+        "loops": {loop: moment.isoformat() for loop, moment in beats.loops().items()},
+    }
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(json.dumps(data))
+        temporary.replace(path)
+    except OSError as error:
+        log.warning("cannot write the health file %s: %s", path, error)

@@ -57,7 +57,7 @@ def test_a_wedged_claim_worker_fails_health(
 ) -> None:
     running = serve(health_file=tmp_path / "health.json")
     healthy_within(tmp_path / "health.json", 10)
-    claim = running.service._claim_and_start
+    claim = running.service.claims.claim_and_start
     wedged = threading.Lock()
 
     def one_worker_stuck(*args: Any) -> None:
@@ -65,7 +65,7 @@ def test_a_wedged_claim_worker_fails_health(
             released.wait(60)  # other workers go on claiming and beating
         claim(*args)
 
-    running.service._claim_and_start = one_worker_stuck  # type: ignore[method-assign]
+    running.service.claims.claim_and_start = one_worker_stuck  # type: ignore[method-assign]
     running.apply({"name": "tick", "schedule": "@every 1s", "concurrency": "allow"})
     stale_within(tmp_path / "health.json", "claims", 10)
     assert [r for r in running.runs("tick") if r.container_id]  # the others kept working
@@ -78,14 +78,14 @@ def test_a_wedged_fires_loop_fails_health(
 ) -> None:
     running = serve(health_file=tmp_path / "health.json")
     healthy_within(tmp_path / "health.json", 10)
-    hand_over = running.service._fires.put
+    hand_over = running.service.claims.fires.put
 
     def stuck(item: Any, *args: Any, **kwargs: Any) -> None:
         if item is not None:  # fires from APScheduler's thread wait; shutdown does not
             released.wait(60)
         hand_over(item, *args, **kwargs)
 
-    running.service._fires.put = stuck  # type: ignore[method-assign]
+    running.service.claims.fires.put = stuck  # type: ignore[method-assign]
     running.apply({"name": "tick", "schedule": "@every 1s", "concurrency": "allow"})
     stale_within(tmp_path / "health.json", "fires", 10)
     released.set()

@@ -1,0 +1,102 @@
+"""Adoption: runs whose scheduler died are taken over. A run carries its scheduler's id
+and a heartbeat; when that scheduler is gone (its process, or its heartbeat), another
+one adopts the run: follows its container to the end, records the end it had meanwhile,
+or, when no container of it is left, ends it `lost` with the reason."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from orchestrator.engine import Engine
+from orchestrator.errors import JobNotFoundError
+from orchestrator.launcher import RunLauncher
+from orchestrator.ownership import Here, owner_is_dead
+from orchestrator.records import RunRecord, RunStatus
+from orchestrator.spec import JobSpec, parse_job
+from orchestrator.store.facade import Store
+
+log = logging.getLogger(__name__)
+StartRun = Callable[[RunRecord, JobSpec, Callable[[], RunRecord] | None], None]
+
+
+class Adoption:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engine: Engine,
+        launcher: RunLauncher,
+        owner: str,
+        stale_after: timedelta,
+        clock: Callable[[], datetime],
+        start_run: StartRun,
+        active_ids: Callable[[], set[int]],
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.launcher = launcher
+        self.owner = owner
+        self.stale_after = stale_after
+        self.clock = clock
+        self.start_run = start_run
+        self.active_ids = active_ids
+        self.here = Here.now()
+
+    def adopt_orphans(self, now: datetime) -> None:
+        candidates, ours = self.store.adoption_candidates(self.owner)
+        # Our own runs that no thread of ours follows (a write that failed mid-outage).
+        active = self.active_ids()
+        forgotten = [
+            run for run in ours if run.id not in active and now - run.created_at > self.stale_after
+        ]
+        for run in forgotten:
+            log.warning(
+                "run %s of %s lost its thread; taking it up again",
+                run.id,
+                run.job,
+                extra={"run": run.id, "job": run.job},
+            )
+            self.reattach(run)
+        for run in candidates:
+            if not owner_is_dead(run.owner, run.heartbeat_at, now, self.stale_after, self.here):
+                continue
+            if not self.store.adopt(run, self.owner, self.clock()):
+                continue  # another scheduler was quicker
+            log.warning(
+                "adopting run %s of %s from %s",
+                run.id,
+                run.job,
+                run.owner,
+                extra={"run": run.id, "job": run.job},
+            )
+            self.reattach(run)
+
+    def reattach(self, run: RunRecord) -> None:
+        try:
+            spec: JobSpec | None = self.store.job(run.job).spec
+        except JobNotFoundError:
+            spec = None
+        container_id = run.container_id or self._find_container(run)
+        if container_id is None:
+            if run.status is RunStatus.PENDING and spec is not None:
+                self.start_run(run, spec, None)  # its owner died before creating a container
+            else:
+                self.store.finish_run(
+                    run.id,
+                    status=RunStatus.LOST,
+                    finished_at=self.clock(),
+                    error="its scheduler died and no container of it was found",
+                )
+            return
+        if spec is None:  # the job was deleted meanwhile: follow the run all the same
+            spec = parse_job({"name": run.job, "schedule": "@daily", "image": run.image or "-"})
+        final_spec = spec
+        self.start_run(run, spec, lambda: self.launcher.reattach(run, final_spec, container_id))
+
+    def _find_container(self, run: RunRecord) -> str | None:
+        for workload in self.engine.managed(run_id=run.id):
+            if workload.run_id == run.id and workload.job == run.job:
+                return workload.handle
+        return None

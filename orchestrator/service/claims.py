@@ -1,0 +1,171 @@
+"""Claiming fires: each fire becomes exactly one run. A fire is claimed by inserting its
+run row; the unique (job, scheduled_for, attempt) key lets the database decide between
+several schedulers. A few workers take fires from a queue, so a slow claim (a database
+that is restarting) does not hold up the timetable."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from orchestrator.engine import Engine
+from orchestrator.errors import DuplicateFireError, OrchestratorError
+from orchestrator.operations.runs import cancel_run
+from orchestrator.overlap import decide_overlap
+from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
+from orchestrator.service.health import LoopBeats
+from orchestrator.service.observers import LATE_SECONDS, Observers
+from orchestrator.service.timetable import Timetable
+from orchestrator.spec import Concurrency, JobSpec
+from orchestrator.store.facade import Store
+
+log = logging.getLogger(__name__)
+# An idle worker wakes this often, so that its health beat shows it is alive.
+IDLE_BEAT_SECONDS = 1.0
+Fire = tuple[str, datetime, RunTrigger]
+
+
+class ClaimWorkers:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engine: Engine,
+        owner: str,
+        timetable: Timetable,
+        clock: Callable[[], datetime],
+        observers: Observers,
+        beats: LoopBeats,
+        stopping: threading.Event,
+        start_run: Callable[[RunRecord, JobSpec], None],
+        is_active: Callable[[int], bool],
+        stop_grace_seconds: int,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.owner = owner
+        self.timetable = timetable
+        self.clock = clock
+        self.observers = observers
+        self.beats = beats
+        self.stopping = stopping
+        self.start_run = start_run
+        self.is_active = is_active
+        self.stop_grace_seconds = stop_grace_seconds
+        self.fires: queue.Queue[Fire | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+
+    def put(self, job: str, scheduled_for: datetime, trigger: RunTrigger) -> None:
+        self.fires.put((job, scheduled_for, trigger))
+
+    def start(self, count: int) -> None:
+        for index in range(count):
+            worker = threading.Thread(
+                target=self._loop, args=(index,), name=f"fires-{index}", daemon=True
+            )
+            worker.start()
+            self._threads.append(worker)
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self.fires.put(None)
+
+    def _loop(self, index: int) -> None:
+        beat = f"claims-{index}"
+        while True:
+            self.beats.beat(beat)
+            try:
+                item = self.fires.get(timeout=IDLE_BEAT_SECONDS)
+            except queue.Empty:
+                continue
+            if item is None or self.stopping.is_set():
+                return
+            job, scheduled_for, trigger = item
+            try:
+                self.claim_and_start(job, scheduled_for, trigger)
+            except Exception:
+                log.exception("fire of %s at %s failed", job, scheduled_for.isoformat())
+
+    def _with_database_retries(self, action: Callable[[], RunRecord]) -> RunRecord | None:
+        """Run a database action, riding out an outage with backoff (while not stopping)."""
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                return action()
+            except DuplicateFireError:
+                raise
+            except OrchestratorError as error:
+                log.warning("database unavailable (%s); retrying in %.1fs", error, delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 15)
+        return None
+
+    def claim_and_start(self, job: str, scheduled_for: datetime, trigger: RunTrigger) -> None:
+        spec = self.timetable.spec(job)
+        if spec is None:
+            return  # disabled or deleted since the fire was queued
+        new = NewRun(
+            job=job,
+            scheduled_for=scheduled_for,
+            trigger=trigger,
+            image=spec.image,
+            owner=self.owner,
+        )
+        try:
+            run = self._with_database_retries(lambda: self.store.record_run(new))
+        except DuplicateFireError:
+            # Another scheduler has this fire, or our own insert committed just before the
+            # connection dropped (then the row is ours, and still ours to run).
+            run = self.store.fire(job, scheduled_for)
+            if run is None or run.owner != self.owner or run.status is not RunStatus.PENDING:
+                return
+            if self.is_active(run.id):
+                return
+        if run is None:
+            return
+        late = (self.clock() - scheduled_for).total_seconds()
+        self.observers.fire_claimed(run, late)
+        if late > LATE_SECONDS:
+            log.warning(
+                "run %s of %s starts %.1fs late",
+                run.id,
+                job,
+                late,
+                extra={"run": run.id, "job": job, "late_seconds": round(late, 3)},
+            )
+        if self._apply_overlap(run, spec):
+            self.start_run(run, spec)
+
+    def _apply_overlap(self, run: RunRecord, spec: JobSpec) -> bool:
+        """False when the run was recorded as skipped (forbid)."""
+        allowed = spec.concurrency is Concurrency.ALLOW
+        unfinished = [] if allowed else self.store.unfinished_runs(spec.name)
+        decision = decide_overlap(spec.concurrency, spec.name, run.id, unfinished)
+        if decision.skip_reason is not None:
+            self.store.finish_run(
+                run.id,
+                status=RunStatus.SKIPPED,
+                finished_at=self.clock(),
+                error=decision.skip_reason,
+            )
+            self.observers.fire_skipped(run)
+            log.warning(
+                "run %s of %s %s",
+                run.id,
+                spec.name,
+                decision.skip_reason,
+                extra={"run": run.id, "job": spec.name},
+            )
+            return False
+        for other in decision.cancel:  # replace: the old run makes way
+            try:
+                cancel_run(
+                    self.store, lambda: self.engine, other, self.stop_grace_seconds, self.clock()
+                )
+                log.info("run %s of %s replaced by run %s", other, spec.name, run.id)
+            except OrchestratorError as error:
+                log.warning("could not replace run %s: %s", other, error)
+        return decision.start
