@@ -35,7 +35,8 @@ cd /check
 . scripts/lib/provision.sh
 fail() { echo "FAIL: $*" >&2; exit 1; }
 decided=$(needs_packages test)
-for package in docker.io busybox-static python3-venv docker-compose postgresql haproxy debootstrap; do
+for package in docker.io busybox-static python3-venv docker-compose postgresql haproxy debootstrap \
+    prometheus chromium chromium-driver; do
   grep -qx "$package" <<<"$decided" || fail "a fresh Debian needs $package; the decisions missed it"
 done
 grep -qx postgresql <<<"$(needs_packages run)" && fail "the run command must not install PostgreSQL"

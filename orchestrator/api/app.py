@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator import __version__
 from orchestrator.api.auth import ApiSettings, Principal
 from orchestrator.api.metrics import ServiceMetrics
+from orchestrator.api.pages import COOKIE, add_pages
 from orchestrator.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -134,10 +135,12 @@ def create_app(
 
     # --- who asks -------------------------------------------------------------------------
 
-    def principal(request: Request) -> Principal | None:
+    def principal(request: Request, cookie: bool = False) -> Principal | None:
+        """Who sent the request: its bearer token, or (for reads only, so that another
+        site cannot make a signed-in browser write) the dashboard's sign-in cookie."""
         header = request.headers.get("authorization")
         if header is None:
-            return None
+            return identify_cookie(request) if cookie else None
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "the Authorization header is not 'Bearer TOKEN'")
@@ -147,7 +150,7 @@ def create_app(
         return found
 
     def reader(request: Request) -> Operations:
-        who = principal(request)
+        who = principal(request, cookie=True)
         if who is None and not settings.read_open:
             raise ApiError(401, "a token is needed: send 'Authorization: Bearer TOKEN'")
         return operations.as_actor(f"api:{who.name}" if who else "api:anonymous")
@@ -165,6 +168,12 @@ def create_app(
         if not who.can_write:
             raise ApiError(403, f"token {who.name!r} may only read")
         return operations.as_actor(f"api:{who.name}")
+
+    def identify_cookie(request: Request) -> Principal | None:
+        token = request.cookies.get(COOKIE)
+        return settings.tokens.identify(token) if token else None
+
+    add_pages(app, operations, settings, identify_cookie)
 
     # --- jobs -----------------------------------------------------------------------------
 

@@ -73,6 +73,17 @@ class RunOperations:
         self._backends = audited.backends
         self._store = audited.backends.store
 
+    def recent_by_job(self, since: datetime, per_job: int = 10) -> dict[str, list[RunRecord]]:
+        return self._store.recent_runs_by_job(since, per_job)
+
+    def in_window(self, start: datetime, limit: int = 5000) -> list[RunRecord]:
+        """Runs that overlap [start, now), newest first (the timeline)."""
+        return self._store.runs_in_window(start, limit)
+
+    def attempts(self, run: RunRecord) -> list[RunRecord]:
+        """Every attempt of the run's fire, first to last."""
+        return self._store.attempts(run.first_run_id or run.id)
+
     def list(
         self,
         *,

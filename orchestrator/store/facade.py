@@ -119,6 +119,18 @@ class Store:
                 job=job, status=status, since=since, before=before, limit=limit
             )
 
+    def recent_runs_by_job(self, since: datetime, per_job: int) -> dict[str, list[RunRecord]]:
+        with self.database.session() as session:
+            return RunRepository(session).recent_by_job(since, per_job)
+
+    def runs_in_window(self, start: datetime, limit: int) -> list[RunRecord]:
+        with self.database.session() as session:
+            return RunRepository(session).in_window(start, limit)
+
+    def attempts(self, first_run_id: int) -> list[RunRecord]:
+        with self.database.session() as session:
+            return RunRepository(session).attempts(first_run_id)
+
     def prune_runs(self, older_than: datetime, *, dry_run: bool = False) -> int:
         with self.database.session() as session:
             return RunRepository(session).prune(older_than, dry_run=dry_run)

@@ -268,6 +268,59 @@ class RunRepository:
         )
         return {name: _as_utc(moment) for name, moment in rows}
 
+    def recent_by_job(self, since: datetime, per_job: int) -> dict[str, list[RunRecord]]:
+        """Each job's newest runs scheduled since `since` (at most `per_job`), newest
+        first, without output: the strip of recent runs on the jobs page."""
+        ranked = (
+            select(
+                RunRow.id,
+                func.row_number()
+                .over(
+                    partition_by=RunRow.job_name,
+                    order_by=(RunRow.scheduled_for.desc(), RunRow.id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(RunRow.scheduled_for >= since)
+            .subquery()
+        )
+        query = (
+            select(RunRow)
+            .options(defer(RunRow.output))
+            .join(ranked, ranked.c.id == RunRow.id)
+            .where(ranked.c.rank <= per_job)
+            .order_by(RunRow.job_name, RunRow.scheduled_for.desc(), RunRow.id.desc())
+        )
+        found: dict[str, list[RunRecord]] = {}
+        for row in self.session.scalars(query):
+            found.setdefault(row.job_name, []).append(_record(row))
+        return found
+
+    def in_window(self, start: datetime, limit: int) -> list[RunRecord]:
+        """Runs that overlap [start, now): started or scheduled since, or still going."""
+        query = (
+            select(RunRow)
+            .options(defer(RunRow.output))
+            .where(
+                (RunRow.scheduled_for >= start)
+                | (RunRow.finished_at >= start)
+                | RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value])
+            )
+            .order_by(RunRow.scheduled_for.desc(), RunRow.id.desc())
+            .limit(limit)
+        )
+        return [_record(row) for row in self.session.scalars(query)]
+
+    def attempts(self, first_run_id: int) -> list[RunRecord]:
+        """Every attempt of one fire: the first run and its retries, in order."""
+        query = (
+            select(RunRow)
+            .options(defer(RunRow.output))
+            .where((RunRow.id == first_run_id) | (RunRow.first_run_id == first_run_id))
+            .order_by(RunRow.attempt, RunRow.id)
+        )
+        return [_record(row) for row in self.session.scalars(query)]
+
     def last_successes(self) -> dict[str, datetime]:
         """Each job's latest successful end, in one query."""
         rows = self.session.execute(

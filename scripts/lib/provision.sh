@@ -33,6 +33,8 @@ needs_packages() {
   command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || echo haproxy
   command -v debootstrap >/dev/null || echo debootstrap
   command -v prometheus >/dev/null || echo prometheus
+  command -v chromium >/dev/null || echo chromium
+  command -v chromedriver >/dev/null || echo chromium-driver
 }
 
 install_packages() {

@@ -1,0 +1,371 @@
+"""The dashboard: server-rendered pages over the same operations and tokens as the API.
+
+Signing in puts the token in a cookie (`HttpOnly`, `SameSite=Strict`); every form that
+writes carries a token derived from it (an HMAC under a key of this process), checked
+before the write, so another site cannot make a signed-in browser write. With reads
+open, pages render without signing in and their buttons lead to the sign-in page; a
+read token sees no write buttons. Scripts and styles are files of this package: nothing
+is fetched from elsewhere.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from orchestrator import __version__
+from orchestrator.api.auth import ApiSettings, Principal
+from orchestrator.errors import InvalidInputError, OrchestratorError
+from orchestrator.operations import Operations, shapes
+from orchestrator.records import RunRecord, RunStatus
+from orchestrator.units import parse_moment
+
+HERE = Path(__file__).parent
+COOKIE = "orchestrator_token"
+MAX_ID = 2**63 - 1
+PAGE = 50
+TIMELINE_HOURS = 24
+STRIP_RUNS = 10
+STRIP_DAYS = 7
+
+
+class PageError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def add_pages(
+    app: FastAPI,
+    operations: Operations,
+    settings: ApiSettings,
+    identify_cookie: Callable[[Request], Principal | None],
+) -> None:
+    templates = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    form_key = secrets.token_bytes(32)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def csrf_for(request: Request) -> str:
+        token = request.cookies.get(COOKIE, "")
+        return hmac.new(form_key, token.encode(), hashlib.sha256).hexdigest()
+
+    def viewer(request: Request) -> tuple[Operations, Principal | None]:
+        who = identify_cookie(request)
+        if who is None and not settings.read_open:
+            raise PageError(401, "sign in")
+        return operations.as_actor(f"web:{who.name}" if who else "web:anonymous"), who
+
+    def render(request: Request, name: str, code: int = 200, **values: Any) -> HTMLResponse:
+        who = identify_cookie(request)
+        page = templates.get_template(name).render(
+            request_path=request.url.path,
+            query=request.url.query,
+            who=who,
+            can_write=bool(who and who.can_write),
+            read_open=settings.read_open,
+            csrf=csrf_for(request) if who else "",
+            version=__version__,
+            **values,
+        )
+        return HTMLResponse(
+            page,
+            status_code=code,
+            headers={
+                "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                "style-src 'self'; script-src 'self'; connect-src 'self'; "
+                "frame-ancestors 'none'; form-action 'self'",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "same-origin",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    def signin_redirect(request: Request) -> RedirectResponse:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+
+    async def writer(request: Request) -> tuple[Operations, dict[str, str]]:
+        """The operations of a signed-in write token, once the form's CSRF token matches."""
+        body = (await request.body()).decode("utf-8", "replace")
+        form = {key: values[0] for key, values in parse_qs(body).items()}
+        who = identify_cookie(request)
+        if who is None:
+            raise PageError(401, "sign in")
+        if not hmac.compare_digest(form.get("csrf", ""), csrf_for(request)):
+            raise PageError(403, "this form has expired or came from elsewhere: reload the page")
+        if not who.can_write:
+            raise PageError(403, f"token {who.name!r} may only read")
+        return operations.as_actor(f"web:{who.name}"), form
+
+    @app.exception_handler(PageError)
+    async def page_error(request: Request, error: PageError) -> Response:
+        if error.status == 401:
+            return signin_redirect(request)
+        return render(request, "error.html", error.status, message=error.message)
+
+    def page_failure(request: Request, error: OrchestratorError) -> HTMLResponse:
+        from orchestrator.api.app import _status_of
+
+        message = " ".join(str(error).splitlines()[:3])
+        return render(request, "error.html", _status_of(error), message=message)
+
+    # --- signing in ----------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/jobs", status_code=303)
+
+    @app.get("/signin", include_in_schema=False)
+    def signin_page(request: Request, next: str = "/jobs") -> HTMLResponse:
+        return render(request, "signin.html", next=_safe_next(next), problem=None)
+
+    @app.post("/signin", include_in_schema=False)
+    async def signin(request: Request) -> Response:
+        body = (await request.body()).decode("utf-8", "replace")
+        form = {key: values[0] for key, values in parse_qs(body).items()}
+        token = form.get("token", "").strip()
+        target = _safe_next(form.get("next", "/jobs"))
+        who = settings.tokens.identify(token) if token else None
+        if who is None:
+            return render(
+                request, "signin.html", 401, next=target, problem="That token is not known."
+            )
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+            max_age=12 * 3600,
+        )
+        return response
+
+    @app.post("/signout", include_in_schema=False)
+    def signout() -> Response:
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    @app.get("/jobs", include_in_schema=False)
+    def jobs_page(request: Request, q: str = "", status: str = "") -> Response:
+        ops, _ = viewer(request)
+        now = datetime.now(UTC)
+        records = ops.jobs.list()
+        total = len(records)
+        if q:
+            records = [job for job in records if q.lower() in job.name.lower()]
+        if status == "never":
+            records = [job for job in records if job.last_status is None]
+        elif status == "disabled":
+            records = [job for job in records if not job.enabled]
+        elif status:
+            records = [
+                job for job in records if job.last_status and job.last_status.value == status
+            ]
+        recent = ops.runs.recent_by_job(now - timedelta(days=STRIP_DAYS), STRIP_RUNS)
+        rows = [
+            {
+                "job": shapes.job_summary(job, now),
+                "strip": [_run_view(run) for run in reversed(recent.get(job.name, []))],
+            }
+            for job in records
+        ]
+        return render(
+            request,
+            "jobs.html",
+            rows=rows,
+            total=total,
+            q=q,
+            status=status,
+            statuses=[s.value for s in RunStatus],
+        )
+
+    @app.post("/jobs/{name}/run", include_in_schema=False)
+    async def run_now(request: Request, name: str) -> Response:
+        ops, _ = await writer(request)
+        try:
+            run = ops.jobs.queue_run(name)
+        except OrchestratorError as error:
+            return page_failure(request, error)
+        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
+    @app.post("/jobs/{name}/enable", include_in_schema=False)
+    async def enable(request: Request, name: str) -> Response:
+        return await _switch(request, name, True)
+
+    @app.post("/jobs/{name}/disable", include_in_schema=False)
+    async def disable(request: Request, name: str) -> Response:
+        return await _switch(request, name, False)
+
+    async def _switch(request: Request, name: str, enabled: bool) -> Response:
+        ops, form = await writer(request)
+        try:
+            ops.jobs.set_enabled(name, enabled)
+        except OrchestratorError as error:
+            return page_failure(request, error)
+        return RedirectResponse(_safe_next(form.get("back", "/jobs")), status_code=303)
+
+    # --- runs ----------------------------------------------------------------------------
+
+    @app.get("/runs", include_in_schema=False)
+    def runs_page(
+        request: Request, job: str = "", status: str = "", since: str = "", before: str = ""
+    ) -> Response:
+        ops, _ = viewer(request)
+        problem = None
+        moment = None
+        wanted = None
+        try:
+            if since:
+                moment = parse_moment(since, datetime.now(UTC))
+            if status:
+                if status not in {s.value for s in RunStatus}:
+                    raise InvalidInputError(f"status {status!r} is not one of the statuses")
+                wanted = RunStatus(status)
+            if before and not (before.isdigit() and 0 < int(before) <= MAX_ID):
+                raise InvalidInputError(f"before {before!r} is not a run id")
+        except InvalidInputError as error:
+            problem = str(error)
+        runs = (
+            []
+            if problem
+            else ops.runs.list(
+                job=job or None,
+                status=wanted,
+                since=moment,
+                before=int(before) if before else None,
+                limit=PAGE,
+            )
+        )
+        filters = {"job": job, "status": status, "since": since}
+        following = newest = None
+        if len(runs) == PAGE:
+            values = {**filters, "before": runs[-1].id}
+            following = "/runs?" + urlencode({k: v for k, v in values.items() if v})
+        if before:
+            newest = "/runs?" + urlencode({k: v for k, v in filters.items() if v})
+        return render(
+            request,
+            "runs.html",
+            400 if problem else 200,
+            runs=[_run_view(run) for run in runs],
+            job=job,
+            status=status,
+            since=since,
+            problem=problem,
+            following=following,
+            newest=newest,
+            statuses=[s.value for s in RunStatus],
+        )
+
+    @app.get("/runs/{run_id}", include_in_schema=False)
+    def run_page(request: Request, run_id: Annotated[int, PathParam(ge=1, le=MAX_ID)]) -> Response:
+        ops, _ = viewer(request)
+        try:
+            run = ops.runs.get(run_id)
+        except OrchestratorError as error:
+            return page_failure(request, error)
+        try:
+            zone = ops.jobs.get(run.job).spec.timezone
+        except OrchestratorError:
+            zone = "UTC"
+        attempts = [_run_view(other) for other in ops.runs.attempts(run)]
+        return render(
+            request,
+            "run.html",
+            run=_run_view(run),
+            output=run.output or "",
+            truncated=run.output_truncated,
+            attempts=attempts if len(attempts) > 1 else [],
+            zone=zone,
+        )
+
+    @app.post("/runs/{run_id}/cancel", include_in_schema=False)
+    async def cancel(
+        request: Request, run_id: Annotated[int, PathParam(ge=1, le=MAX_ID)]
+    ) -> Response:
+        ops, _ = await writer(request)
+        try:
+            ops.runs.cancel(run_id, 10)
+        except OrchestratorError as error:
+            return page_failure(request, error)
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    # --- the timeline ----------------------------------------------------------------------
+
+    @app.get("/timeline", include_in_schema=False)
+    def timeline_page(request: Request) -> Response:
+        ops, _ = viewer(request)
+        now = datetime.now(UTC)
+        start = now - timedelta(hours=TIMELINE_HOURS)
+        span = (now - start).total_seconds()
+        lanes: dict[str, list[dict[str, Any]]] = {}
+        for run in ops.runs.in_window(start):
+            began = max(run.started_at or run.scheduled_for, start)
+            ended = min(run.finished_at or now, now)
+            if run.status is RunStatus.SKIPPED or run.started_at is None:
+                ended = began
+            width = max(0.4, (ended - began).total_seconds() / span * 100)
+            # A run that just happened still gets a visible bar, ending at the right edge.
+            left = min(max(0.0, (began - start).total_seconds() / span * 100), 100 - width)
+            lanes.setdefault(run.job, []).append(
+                {**_run_view(run), "left": round(left, 3), "width": round(width, 3)}
+            )
+        hours = [
+            {
+                "left": round(i / TIMELINE_HOURS * 100, 3),
+                "at": shapes.iso(start + timedelta(hours=i)),
+            }
+            for i in range(0, TIMELINE_HOURS + 1, 3)
+        ]
+        return render(
+            request,
+            "timeline.html",
+            lanes=sorted(lanes.items()),
+            start=shapes.iso(start),
+            end=shapes.iso(now),
+            hours=hours,
+        )
+
+
+def _safe_next(target: str) -> str:
+    """Only a path of this site (never //host or a scheme): no open redirect."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/jobs"
+    return target
+
+
+def _run_view(run: RunRecord) -> dict[str, Any]:
+    view = shapes.run_summary(run)
+    view["finished"] = run.status.finished
+    if run.started_at and run.finished_at:
+        view["duration"] = f"{(run.finished_at - run.started_at).total_seconds():.1f}s"
+    else:
+        view["duration"] = None
+    if run.started_at:
+        view["lateness"] = f"{(run.started_at - run.scheduled_for).total_seconds():.1f}s"
+    else:
+        view["lateness"] = None
+    return view
