@@ -1,11 +1,13 @@
-"""Benchmark: the HTTP API's run history with 100,000 runs, on SQLite and PostgreSQL.
+"""Benchmark: the HTTP API's run history with 100,000 runs, and the dashboard's jobs page
+with 1,000 jobs, on SQLite and PostgreSQL.
 
 For each database: 100,000 finished runs of 100 jobs (a tenth failed) are written, then
 `orchestrator serve --http` is started on it and asked, over real HTTP, for
 `GET /api/runs?job=X&limit=50` (a random job each time) and
 `GET /api/runs?status=failed&since=7d&limit=50`, interleaved with the same queries made
 straight through the store (no HTTP, no JSON): the raw figure beside ours. Medians and
-p90 of --samples requests each.
+p90 of --samples requests each. The jobs page (`GET /jobs`, signed in, all 1,000 jobs
+with their next runs and recent-run strips) is timed beside its two store queries.
 
     .venv/bin/python benchmarks/bench_api.py [--runs 100000] [--samples 200] [--json PATH]
 
@@ -39,7 +41,30 @@ from orchestrator.store.facade import Store
 from orchestrator.store.models import RunRow
 
 TOKEN = "bench-" + "0" * 20
-JOBS = 100
+JOBS = 100  # the runs belong to this many jobs
+PAGE_JOBS = 1000  # jobs defined, for the dashboard's jobs page
+
+
+def seed_jobs(database: Database, count: int) -> None:
+    """`count` jobs named as the runs' jobs are (job-000 ...), every fifth a cron line."""
+    from orchestrator.spec import LoadedJob, parse_job
+
+    loaded = [
+        LoadedJob(
+            parse_job(
+                {
+                    "name": f"job-{index:03d}",
+                    "schedule": f"{index % 60} * * * *" if index % 5 == 0 else "@every 1h",
+                    "image": "local/busybox:latest",
+                    "command": ["true"],
+                    "enabled": index % 7 != 0,
+                }
+            ),
+            "bench",
+        )
+        for index in range(count)
+    ]
+    Store(database).apply_jobs(loaded)
 
 
 def seed(database: Database, runs: int) -> None:
@@ -104,6 +129,7 @@ def bench(url: str, runs: int, samples: int, folder: Path) -> dict[str, Any]:
             connection.execute(text("CREATE SCHEMA public"))
     migrations.upgrade(database)
     started = time.perf_counter()
+    seed_jobs(database, PAGE_JOBS)
     seed(database, runs)
     seeded = time.perf_counter() - started
     log = folder / "serve.log"
@@ -151,14 +177,28 @@ def bench(url: str, runs: int, samples: int, folder: Path) -> dict[str, Any]:
         def raw_failed_since() -> None:
             assert len(store.runs(status=RunStatus.FAILED, since=since, limit=50)) == 50
 
+        browser = requests.Session()  # the dashboard, signed in with the cookie
+        browser.post(f"{base}/signin", data={"token": TOKEN}, allow_redirects=False)
+
+        def jobs_page() -> None:
+            response = browser.get(f"{base}/jobs")
+            assert response.status_code == 200 and response.text.count("data-job=") == PAGE_JOBS
+
+        def raw_jobs_page() -> None:  # the page's two queries, straight through the store
+            assert len(store.jobs()) == PAGE_JOBS
+            store.recent_runs_by_job(datetime.now(UTC) - timedelta(days=7), 10)
+
         for _ in range(10):  # warm both paths
             by_job()
             raw_by_job()
+        jobs_page()
         return {
             "runs": runs,
+            "jobs": PAGE_JOBS,
             "seed_s": round(seeded, 1),
             "by_job": measure(samples, by_job, raw_by_job),
             "failed_since": measure(samples, failed_since, raw_failed_since),
+            "jobs_page": measure(max(samples // 10, 10), jobs_page, raw_jobs_page),
         }
     finally:
         process.terminate()
@@ -186,7 +226,7 @@ def main() -> None:
     for name in ("sqlite", "postgresql"):
         if name not in results:
             continue
-        for query in ("by_job", "failed_since"):
+        for query in ("by_job", "failed_since", "jobs_page"):
             figure = results[name][query]
             print(
                 f"| {name} | {query} | {figure['median_ms']} ms ({figure['p90_ms']}) | "

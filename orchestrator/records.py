@@ -86,6 +86,15 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class RunDot:
+    """A run as a strip of recent runs shows it: which, how it ended, when it was due."""
+
+    id: int
+    status: RunStatus
+    scheduled_for: datetime
+
+
+@dataclass(frozen=True)
 class NewRun:
     """A run to record. (job, scheduled_for, attempt) is unique: one fire, one run."""
 

@@ -188,7 +188,10 @@ def add_pages(
         rows = [
             {
                 "job": shapes.job_summary(job, now),
-                "strip": [_run_view(run) for run in reversed(recent.get(job.name, []))],
+                "strip": [
+                    {"id": dot.id, "status": dot.status.value, "at": shapes.iso(dot.scheduled_for)}
+                    for dot in reversed(recent.get(job.name, []))
+                ],
             }
             for job in records
         ]

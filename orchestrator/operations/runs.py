@@ -12,7 +12,7 @@ from orchestrator.engine.errors import ContainerGoneError
 from orchestrator.errors import JobNotFoundError
 from orchestrator.masking import OutputMasker
 from orchestrator.operations.context import Audited
-from orchestrator.records import RunRecord, RunStatus
+from orchestrator.records import RunDot, RunRecord, RunStatus
 from orchestrator.store.facade import Store
 
 # How often a watcher looks at a run that has not started or not finished yet.
@@ -73,7 +73,7 @@ class RunOperations:
         self._backends = audited.backends
         self._store = audited.backends.store
 
-    def recent_by_job(self, since: datetime, per_job: int = 10) -> dict[str, list[RunRecord]]:
+    def recent_by_job(self, since: datetime, per_job: int = 10) -> dict[str, list[RunDot]]:
         return self._store.recent_runs_by_job(since, per_job)
 
     def in_window(self, start: datetime, limit: int = 5000) -> list[RunRecord]:

@@ -19,6 +19,7 @@ from orchestrator.records import (
     JobRecord,
     NewRun,
     PortLease,
+    RunDot,
     RunRecord,
     RunStatus,
 )
@@ -119,7 +120,7 @@ class Store:
                 job=job, status=status, since=since, before=before, limit=limit
             )
 
-    def recent_runs_by_job(self, since: datetime, per_job: int) -> dict[str, list[RunRecord]]:
+    def recent_runs_by_job(self, since: datetime, per_job: int) -> dict[str, list[RunDot]]:
         with self.database.session() as session:
             return RunRepository(session).recent_by_job(since, per_job)
 

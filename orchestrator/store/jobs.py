@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -11,13 +13,35 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from orchestrator.errors import JobNotFoundError
 from orchestrator.records import ApplyResult, JobRecord, RunStatus
-from orchestrator.spec import LoadedJob, parse_job
+from orchestrator.spec import JobSpec, LoadedJob, parse_job
 from orchestrator.store.models import JobRow, RunRow
+
+# Stored definitions were validated when applied; parsing them again on every read cost
+# most of a 1,000-job listing. A definition is immutable under (row id, name, revision,
+# updated_at): every change bumps the revision, a job made again gets a new row.
+_SPECS: OrderedDict[tuple[int, str, int, datetime], JobSpec] = OrderedDict()
+_SPECS_KEPT = 20_000
+_SPECS_LOCK = threading.Lock()
+
+
+def _spec(row: JobRow) -> JobSpec:
+    key = (row.id, row.name, row.revision, row.updated_at)
+    with _SPECS_LOCK:
+        found = _SPECS.get(key)
+        if found is not None:
+            _SPECS.move_to_end(key)
+            return found
+    spec = parse_job(row.definition, source=f"database job {row.name!r}")
+    with _SPECS_LOCK:
+        _SPECS[key] = spec
+        while len(_SPECS) > _SPECS_KEPT:
+            _SPECS.popitem(last=False)
+    return spec
 
 
 def _record(row: JobRow, last_status: str | None = None) -> JobRecord:
     return JobRecord(
-        spec=parse_job(row.definition, source=f"database job {row.name!r}"),
+        spec=_spec(row),
         enabled=row.enabled,
         revision=row.revision,
         source=row.source,

@@ -12,6 +12,7 @@ from orchestrator.errors import DuplicateFireError, RunFinishedError, RunNotFoun
 from orchestrator.records import (
     FINISHED_STATUSES,
     NewRun,
+    RunDot,
     RunRecord,
     RunStatus,
     RunTrigger,
@@ -268,12 +269,16 @@ class RunRepository:
         )
         return {name: _as_utc(moment) for name, moment in rows}
 
-    def recent_by_job(self, since: datetime, per_job: int) -> dict[str, list[RunRecord]]:
+    def recent_by_job(self, since: datetime, per_job: int) -> dict[str, list[RunDot]]:
         """Each job's newest runs scheduled since `since` (at most `per_job`), newest
-        first, without output: the strip of recent runs on the jobs page."""
+        first: the strip of recent runs on the jobs page. Columns only, no ORM rows: it
+        is read for every job on every load of that page."""
         ranked = (
             select(
                 RunRow.id,
+                RunRow.job_name,
+                RunRow.status,
+                RunRow.scheduled_for,
                 func.row_number()
                 .over(
                     partition_by=RunRow.job_name,
@@ -285,15 +290,15 @@ class RunRepository:
             .subquery()
         )
         query = (
-            select(RunRow)
-            .options(defer(RunRow.output))
-            .join(ranked, ranked.c.id == RunRow.id)
+            select(ranked.c.id, ranked.c.job_name, ranked.c.status, ranked.c.scheduled_for)
             .where(ranked.c.rank <= per_job)
-            .order_by(RunRow.job_name, RunRow.scheduled_for.desc(), RunRow.id.desc())
+            .order_by(ranked.c.job_name, ranked.c.rank)
         )
-        found: dict[str, list[RunRecord]] = {}
-        for row in self.session.scalars(query):
-            found.setdefault(row.job_name, []).append(_record(row))
+        found: dict[str, list[RunDot]] = {}
+        for run_id, job, status, scheduled_for in self.session.execute(query):
+            found.setdefault(job, []).append(
+                RunDot(run_id, RunStatus(status), _as_utc(scheduled_for))
+            )
         return found
 
     def in_window(self, start: datetime, limit: int) -> list[RunRecord]:

@@ -51,3 +51,18 @@ def test_metrics_behind_a_token_and_histograms_by_job(opened: ApiService) -> Non
     opened.wait_run(run["id"], ("succeeded",))
     line = f'orchestrator_run_duration_seconds_count{{job_name="{name}"}} 1.0'
     opened.metrics_with(line, token=READ_TOKEN)
+
+
+def test_opened_pages_render_without_signing_in_and_buttons_ask_for_a_token(
+    opened: ApiService,
+) -> None:
+    name = f"page-{uuid.uuid4().hex[:6]}"
+    opened.apply(f"name: {name}\nschedule: '@yearly'\nimage: IMAGE\ncommand: ['true']\n")
+    page = opened.get("/jobs", token=None)
+    assert page.status_code == 200 and f'data-job="{name}"' in page.text
+    assert '<a class="button run-now" href="/signin?next=/jobs"' in page.text
+    assert 'name="csrf"' not in page.text  # nothing here can write
+    assert opened.get("/runs", token=None).status_code == 200
+    assert opened.get("/timeline", token=None).status_code == 200
+    refused = opened.post(f"/jobs/{name}/run", token=None, allow_redirects=False)
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/signin")
