@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from orchestrator.spec import JobSpec
+if TYPE_CHECKING:  # (only a type here: the CLI starts faster without the parser)
+    from orchestrator.spec import JobSpec
 
 
 class RunStatus(StrEnum):

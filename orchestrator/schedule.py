@@ -21,6 +21,7 @@ skips the wall times that do not exist and fires again in the repeated hour.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -91,6 +92,9 @@ def load_timezone(name: str) -> ZoneInfo:
         raise InvalidScheduleError(f"{quote(name)} is not a known IANA time zone") from None
 
 
+# Schedules are immutable values: a definition read again (every `jobs list`, every
+# validation followed by `spec.trigger`) need not be parsed again.
+@functools.lru_cache(maxsize=4096)
 def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
     """Parse a cron line, a cron macro or `@every <duration>`."""
     zone = load_timezone(timezone)

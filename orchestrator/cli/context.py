@@ -12,7 +12,6 @@ import click
 from orchestrator import settings
 from orchestrator.errors import InvalidInputError, SchemaOutOfDateError, quote
 from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV
-from orchestrator.store.database import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The tail of a run's output is held in memory (twice, while it is trimmed).
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from orchestrator.hostpaths import SelfContainer
     from orchestrator.launcher import LaunchSettings, RunLauncher
     from orchestrator.operations import Operations
+    from orchestrator.store.database import Database
 
 
 @dataclass
@@ -54,6 +54,8 @@ class AppContext:
         file: any other command would leave an empty file behind and then refuse it.
         """
         if self._database is None:
+            from orchestrator.store.database import Database
+
             database = Database(self.database_url)
             if database.in_memory:
                 raise InvalidInputError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,8 +20,9 @@ from orchestrator.cli.formatting import (
 )
 from orchestrator.operations import shapes
 from orchestrator.records import ApplyResult
-from orchestrator.schedule import next_fire_times
-from orchestrator.spec import LoadedJob, load_jobs, masked_definition
+
+if TYPE_CHECKING:
+    from orchestrator.spec import LoadedJob
 
 paths_argument = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 
@@ -53,6 +55,8 @@ def validate(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
 
     Example: orchestrator jobs validate jobs/
     """
+    from orchestrator.spec import load_jobs, masked_definition
+
     loaded = load_jobs(paths)
     _warn_missing_secrets(loaded, app.secrets_dir)
     if as_json:
@@ -84,6 +88,8 @@ def apply(
 
     Example: orchestrator jobs apply jobs/ --prune
     """
+    from orchestrator.spec import load_jobs
+
     loaded = load_jobs(paths)
     _warn_missing_secrets(loaded, app.secrets_dir)
     result = app.operations().jobs.apply(
@@ -160,6 +166,9 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
     if as_json:
         emit_json(shapes.job_detail(record, now))
         return
+    from orchestrator.schedule import next_fire_times
+    from orchestrator.spec import masked_definition
+
     next_runs = next_fire_times(record.spec.trigger, now, shapes.NEXT_RUNS_SHOWN)
     import yaml
 

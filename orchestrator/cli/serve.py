@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator import settings
-from orchestrator.api.auth import ApiSettings
 from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
 from orchestrator.errors import DatabaseUnavailableError, InvalidInputError
-from orchestrator.service.health import describe, stale_loops
 from orchestrator.units import parse_duration
 
 if TYPE_CHECKING:
+    from orchestrator.api.auth import ApiSettings
     from orchestrator.api.server import HttpServer
     from orchestrator.service.scheduler import SchedulerService
 
@@ -292,6 +291,8 @@ def _http_settings(
             f"{settings.API_TOKEN_ENV} (openssl rand -hex 16) or {settings.API_TOKENS_FILE_ENV}, "
             "or listen on 127.0.0.1"
         )
+    from orchestrator.api.auth import ApiSettings
+
     return _Listen(host, port, ApiSettings(tokens, read_open, metrics_need_token))
 
 
@@ -351,6 +352,8 @@ def health(health_file: Path, max_age: str, url: str | None) -> None:
     except (KeyError, ValueError, TypeError, AttributeError) as error:
         click.echo(f"unhealthy: the health file has no loop stamps ({error})", err=True)
         raise SystemExit(1) from None
+    from orchestrator.service.health import describe, stale_loops
+
     stale = stale_loops(loops, now, limit)
     if stale:
         click.echo(f"unhealthy: {describe(stale)}", err=True)

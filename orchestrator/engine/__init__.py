@@ -1,5 +1,7 @@
 """The engine: its contract, in our own records, and the Docker adapter."""
 
+from typing import TYPE_CHECKING, Any
+
 from orchestrator.engine.contract import (
     JOB_LABEL,
     MANAGED_LABEL,
@@ -12,7 +14,19 @@ from orchestrator.engine.contract import (
     ManagedWorkload,
     WorkloadState,
 )
-from orchestrator.engine.docker_engine import DockerEngine
+
+if TYPE_CHECKING:
+    from orchestrator.engine.docker_engine import DockerEngine
+
+
+def __getattr__(name: str) -> Any:
+    # The Docker adapter (and the docker SDK) loads only when asked for by name.
+    if name == "DockerEngine":
+        from orchestrator.engine.docker_engine import DockerEngine
+
+        return DockerEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "JOB_LABEL",

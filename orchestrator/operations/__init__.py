@@ -4,24 +4,40 @@ call these, and format what comes back (with `shapes`, so both give the same JSO
 Every write is audited under the actor the edge names (`cli:<user>`, a token's name).
 """
 
+# The package loads its parts when a name is first asked for, so that a CLI command that
+# only formats (`from orchestrator.operations import shapes`) does not import the store
+# and the engine drivers (SQLAlchemy, docker) at start-up.
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.operations.context import Audited, Backends
-from orchestrator.operations.doctor import doctor_report, pool_report
-from orchestrator.operations.jobs import JobOperations, MissingSecret, find_missing_secrets
-from orchestrator.operations.runs import (
-    Ended,
-    Output,
-    RunEvent,
-    RunOperations,
-    Waiting,
-    Withheld,
-    cancel_run,
-)
-from orchestrator.records import AuditEntry, PortLease
+if TYPE_CHECKING:
+    from orchestrator.operations.context import Backends
+    from orchestrator.operations.core import Operations
+    from orchestrator.operations.jobs import MissingSecret, find_missing_secrets
+    from orchestrator.operations.runs import (
+        Ended,
+        Output,
+        RunEvent,
+        Waiting,
+        Withheld,
+        cancel_run,
+    )
+
+_HOMES = {
+    "Backends": "context",
+    "Operations": "core",
+    "MissingSecret": "jobs",
+    "find_missing_secrets": "jobs",
+    "Ended": "runs",
+    "Output": "runs",
+    "RunEvent": "runs",
+    "Waiting": "runs",
+    "Withheld": "runs",
+    "cancel_run": "runs",
+}
 
 __all__ = [
     "Backends",
@@ -37,32 +53,8 @@ __all__ = [
 ]
 
 
-@dataclass
-class Operations:
-    backends: Backends
-    actor: str
-    jobs: JobOperations = field(init=False)
-    runs: RunOperations = field(init=False)
-
-    def __post_init__(self) -> None:
-        audited = Audited(self.backends, self.actor)
-        self.jobs = JobOperations(audited)
-        self.runs = RunOperations(audited)
-
-    def as_actor(self, actor: str) -> Operations:
-        """The same use cases, audited under another name (one per API token)."""
-        return Operations(self.backends, actor)
-
-    def leases(self) -> list[PortLease]:
-        """The host ports leased to runs now."""
-        return self.backends.store.leases()
-
-    def pool(self) -> dict[str, Any]:
-        return pool_report(self.backends)
-
-    def doctor(self) -> dict[str, Any]:
-        return doctor_report(self.backends)
-
-    def audit_entries(self, *, limit: int = 50, before: int | None = None) -> list[AuditEntry]:
-        """Newest first; the next page is `before=<the last one's id>`."""
-        return self.backends.store.audit_entries(limit=limit, before=before)
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.records import ApplyResult, AuditEntry, JobRecord, PortLease, RunRecord
-from orchestrator.schedule import next_fire_times
-from orchestrator.spec import masked_definition
 
 NEXT_RUNS_SHOWN = 5
 
@@ -41,6 +39,9 @@ def job_summary(record: JobRecord, now: datetime) -> dict[str, Any]:
 def job_detail(record: JobRecord, now: datetime) -> dict[str, Any]:
     """One job (`jobs show --json`, `GET /api/jobs/{name}`): `next_runs` are the
     schedule's next fire times, also while the job is disabled."""
+    from orchestrator.schedule import next_fire_times
+    from orchestrator.spec import masked_definition
+
     return {
         **job_summary(record, now),
         "created_at": iso(record.created_at),
