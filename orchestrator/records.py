@@ -7,7 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # (only a type here: the CLI starts faster without the parser)
+if TYPE_CHECKING:  # (only types here: the CLI starts faster without the parser)
+    from orchestrator.schedule import Schedule
     from orchestrator.spec import JobSpec
 
 
@@ -49,6 +50,45 @@ class JobRecord:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def schedule(self) -> str:
+        return self.spec.schedule
+
+    @property
+    def timezone(self) -> str:
+        return self.spec.timezone
+
+    @property
+    def image(self) -> str:
+        return self.spec.image
+
+    @property
+    def trigger(self) -> Schedule:
+        return self.spec.trigger
+
+
+@dataclass(frozen=True)
+class JobListing:
+    """A job as a listing shows it: read from its stored definition without validating
+    it again (a list of 1,000 jobs need not parse 1,000 definitions)."""
+
+    name: str
+    enabled: bool
+    schedule: str
+    timezone: str
+    image: str
+    revision: int
+    source: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_status: RunStatus | None = None
+
+    @property
+    def trigger(self) -> Schedule:
+        from orchestrator.schedule import parse_schedule  # cached: parsed once a process
+
+        return parse_schedule(self.schedule, self.timezone)
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,7 @@ def create_app(
     @app.get("/api/jobs", tags=["jobs"])
     def list_jobs(request: Request) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
-        return [shapes.job_summary(job, now) for job in reader(request).jobs.list()]
+        return [shapes.job_summary(job, now) for job in reader(request).jobs.listing()]
 
     @app.get("/api/jobs/export", tags=["jobs"], response_class=PlainTextResponse)
     def export_jobs(request: Request) -> PlainTextResponse:

@@ -172,7 +172,7 @@ def add_pages(
     def jobs_page(request: Request, q: str = "", status: str = "") -> Response:
         ops, _ = viewer(request)
         now = datetime.now(UTC)
-        records = ops.jobs.list()
+        records = ops.jobs.listing()
         total = len(records)
         if q:
             records = [job for job in records if q.lower() in job.name.lower()]

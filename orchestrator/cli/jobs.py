@@ -125,7 +125,7 @@ def list_jobs(app: AppContext, as_json: bool) -> None:
     Example: orchestrator jobs list --json
     """
     now = datetime.now(UTC)
-    records = app.operations().jobs.list()
+    records = app.operations().jobs.listing()
     if as_json:
         emit_json([shapes.job_summary(record, now) for record in records])
         return
@@ -138,9 +138,9 @@ def list_jobs(app: AppContext, as_json: bool) -> None:
             [
                 record.name,
                 "yes" if record.enabled else "no",
-                record.spec.schedule,
-                record.spec.timezone,
-                record.spec.image,
+                record.schedule,
+                record.timezone,
+                record.image,
                 human_time(shapes.next_run(record, now)),
                 record.last_status.value if record.last_status else None,
             ]

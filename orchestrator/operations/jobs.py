@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import yaml
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import RefusedError
 from orchestrator.operations.context import Audited
-from orchestrator.records import ApplyResult, JobRecord, NewRun, RunRecord, RunTrigger
-from orchestrator.secretfiles import missing_secrets
-from orchestrator.spec import LoadedJob, masked_definition
+from orchestrator.records import (
+    ApplyResult,
+    JobListing,
+    JobRecord,
+    NewRun,
+    RunRecord,
+    RunTrigger,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.spec import LoadedJob
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,8 @@ class MissingSecret:
 def find_missing_secrets(loaded: Sequence[LoadedJob], secrets_dir: str) -> list[MissingSecret]:
     """Secrets the jobs name that are not in `secrets_dir` here. They may be where the
     service runs, so callers warn and do not refuse. Needs no database."""
+    from orchestrator.secretfiles import missing_secrets
+
     return [
         MissingSecret(job.source, job.spec.name, name)
         for job in loaded
@@ -72,6 +81,10 @@ class JobOperations:
             )
         return result
 
+    def listing(self) -> list[JobListing]:
+        """Every job as a list shows it, without parsing each definition again."""
+        return self._store.job_listing()
+
     def list(self) -> list[JobRecord]:
         return self._store.jobs()
 
@@ -81,6 +94,10 @@ class JobOperations:
 
     def export(self) -> str:
         """Every job as one job file (YAML), values of secret-looking variables masked."""
+        import yaml
+
+        from orchestrator.spec import masked_definition
+
         jobs = self._store.jobs()
         masked = [job.name for job in jobs if masked_definition(job.spec) != job.spec.to_dict()]
         header = "# orchestrator jobs export: apply with 'orchestrator jobs apply FILE'\n"

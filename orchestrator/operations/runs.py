@@ -6,14 +6,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from orchestrator.engine.contract import Engine
-from orchestrator.engine.errors import ContainerGoneError
 from orchestrator.errors import JobNotFoundError
 from orchestrator.masking import OutputMasker
 from orchestrator.operations.context import Audited
 from orchestrator.records import RunDot, RunRecord, RunStatus
 from orchestrator.store.facade import Store
+
+if TYPE_CHECKING:
+    from orchestrator.engine.contract import Engine
 
 # How often a watcher looks at a run that has not started or not finished yet.
 POLL_SECONDS = 0.5
@@ -132,6 +134,8 @@ class RunOperations:
             yield Withheld(run)
             yield Ended(self._wait_for_end(run) if follow else run, streamed=False)
             return
+        from orchestrator.engine.errors import ContainerGoneError
+
         engine = self._backends.engine()
         try:
             chunks = (

@@ -6,7 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.records import ApplyResult, AuditEntry, JobRecord, PortLease, RunRecord
+from orchestrator.records import (
+    ApplyResult,
+    AuditEntry,
+    JobListing,
+    JobRecord,
+    PortLease,
+    RunRecord,
+)
 
 NEXT_RUNS_SHOWN = 5
 
@@ -16,19 +23,19 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def next_run(record: JobRecord, now: datetime) -> datetime | None:
+def next_run(record: JobRecord | JobListing, now: datetime) -> datetime | None:
     """When the job fires next; None while it is disabled."""
-    return record.spec.trigger.next_after(now) if record.enabled else None
+    return record.trigger.next_after(now) if record.enabled else None
 
 
-def job_summary(record: JobRecord, now: datetime) -> dict[str, Any]:
+def job_summary(record: JobRecord | JobListing, now: datetime) -> dict[str, Any]:
     """A job in a list (`jobs list --json`, `GET /api/jobs`)."""
     return {
         "name": record.name,
         "enabled": record.enabled,
-        "schedule": record.spec.schedule,
-        "timezone": record.spec.timezone,
-        "image": record.spec.image,
+        "schedule": record.schedule,
+        "timezone": record.timezone,
+        "image": record.image,
         "next_run_at": iso(next_run(record, now)),
         "last_status": record.last_status.value if record.last_status else None,
         "revision": record.revision,

@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import ConflictError
 from orchestrator.records import (
     ApplyResult,
     AuditEntry,
+    JobListing,
     JobRecord,
     NewRun,
     PortLease,
@@ -23,12 +25,14 @@ from orchestrator.records import (
     RunRecord,
     RunStatus,
 )
-from orchestrator.spec import LoadedJob
 from orchestrator.store.audit import AuditRepository
 from orchestrator.store.database import Database
 from orchestrator.store.jobs import JobRepository
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.runs import RunRepository
+
+if TYPE_CHECKING:
+    from orchestrator.spec import LoadedJob
 
 APPLY_ATTEMPTS = 5
 
@@ -76,6 +80,11 @@ class Store:
         """Every job by name, each with the status of its latest run."""
         with self.database.session() as session:
             return JobRepository(session).list()
+
+    def job_listing(self) -> list[JobListing]:
+        """Every job by name, for a listing (name, schedule, zone, image, last status)."""
+        with self.database.session() as session:
+            return JobRepository(session).listing()
 
     def set_job_enabled(self, name: str, enabled: bool) -> bool:
         """Whether anything changed; JobNotFoundError when there is no such job."""

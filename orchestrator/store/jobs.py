@@ -6,15 +6,18 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from orchestrator.errors import JobNotFoundError
-from orchestrator.records import ApplyResult, JobRecord, RunStatus
-from orchestrator.spec import JobSpec, LoadedJob, parse_job
+from orchestrator.records import ApplyResult, JobListing, JobRecord, RunStatus
 from orchestrator.store.models import JobRow, RunRow
+
+if TYPE_CHECKING:
+    from orchestrator.spec import JobSpec, LoadedJob
 
 # Stored definitions were validated when applied; parsing them again on every read cost
 # most of a 1,000-job listing. A definition is immutable under (row id, name, revision,
@@ -31,6 +34,8 @@ def _spec(row: JobRow) -> JobSpec:
         if found is not None:
             _SPECS.move_to_end(key)
             return found
+    from orchestrator.spec import parse_job
+
     spec = parse_job(row.definition, source=f"database job {row.name!r}")
     with _SPECS_LOCK:
         _SPECS[key] = spec
@@ -114,6 +119,36 @@ class JobRepository:
                 self.session.execute(delete(JobRow).where(JobRow.name.in_(stale)))
             result.deleted.extend(stale)
         return result
+
+    def listing(self) -> list[JobListing]:
+        """All jobs by name, as a listing shows them (no definition parsed again)."""
+        rows = self.session.execute(
+            select(
+                JobRow.name,
+                JobRow.enabled,
+                JobRow.definition,
+                JobRow.revision,
+                JobRow.source,
+                JobRow.created_at,
+                JobRow.updated_at,
+                _latest_status(),
+            ).order_by(JobRow.name)
+        )
+        return [
+            JobListing(
+                name=name,
+                enabled=enabled,
+                schedule=definition["schedule"],
+                timezone=definition.get("timezone", "UTC"),
+                image=definition["image"],
+                revision=revision,
+                source=source,
+                created_at=created_at,
+                updated_at=updated_at,
+                last_status=RunStatus(status) if status else None,
+            )
+            for name, enabled, definition, revision, source, created_at, updated_at, status in rows
+        ]
 
     def list(self) -> list[JobRecord]:
         """All jobs by name, each with the status of its latest run."""
