@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
+from orchestrator import events
 from orchestrator.backoff import with_backoff
 from orchestrator.engine import (
     JOB_LABEL,
@@ -173,11 +174,21 @@ class RunLauncher:
             )
         )
 
-    def _finish(self, run_id: int, status: RunStatus, **fields: object) -> RunRecord:
+    def _finish(
+        self, run_id: int, status: RunStatus, spec: JobSpec | None = None, **fields: object
+    ) -> RunRecord:
+        """Record the run's end, and (in the same transaction) the notifications of it."""
         finished_at = datetime.now(UTC)
+        notify = events.on_end(spec) if spec is not None else None
 
         def write() -> RunRecord:
-            return self.store.finish_run(run_id, status=status, finished_at=finished_at, **fields)
+            return self.store.finish_run(
+                run_id,
+                status=status,
+                finished_at=finished_at,
+                notify=notify,
+                **fields,
+            )
 
         return self._persist(write)
 
@@ -251,7 +262,9 @@ class RunLauncher:
             started_at = datetime.now(UTC)
 
             def mark() -> bool:
-                return self.store.mark_running(run.id, started_at=started_at, ports=ports)
+                return self.store.mark_running(
+                    run.id, started_at=started_at, ports=ports, notify=events.on_start(spec)
+                )
 
             running = self._persist(mark)
             if not running:  # cancelled while we were starting it
@@ -269,13 +282,13 @@ class RunLauncher:
                 error,
                 extra={"run": run.id, "job": spec.name},
             )
-            return self._finish(run.id, RunStatus.FAILED, error=str(error))
+            return self._finish(run.id, RunStatus.FAILED, spec, error=str(error))
         except KeyboardInterrupt:
-            self._finish(run.id, RunStatus.CANCELLED, error="interrupted")
+            self._finish(run.id, RunStatus.CANCELLED, spec, error="interrupted")
             raise
         except Exception as error:
             log.exception("run %s of %s: internal error", run.id, spec.name)
-            self._finish(run.id, RunStatus.FAILED, error=f"internal error: {error!r}")
+            self._finish(run.id, RunStatus.FAILED, spec, error=f"internal error: {error!r}")
             raise
         finally:
             beat.set()
@@ -423,6 +436,7 @@ class RunLauncher:
                 return self._finish(
                     run.id,
                     RunStatus.LOST,
+                    spec,
                     error=f"container {container_id[:12]} vanished while no scheduler watched it",
                 )
             self.store.mark_running(run.id, started_at=datetime.now(UTC), ports=run.ports)
@@ -508,7 +522,7 @@ class RunLauncher:
                 exit_ = self._wait_through_outages(container_id, 60)
         except ContainerGoneError as gone:
             reader.join(timeout=10)
-            return self._finish(run.id, RunStatus.FAILED, error=str(gone), **_captured(tail))
+            return self._finish(run.id, RunStatus.FAILED, spec, error=str(gone), **_captured(tail))
         reader.join(timeout=30)
         exit_code = exit_.exit_code if exit_ is not None else None
         status, reason = classify_exit(
@@ -518,7 +532,9 @@ class RunLauncher:
             timeout=spec.timeout,
             memory_limit=spec.resources.memory,
         )
-        return self._finish(run.id, status, exit_code=exit_code, error=reason, **_captured(tail))
+        return self._finish(
+            run.id, status, spec, exit_code=exit_code, error=reason, **_captured(tail)
+        )
 
 
 def _captured(tail: TailBuffer) -> dict[str, object]:

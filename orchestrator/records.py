@@ -182,3 +182,40 @@ class AuditEntry:
     action: str
     target: str | None
     result: str
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # gave up: still not delivered when its time ran out
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """An event of a run to tell one receiver; `payload` is the run as it was then, so
+    the notification outlives the run's row (retention)."""
+
+    run_id: int
+    job: str
+    event: str
+    url: str  # as the job file gives it: {{secret:NAME}} is resolved at delivery only
+    payload: dict[str, object]
+    secret_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: int
+    run_id: int
+    job: str
+    event: str
+    url: str
+    secret_name: str | None
+    payload: dict[str, object]
+    status: DeliveryStatus
+    attempts: int
+    answers: list[dict[str, object]]
+    created_at: datetime
+    next_attempt_at: datetime
+    give_up_at: datetime
+    delivered_at: datetime | None = None

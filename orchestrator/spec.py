@@ -101,6 +101,37 @@ class PortSpec:
 
 
 @dataclass(frozen=True)
+class NotifySpec:
+    """Where to tell about a job's runs: a webhook (a POST of the run's JSON), signed
+    with the secret named `secret` when given, for the events in `on`."""
+
+    webhook: str
+    on: tuple[str, ...]
+    secret: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"webhook": self.webhook, "on": list(self.on)}
+        if self.secret is not None:
+            data["secret"] = self.secret
+        return data
+
+
+# Events of a run that can be told; with retries, failed, timed_out and lost are told
+# for the final attempt only; recovered is the first success after a final failure.
+NOTIFY_EVENTS = (
+    "started",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "lost",
+    "skipped",
+    "recovered",
+)
+DEFAULT_NOTIFY_ON = ("failed", "timed_out", "lost")
+
+
+@dataclass(frozen=True)
 class SecretSpec:
     """A file of the service's secrets directory, given to the job at launch only:
     as the variable `env`, and/or mounted read-only at `file`. Never stored."""
@@ -146,6 +177,7 @@ class JobSpec:
     working_dir: str | None = None
     environment: tuple[tuple[str, str], ...] = ()
     secrets: tuple[SecretSpec, ...] = ()
+    notify: tuple[NotifySpec, ...] = ()
     env_file: str | None = None  # KEY=VALUE lines read at launch, as the scheduler sees it
     volumes: tuple[VolumeSpec, ...] = ()
     ports: tuple[PortSpec, ...] = ()
@@ -194,6 +226,7 @@ class JobSpec:
             "working_dir": self.working_dir,
             "environment": dict(self.environment) or None,
             "secrets": [secret.to_dict() for secret in self.secrets] or None,
+            "notify": [target.to_dict() for target in self.notify] or None,
             "env_file": self.env_file,
             "volumes": [str(volume) for volume in self.volumes] or None,
             "ports": [str(port) for port in self.ports] or None,
@@ -448,6 +481,61 @@ def _secret(value: object, path: str) -> SecretSpec:
     return SecretSpec(name=name, env=env, file=file)
 
 
+_SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([^}]*)\}\}")
+
+
+def _notify_target(value: object, path: str) -> NotifySpec:
+    data = _mapping(value, path)
+    _known_keys(data, ("webhook", "secret", "on"), path)
+    if data.get("webhook") is None:
+        raise _Problem(f"{path}.webhook", "is required (an http:// or https:// URL)")
+    url = _string(data["webhook"], f"{path}.webhook").strip()
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
+        raise _Problem(f"{path}.webhook", f"{quote(url)} is not an http:// or https:// URL")
+    for name in _SECRET_PLACEHOLDER.findall(url):
+        if not _SECRET_NAME.fullmatch(name):
+            raise _Problem(f"{path}.webhook", f"{{{{secret:{quote(name)}}}}} names no secret file")
+    secret = None
+    if data.get("secret") is not None:
+        secret = _string(data["secret"], f"{path}.secret")
+        if not _SECRET_NAME.fullmatch(secret):
+            raise _Problem(f"{path}.secret", f"{quote(secret)} is not a secret's file name")
+    authority = rest.split("/", 1)[0]
+    if "@" in authority and not _SECRET_PLACEHOLDER.search(authority.rsplit("@", 1)[0]):
+        raise _Problem(
+            f"{path}.webhook",
+            "a password in the URL would be stored and shown: write {{secret:NAME}} "
+            "instead, read from the secrets directory at delivery",
+        )
+    on: tuple[str, ...] = DEFAULT_NOTIFY_ON
+    if data.get("on") is not None:
+        events = [_string(item, f"{path}.on") for item in _sequence(data["on"], f"{path}.on")]
+        unknown = [event for event in events if event not in NOTIFY_EVENTS]
+        if unknown:
+            raise _Problem(
+                f"{path}.on",
+                f"{quote(unknown[0])} is not an event ({', '.join(NOTIFY_EVENTS)})",
+            )
+        if not events:
+            raise _Problem(f"{path}.on", "names no event")
+        on = tuple(sorted(set(events), key=NOTIFY_EVENTS.index))
+    return NotifySpec(webhook=url, on=on, secret=secret)
+
+
+def _notify(value: object) -> tuple[NotifySpec, ...]:
+    targets = [
+        _notify_target(item, f"notify[{i}]") for i, item in enumerate(_sequence(value, "notify"))
+    ]
+    seen: set[str] = set()
+    for index, target in enumerate(targets):
+        if target.webhook in seen:
+            raise _Problem(f"notify[{index}].webhook", "is given twice")
+        seen.add(target.webhook)
+    return tuple(targets)
+
+
 def _secrets(value: object) -> tuple[SecretSpec, ...]:
     secrets = [_secret(item, f"secrets[{i}]") for i, item in enumerate(_sequence(value, "secrets"))]
     envs: set[str] = set()
@@ -609,6 +697,7 @@ FIELDS = (
     "working_dir",
     "environment",
     "secrets",
+    "notify",
     "env_file",
     "volumes",
     "ports",
@@ -657,6 +746,7 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
         "working_dir": lambda v: _absolute(v, "working_dir"),
         "environment": _environment,
         "secrets": _secrets,
+        "notify": _notify,
         "env_file": lambda v: _absolute(v, "env_file"),
         "volumes": _volumes,
         "ports": _ports,

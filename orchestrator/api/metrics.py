@@ -151,6 +151,7 @@ class _StateCollector(Collector):
             jobs = store.jobs()
             successes = store.last_successes()
             leases = store.leases()
+            pending, oldest = store.notification_backlog()
         except OrchestratorError:
             database_up.add_metric([], 0)
             yield database_up
@@ -167,6 +168,18 @@ class _StateCollector(Collector):
         size = GaugeMetricFamily("orchestrator_port_pool_size", "Host ports in the pool.")
         size.add_metric([], pool.size)
         yield size
+        outbox = GaugeMetricFamily(
+            "orchestrator_notifications_pending", "Notifications not delivered yet."
+        )
+        outbox.add_metric([], pending)
+        yield outbox
+        age = GaugeMetricFamily(
+            "orchestrator_notifications_oldest_pending_seconds",
+            "How long the oldest notification not delivered yet has waited (0: none).",
+        )
+        waited = (datetime.now().astimezone() - oldest).total_seconds() if oldest else 0.0
+        age.add_metric([], waited)
+        yield age
 
 
 def _job_gauges(jobs: list[Any], successes: dict[str, datetime]) -> Iterator[Metric]:

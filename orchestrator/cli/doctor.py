@@ -64,6 +64,15 @@ def _print(report: dict[str, Any]) -> None:
                 click.echo(f"location: on the host ({section['found_by']}): paths pass as they are")
         elif name == "database":
             click.echo(f"database: ok, {section['url']} at revision {section['revision']}")
+        elif name == "notifications":
+            click.echo(
+                f"notifications: {section['pending']} pending"
+                + (
+                    f", the oldest for {section['oldest_pending_s']:.0f}s"
+                    if section["pending"]
+                    else ""
+                )
+            )
         elif name == "port_pool":
             click.echo(
                 f"port pool: {section['range']} on {section['host_ip']}: "

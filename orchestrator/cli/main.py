@@ -204,6 +204,7 @@ def _register() -> None:
     from orchestrator.cli.db import db
     from orchestrator.cli.doctor import doctor
     from orchestrator.cli.jobs import jobs
+    from orchestrator.cli.notifications import notifications
     from orchestrator.cli.ports import ports
     from orchestrator.cli.runs import runs
     from orchestrator.cli.serve import health, serve
@@ -216,6 +217,7 @@ def _register() -> None:
     cli.add_command(serve)
     cli.add_command(health)
     cli.add_command(audit)
+    cli.add_command(notifications)
 
 
 _register()

@@ -9,7 +9,7 @@ from orchestrator.operations.context import Audited, Backends
 from orchestrator.operations.doctor import doctor_report, pool_report
 from orchestrator.operations.jobs import JobOperations
 from orchestrator.operations.runs import RunOperations
-from orchestrator.records import AuditEntry, PortLease
+from orchestrator.records import AuditEntry, DeliveryStatus, Notification, PortLease
 
 
 @dataclass
@@ -37,6 +37,46 @@ class Operations:
 
     def doctor(self) -> dict[str, Any]:
         return doctor_report(self.backends)
+
+    def notifications(
+        self,
+        *,
+        job: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 50,
+    ) -> list[Notification]:
+        """The outbox, newest first."""
+        return self.backends.store.notifications(job=job, status=status, limit=limit)
+
+    def test_notifications(self, job: str) -> list[tuple[str, str]]:
+        """Send a `test` event to every receiver of the job now: (URL as written, answer)."""
+        from orchestrator.webhooks import send
+
+        spec = self.backends.store.job(job).spec
+        answers = []
+        for target in spec.notify:
+            item = Notification(
+                id=0,
+                run_id=0,
+                job=job,
+                event="test",
+                url=target.webhook,
+                secret_name=target.secret,
+                payload={"job": job, "event": "test", "output_tail": []},
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                answers=[],
+                created_at=self.backends.clock(),
+                next_attempt_at=self.backends.clock(),
+                give_up_at=self.backends.clock(),
+            )
+            try:
+                answers.append((target.webhook, f"HTTP {send(item, self.backends.secrets_dir)}"))
+            except Exception as error:  # every failure is an answer to show
+                code = getattr(error, "code", None)
+                reason = f"HTTP {code}" if code else str(getattr(error, "reason", error))
+                answers.append((target.webhook, f"not delivered: {reason}"[:300]))
+        return answers
 
     def audit_entries(self, *, limit: int = 50, before: int | None = None) -> list[AuditEntry]:
         """Newest first; the next page is `before=<the last one's id>`."""

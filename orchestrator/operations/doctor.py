@@ -53,6 +53,8 @@ def doctor_report(backends: Backends) -> dict[str, Any]:
     if report["engine"]["ok"]:
         _check(report, "location", where)
     _check(report, "database", database)
+    if report["database"]["ok"]:
+        _check(report, "notifications", lambda: outbox_report(backends))
     if report["engine"]["ok"] and report["database"]["ok"]:
         _check(report, "port_pool", lambda: pool_report(backends))
     return {"ok": all(section["ok"] for section in report.values()), **report}
@@ -74,3 +76,10 @@ def pool_report(backends: Backends) -> dict[str, Any]:
         "published_by_others": len(published - in_pool),
         "free": settings.port_pool.size - len(in_pool | published),
     }
+
+
+def outbox_report(backends: Backends) -> dict[str, Any]:
+    """The notifications not delivered yet, and how long the oldest has waited."""
+    pending, oldest = backends.store.notification_backlog()
+    waited = (backends.clock() - oldest).total_seconds() if oldest is not None else 0.0
+    return {"pending": pending, "oldest_pending_s": round(waited, 1)}

@@ -11,6 +11,7 @@ from orchestrator.records import (
     AuditEntry,
     JobListing,
     JobRecord,
+    Notification,
     PortLease,
     RunRecord,
 )
@@ -121,4 +122,21 @@ def audit_entry(entry: AuditEntry) -> dict[str, Any]:
         "action": entry.action,
         "target": entry.target,
         "result": entry.result,
+    }
+
+
+def notification(item: Notification) -> dict[str, Any]:
+    """A notification in the outbox (`notifications list --json`)."""
+    return {
+        "id": item.id,
+        "run": item.run_id,
+        "job": item.job,
+        "event": item.event,
+        "url": item.url,
+        "status": item.status.value,
+        "attempts": item.attempts,
+        "last_answer": item.answers[-1] if item.answers else None,
+        "created_at": iso(item.created_at),
+        "next_attempt_at": iso(item.next_attempt_at) if item.status.value == "pending" else None,
+        "delivered_at": iso(item.delivered_at),
     }

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from orchestrator import events
 from orchestrator.engine import Engine
 from orchestrator.errors import JobNotFoundError
 from orchestrator.launcher import RunLauncher
@@ -88,6 +89,7 @@ class Adoption:
                     status=RunStatus.LOST,
                     finished_at=self.clock(),
                     error="its scheduler died and no container of it was found",
+                    notify=events.on_end(spec) if spec is not None else None,
                 )
             return
         if spec is None:  # the job was deleted meanwhile: follow the run all the same

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
+from orchestrator import events
 from orchestrator.engine import Engine
 from orchestrator.errors import DuplicateFireError, OrchestratorError
 from orchestrator.operations.runs import cancel_run
@@ -150,6 +151,7 @@ class ClaimWorkers:
                 status=RunStatus.SKIPPED,
                 finished_at=self.clock(),
                 error=decision.skip_reason,
+                notify=events.on_end(spec),
             )
             self.observers.fire_skipped(run)
             log.warning(

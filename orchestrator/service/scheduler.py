@@ -31,6 +31,7 @@ from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.retries import plan_retry
 from orchestrator.service.adoption import Adoption
 from orchestrator.service.claims import ClaimWorkers
+from orchestrator.service.delivery import DeliveryWorkers
 from orchestrator.service.health import LoopBeats, write_health_file
 from orchestrator.service.observers import Observers
 from orchestrator.service.timetable import Timetable
@@ -58,6 +59,7 @@ class ServiceSettings:
     health_file: Path | None = None
     health_seconds: float = 5.0
     claim_workers: int = 4
+    delivery_workers: int = 4
 
 
 class SchedulerService:
@@ -97,6 +99,14 @@ class SchedulerService:
             is_active=self._is_active,
             stop_grace_seconds=launch.stop_grace_seconds,
         )
+        self.deliveries = DeliveryWorkers(
+            store=self.store,
+            owner=self.owner,
+            secrets_dir=launch.secrets_dir,
+            clock=clock,
+            stopping=self._stop,
+            workers=settings.delivery_workers,
+        )
         self.adoption = Adoption(
             store=self.store,
             engine=engine,
@@ -119,6 +129,7 @@ class SchedulerService:
         for job, moment in self.timetable.missed_fires(self.store.last_fires(), now):
             self.claims.put(job, moment, RunTrigger.CATCHUP)
         self.claims.start(self.settings.claim_workers)
+        self.deliveries.start()
         self.timetable.every(self.settings.health_seconds, "health", self._health_tick)
         self.timetable.start()
         log.info("scheduler %s started with %d enabled jobs", self.owner, len(self.timetable))

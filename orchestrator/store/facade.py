@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import ConflictError
 from orchestrator.records import (
     ApplyResult,
     AuditEntry,
+    DeliveryStatus,
     JobListing,
     JobRecord,
+    NewNotification,
     NewRun,
+    Notification,
     PortLease,
     RunDot,
     RunRecord,
@@ -29,12 +32,17 @@ from orchestrator.store.audit import AuditRepository
 from orchestrator.store.database import Database
 from orchestrator.store.jobs import JobRepository
 from orchestrator.store.leases import PortLeaseRepository
+from orchestrator.store.notifications import NotificationRepository
 from orchestrator.store.runs import RunRepository
 
 if TYPE_CHECKING:
     from orchestrator.spec import LoadedJob
 
 APPLY_ATTEMPTS = 5
+# A notification not delivered within this long is given up (recorded `failed`).
+NOTIFY_PATIENCE = timedelta(hours=24)
+StartedEvents = Callable[[RunRecord], list[NewNotification]]
+EndEvents = Callable[[RunRecord, RunStatus | None], list[NewNotification]]
 
 
 class Store:
@@ -165,21 +173,49 @@ class Store:
         with self.database.session() as session:
             RunRepository(session).set_container(run_id, container_id, image_digest)
 
-    def mark_running(self, run_id: int, *, started_at: datetime, ports: dict[str, int]) -> bool:
-        """False when the run was cancelled meanwhile."""
+    def mark_running(
+        self,
+        run_id: int,
+        *,
+        started_at: datetime,
+        ports: dict[str, int],
+        notify: StartedEvents | None = None,
+    ) -> bool:
+        """False when the run was cancelled meanwhile. `notify` gives the notifications
+        of its start, queued in the same transaction."""
         with self.database.session() as session:
-            return RunRepository(session).mark_running(run_id, started_at=started_at, ports=ports)
+            runs = RunRepository(session)
+            started = runs.mark_running(run_id, started_at=started_at, ports=ports)
+            if started and notify is not None:
+                NotificationRepository(session).add(
+                    notify(runs.get(run_id)), started_at, NOTIFY_PATIENCE
+                )
+            return started
 
     def finish_run(
-        self, run_id: int, *, status: RunStatus, finished_at: datetime, **fields: object
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        finished_at: datetime,
+        notify: EndEvents | None = None,
+        **fields: object,
     ) -> RunRecord:
+        """End the run. `notify` gives the notifications of its end (seeing the run as
+        recorded, and how the job's fire before it ended), queued in the same
+        transaction: a run's end and its notifications are written together or not."""
         with self.database.session() as session:
-            return RunRepository(session).finish(
+            runs = RunRepository(session)
+            record = runs.finish(
                 run_id,
                 status=status,
                 finished_at=finished_at,
                 **fields,  # type: ignore[arg-type]
             )
+            if notify is not None:
+                items = notify(record, runs.previous_final_status(record))
+                NotificationRepository(session).add(items, finished_at, NOTIFY_PATIENCE)
+            return record
 
     def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
         with self.database.session() as session:
@@ -288,3 +324,50 @@ class Store:
     def ping(self) -> None:
         """DatabaseUnavailableError when the database cannot be reached."""
         self.database.current_revision()
+
+    # --- notifications (the outbox) --------------------------------------------------------
+
+    def due_notifications(self, now: datetime, limit: int = 20) -> list[Notification]:
+        with self.database.session() as session:
+            return NotificationRepository(session).due(now, limit)
+
+    def claim_notification(
+        self, notification_id: int, owner: str, now: datetime, until: datetime
+    ) -> bool:
+        with self.database.session() as session:
+            return NotificationRepository(session).claim(notification_id, owner, now, until)
+
+    def record_delivery(
+        self,
+        notification_id: int,
+        *,
+        answer: dict[str, object],
+        delivered: bool,
+        now: datetime,
+        retry_at: datetime,
+    ) -> Notification:
+        with self.database.session() as session:
+            return NotificationRepository(session).record_attempt(
+                notification_id, answer=answer, delivered=delivered, now=now, retry_at=retry_at
+            )
+
+    def queue_notifications(self, items: list[NewNotification], now: datetime) -> int:
+        with self.database.session() as session:
+            return NotificationRepository(session).add(items, now, NOTIFY_PATIENCE)
+
+    def notifications(
+        self,
+        *,
+        job: str | None = None,
+        status: DeliveryStatus | None = None,
+        run_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Notification]:
+        with self.database.session() as session:
+            return NotificationRepository(session).list(
+                job=job, status=status, run_id=run_id, limit=limit
+            )
+
+    def notification_backlog(self) -> tuple[int, datetime | None]:
+        with self.database.session() as session:
+            return NotificationRepository(session).backlog()

@@ -127,3 +127,36 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(255))
     result: Mapped[str] = mapped_column(Text)
+
+
+class NotificationRow(Base):
+    """The outbox: each event of a run for each receiver, written in the transaction
+    that records the run's change, delivered (at least once) by a scheduler's workers."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        # One event of one run is told once to one receiver: a repeated write is ignored.
+        UniqueConstraint("run_id", "event", "url"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "job_name", "id"),
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No foreign key: runs are pruned, their notifications keep the snapshot in payload.
+    run_id: Mapped[int] = mapped_column(Integer, index=True)
+    job_name: Mapped[str] = mapped_column(String(63))
+    event: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret_name: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    answers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    give_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Which scheduler is delivering it, until when (another takes it over after).
+    owner: Mapped[str | None] = mapped_column(String(255))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -335,6 +335,21 @@ class RunRepository:
         )
         return {name: _as_utc(moment) for name, moment in rows if moment is not None}
 
+    def previous_final_status(self, run: RunRecord) -> RunStatus | None:
+        """How the job's fire before this run ended (its last attempt): for `recovered`."""
+        row = self.session.execute(
+            select(RunRow.status)
+            .where(
+                RunRow.job_name == run.job,
+                RunRow.scheduled_for < run.scheduled_for,
+                RunRow.status.in_([status.value for status in FINISHED_STATUSES]),
+                RunRow.status != RunStatus.SKIPPED.value,
+            )
+            .order_by(RunRow.scheduled_for.desc(), RunRow.attempt.desc(), RunRow.id.desc())
+            .limit(1)
+        ).first()
+        return RunStatus(row[0]) if row else None
+
     def get(self, run_id: int) -> RunRecord:
         row = self.session.get(RunRow, run_id)
         if row is None:

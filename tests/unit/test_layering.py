@@ -30,6 +30,7 @@ PURE = (
     "outcomes",
     "ownership",
     "backoff",
+    "events",
 )
 # The store's own parts that hold SQLAlchemy; its users go through the facade.
 STORE_INSIDE = (

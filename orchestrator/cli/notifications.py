@@ -1,0 +1,86 @@
+"""`orchestrator notifications`: the outbox of run events for webhooks."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.formatting import emit_json, emit_table, human_time, json_option
+from orchestrator.operations import shapes
+from orchestrator.records import DeliveryStatus
+
+MAX_ID = 2**63 - 1
+
+
+@click.group()
+def notifications() -> None:
+    """Notifications of run events (`notify:` in a job file): list them, test a job's."""
+
+
+@notifications.command(name="list")
+@click.option("--job", help="Only notifications of this job.")
+@click.option(
+    "--status",
+    type=click.Choice([status.value for status in DeliveryStatus]),
+    help="pending (not delivered yet), delivered, or failed (given up).",
+)
+@click.option("--limit", type=click.IntRange(1, MAX_ID), default=50, help="At most this many.")
+@json_option
+@pass_app
+def list_notifications(
+    app: AppContext, job: str | None, status: str | None, limit: int, as_json: bool
+) -> None:
+    """List notifications, newest first, with their delivery state and last answer.
+
+    Example: orchestrator notifications list --status pending
+    """
+    items = app.operations().notifications(
+        job=job, status=DeliveryStatus(status) if status else None, limit=limit
+    )
+    if as_json:
+        emit_json([shapes.notification(item) for item in items])
+        return
+    if not items:
+        click.echo("no notifications")
+        return
+    emit_table(
+        ["ID", "RUN", "JOB", "EVENT", "STATUS", "ATTEMPTS", "LAST ANSWER", "QUEUED (UTC)"],
+        [
+            [
+                item.id,
+                item.run_id,
+                item.job,
+                item.event,
+                item.status.value,
+                item.attempts,
+                _answer(item.answers[-1]) if item.answers else None,
+                human_time(item.created_at),
+            ]
+            for item in items
+        ],
+    )
+
+
+def _answer(answer: dict[str, object]) -> str:
+    if "status" in answer:
+        return f"HTTP {answer['status']}"
+    return str(answer.get("error", "-"))[:60]
+
+
+@notifications.command()
+@click.argument("job")
+@pass_app
+def test(app: AppContext, job: str) -> None:
+    """Send a `test` event to every webhook of JOB now, and print each one's answer.
+    Exits 1 when one did not take it.
+
+    Example: orchestrator notifications test nightly-report
+    """
+    answers = app.operations().test_notifications(job)
+    if not answers:
+        click.echo(f"job {job} has no notify: receivers")
+        return
+    for url, answer in answers:
+        click.echo(f"{url}: {answer}")
+    if any(not answer.startswith("HTTP 2") for _, answer in answers):
+        raise SystemExit(1)

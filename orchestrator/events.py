@@ -1,0 +1,86 @@
+"""Which events of a run are told to whom, with what body. Pure.
+
+A run's end is the event of its status; with retries, `failed`, `timed_out` and `lost`
+are told for the final attempt only (a run that will be tried again has not failed
+yet); `recovered` is a success whose job's previous fire ended in a final failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.operations.shapes import run_summary
+from orchestrator.records import NewNotification, RunRecord, RunStatus
+from orchestrator.retries import plan_retry
+from orchestrator.spec import JobSpec
+
+FAILURES = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST)
+StartedEvents = Callable[[RunRecord], list[NewNotification]]
+EndEvents = Callable[[RunRecord, RunStatus | None], list[NewNotification]]
+OUTPUT_TAIL_LINES = 20
+# Backoff between attempts: from one second, doubling, at most five minutes.
+FIRST_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 300.0
+
+
+def end_events(spec: JobSpec, run: RunRecord, previous: RunStatus | None) -> list[str]:
+    """The events a finished run raises."""
+    if not run.status.finished:
+        return []
+    if run.status in FAILURES and plan_retry(run, spec, run.finished_at or run.created_at):
+        return []  # it will be tried again: not a failure yet
+    events = [run.status.value]
+    if run.status is RunStatus.SUCCEEDED and previous in FAILURES:
+        events.append("recovered")
+    return events
+
+
+def payload(run: RunRecord, event: str) -> dict[str, Any]:
+    """The webhook body: the run's JSON (without its output), the event, and the last
+    lines of its output."""
+    lines = (run.output or "").splitlines()[-OUTPUT_TAIL_LINES:]
+    return {**run_summary(run), "event": event, "output_tail": lines}
+
+
+def notifications(spec: JobSpec, run: RunRecord, events: list[str]) -> list[NewNotification]:
+    """One notification per receiver of the job that listens to each event."""
+    return [
+        NewNotification(
+            run_id=run.id,
+            job=run.job,
+            event=event,
+            url=target.webhook,
+            payload=payload(run, event),
+            secret_name=target.secret,
+        )
+        for event in events
+        for target in spec.notify
+        if event in target.on
+    ]
+
+
+def on_end(spec: JobSpec) -> EndEvents | None:
+    """What `Store.finish_run` calls in its transaction; None when no one listens."""
+    if not spec.notify:
+        return None
+    return lambda run, previous: notifications(spec, run, end_events(spec, run, previous))
+
+
+def on_start(spec: JobSpec) -> StartedEvents | None:
+    """What `Store.mark_running` calls in its transaction; None when no one listens."""
+    if not any("started" in target.on for target in spec.notify):
+        return None
+    return lambda run: notifications(spec, run, ["started"])
+
+
+def signature(body: bytes, key: bytes) -> str:
+    """X-Orchestrator-Signature: sha256=<hex HMAC-SHA256 of the body>."""
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next attempt, after `attempts` failed ones."""
+    return float(min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS))

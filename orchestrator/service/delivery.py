@@ -1,0 +1,108 @@
+"""Delivering the notification outbox: a few workers of the service take due
+notifications (one scheduler each: a claim in the database), POST them, record every
+attempt's answer, and try again with backoff until delivered or their time runs out.
+A receiver that is down or slow holds one worker for at most the request timeout; fires
+never wait for deliveries."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.error
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from orchestrator import events
+from orchestrator.errors import OrchestratorError
+from orchestrator.records import Notification
+from orchestrator.secretfiles import SecretUnavailableError
+from orchestrator.store.facade import Store
+from orchestrator.webhooks import send
+
+log = logging.getLogger(__name__)
+# A claim outlives any one attempt; a scheduler that died mid-attempt loses it after.
+CLAIM_SECONDS = 60.0
+
+
+class DeliveryWorkers:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        owner: str,
+        secrets_dir: str,
+        clock: Callable[[], datetime],
+        stopping: threading.Event,
+        workers: int = 4,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.secrets_dir = secrets_dir
+        self.clock = clock
+        self.stopping = stopping
+        self.workers = workers
+        self.poll_seconds = poll_seconds
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._loop, name=f"deliveries-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                worked = self.deliver_due()
+            except OrchestratorError as error:
+                log.warning("deliveries: %s (will retry)", error)
+                worked = False
+            except Exception:
+                log.exception("deliveries failed (will retry)")
+                worked = False
+            if not worked:
+                self.stopping.wait(self.poll_seconds)
+
+    def deliver_due(self) -> bool:
+        """Deliver one due notification this worker could claim; False when none was."""
+        now = self.clock()
+        for item in self.store.due_notifications(now, limit=10):
+            until = now + timedelta(seconds=CLAIM_SECONDS)
+            if self.store.claim_notification(item.id, self.owner, now, until):
+                self._deliver(item)
+                return True
+        return False
+
+    def _deliver(self, item: Notification) -> None:
+        started = self.clock()
+        answer: dict[str, object] = {"at": started.isoformat()}
+        delivered = False
+        try:
+            status = send(item, self.secrets_dir)
+            answer["status"] = status
+            delivered = 200 <= status < 300
+        except SecretUnavailableError as error:
+            answer["error"] = str(error)
+        except urllib.error.HTTPError as error:
+            answer["status"] = error.code
+        except ValueError:  # (its message would show the URL, secrets filled in)
+            answer["error"] = "the URL is not valid once its secrets are filled in"
+        except OSError as error:
+            answer["error"] = str(getattr(error, "reason", error))[:300]
+        now = self.clock()
+        retry_at = now + timedelta(seconds=events.retry_delay(item.attempts + 1))
+        recorded = self.store.record_delivery(
+            item.id, answer=answer, delivered=delivered, now=now, retry_at=retry_at
+        )
+        if delivered:
+            log.info("notification %s (%s of run %s) delivered", item.id, item.event, item.run_id)
+        else:
+            log.warning(
+                "notification %s (%s of run %s) not delivered: %s; %s",
+                item.id,
+                item.event,
+                item.run_id,
+                answer.get("error") or f"HTTP {answer.get('status')}",
+                "given up" if recorded.status.value == "failed" else "will try again",
+            )

@@ -1,0 +1,189 @@
+"""Notifications reach a real local HTTP receiver: signed, one per event and receiver, at
+least once: a receiver that is down gets them when it is back, a scheduler SIGKILLed
+with deliveries pending leaves them to the next, and fires do not wait meanwhile."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.records import DeliveryStatus, RunStatus, RunTrigger
+from orchestrator.store.database import Database
+from orchestrator.store.facade import Store
+from tests.service.conftest import all_runs, wait_for, write_jobs
+
+KEY = b"hook-key-" + b"7" * 16
+
+
+class Receiver:
+    """A webhook receiver on loopback; `start()` again after `stop()` on the same port."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> None:
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    yield found
+    found.stop()
+
+
+@pytest.fixture
+def secrets_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / "hook_key").write_bytes(KEY + b"\n")
+    (folder / "hook_path").write_text("hook\n")
+    return folder
+
+
+def test_a_failed_run_is_told_signed_once_per_event(
+    start_service: Any,
+    database: Database,
+    tmp_path: Path,
+    docker_cli: Any,
+    receiver: Receiver,
+    secrets_dir: Path,
+) -> None:
+    receiver.start()
+    url = receiver.url.replace("/hook", "/{{secret:hook_path}}")
+    jobs = write_jobs(
+        tmp_path,
+        f"""
+- name: breaks
+  schedule: "0 0 1 1 *"
+  image: IMAGE
+  command: [sh, -c, "echo about to fail; exit 3"]
+  notify:
+    - webhook: "{url}"
+      secret: hook_key
+      on: [started, failed, succeeded]
+""",
+    )
+    docker_cli("jobs", "apply", str(jobs))
+    start_service(env={"ORCHESTRATOR_SECRETS_DIR": str(secrets_dir)})
+    wait_for(lambda: (tmp_path / "health.json").exists(), 30, "the service to start")
+    run_id = int(docker_cli("jobs", "run", "breaks", "--detach").stdout.split()[2])
+    wait_for(lambda: len(receiver.received) >= 2, 30, "two notifications")
+    time.sleep(1.5)  # nothing more comes: one per event
+    assert [event["event"] for event in receiver.events()] == ["started", "failed"]
+    for headers, body in receiver.received:
+        expected = "sha256=" + hmac.new(KEY, body, hashlib.sha256).hexdigest()
+        assert headers["x-orchestrator-signature"] == expected
+        assert headers["content-type"] == "application/json"
+        assert headers["x-orchestrator-delivery"] == str(json.loads(body)["delivery_id"])
+    failed = receiver.events()[1]
+    assert failed["id"] == run_id and failed["job"] == "breaks" and failed["status"] == "failed"
+    assert failed["exit_code"] == 3 and failed["output_tail"] == ["about to fail"]
+    assert "output" not in failed and str(secrets_dir) not in json.dumps(failed)
+    listed = json.loads(docker_cli("notifications", "list", "--job", "breaks", "--json").stdout)
+    assert {(item["event"], item["status"], item["attempts"]) for item in listed} == {
+        ("started", "delivered", 1),
+        ("failed", "delivered", 1),
+    }
+    assert all("{{secret:hook_path}}" in item["url"] for item in listed)  # never resolved
+    tested = docker_cli("--secrets-dir", str(secrets_dir), "notifications", "test", "breaks").stdout
+    assert "HTTP 204" in tested and receiver.events()[-1]["event"] == "test"
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
+def test_a_receiver_down_then_a_sigkilled_scheduler_still_deliver_it(
+    start_service: Any,
+    database: Database,
+    tmp_path: Path,
+    docker_cli: Any,
+    receiver: Receiver,
+    secrets_dir: Path,
+) -> None:
+    jobs = write_jobs(
+        tmp_path,
+        f"""
+- name: breaks
+  schedule: "0 0 1 1 *"
+  image: IMAGE
+  command: [sh, -c, "exit 5"]
+  notify: [{{webhook: "{receiver.url}"}}]
+- {{name: tick, schedule: "@every 2s", image: IMAGE, command: ["true"], concurrency: allow}}
+""",
+    )
+    docker_cli("jobs", "apply", str(jobs))
+    first = start_service(env={"ORCHESTRATOR_SECRETS_DIR": str(secrets_dir)})
+    wait_for(lambda: (tmp_path / "health.json").exists(), 30, "the service to start")
+    went_down = time.monotonic()
+    run_id = int(docker_cli("jobs", "run", "breaks", "--detach").stdout.split()[2])
+    store = Store(database)
+
+    def attempts() -> int:
+        items = store.notifications(job="breaks")
+        return items[0].attempts if items else 0
+
+    wait_for(lambda: attempts() >= 2, 30, "attempts against the receiver that is down")
+    # The receiver stays down for 20 s while the scheduler keeps firing; then the
+    # scheduler dies with the delivery still pending, and the receiver comes back.
+    time.sleep(max(0.0, 20 - (time.monotonic() - went_down)))
+    assert store.notifications(job="breaks")[0].status is DeliveryStatus.PENDING
+    down_window = [
+        r
+        for r in all_runs(database, "tick")
+        if r.status is RunStatus.SUCCEEDED and r.trigger is RunTrigger.SCHEDULE
+    ]
+    first.kill()
+    receiver.start()
+    second = start_service(env={"ORCHESTRATOR_SECRETS_DIR": str(secrets_dir)})
+    wait_for(lambda: receiver.received, 60, "the notification after the receiver came back")
+    time.sleep(1)
+    assert [event["event"] for event in receiver.events()] == ["failed"]
+    assert receiver.events()[0]["id"] == run_id
+    (item,) = store.notifications(job="breaks")
+    assert item.status is DeliveryStatus.DELIVERED and item.attempts >= 3
+    assert [answer.get("status") for answer in item.answers][-1] == 204
+    assert "error" in item.answers[0]  # the refused attempts are recorded, with their answer
+    # Fires did not wait for the deliveries while the receiver was down.
+    assert len(down_window) >= 7, [(r.id, r.scheduled_for) for r in down_window]
+    late = [r for r in down_window if r.started_at and (r.started_at - r.scheduled_for).seconds > 3]
+    assert late == [], [(r.id, r.started_at, r.scheduled_for) for r in late]
+    assert second.terminate() == 0
