@@ -45,9 +45,32 @@ def payload(run: RunRecord, event: str) -> dict[str, Any]:
     return {**run_summary(run), "event": event, "output_tail": lines}
 
 
+# The ping URL's suffix for each event that pings: the healthchecks.io convention.
+PING_SUFFIX = {
+    "started": "/start",
+    "succeeded": "",
+    "failed": "/fail",
+    "timed_out": "/fail",
+    "lost": "/fail",
+}
+
+
 def notifications(spec: JobSpec, run: RunRecord, events: list[str]) -> list[NewNotification]:
-    """One notification per receiver of the job that listens to each event."""
-    return [
+    """One notification per receiver of the job that listens to each event, and the
+    job's dead-man ping for start, success and final failure."""
+    pings = [
+        NewNotification(
+            run_id=run.id,
+            job=run.job,
+            event=event,
+            url=spec.ping.rstrip("/") + PING_SUFFIX[event],
+            payload={"id": run.id, "job": run.job, "event": event},
+            method="GET",
+        )
+        for event in events
+        if spec.ping is not None and event in PING_SUFFIX
+    ]
+    return pings + [
         NewNotification(
             run_id=run.id,
             job=run.job,
@@ -64,14 +87,14 @@ def notifications(spec: JobSpec, run: RunRecord, events: list[str]) -> list[NewN
 
 def on_end(spec: JobSpec) -> EndEvents | None:
     """What `Store.finish_run` calls in its transaction; None when no one listens."""
-    if not spec.notify:
+    if not spec.notify and spec.ping is None:
         return None
     return lambda run, previous: notifications(spec, run, end_events(spec, run, previous))
 
 
 def on_start(spec: JobSpec) -> StartedEvents | None:
     """What `Store.mark_running` calls in its transaction; None when no one listens."""
-    if not any("started" in target.on for target in spec.notify):
+    if spec.ping is None and not any("started" in target.on for target in spec.notify):
         return None
     return lambda run: notifications(spec, run, ["started"])
 

@@ -201,6 +201,7 @@ class NewNotification:
     url: str  # as the job file gives it: {{secret:NAME}} is resolved at delivery only
     payload: dict[str, object]
     secret_name: str | None = None
+    method: str = "POST"  # GET: a dead-man ping (no body)
 
 
 @dataclass(frozen=True)
@@ -219,3 +220,4 @@ class Notification:
     next_attempt_at: datetime
     give_up_at: datetime
     delivered_at: datetime | None = None
+    method: str = "POST"

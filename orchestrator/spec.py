@@ -178,6 +178,9 @@ class JobSpec:
     environment: tuple[tuple[str, str], ...] = ()
     secrets: tuple[SecretSpec, ...] = ()
     notify: tuple[NotifySpec, ...] = ()
+    # A dead-man ping (healthchecks.io, Cronitor, Uptime Kuma): GET <ping>/start at the
+    # start, <ping> on success, <ping>/fail on a final failure.
+    ping: str | None = None
     env_file: str | None = None  # KEY=VALUE lines read at launch, as the scheduler sees it
     volumes: tuple[VolumeSpec, ...] = ()
     ports: tuple[PortSpec, ...] = ()
@@ -227,6 +230,7 @@ class JobSpec:
             "environment": dict(self.environment) or None,
             "secrets": [secret.to_dict() for secret in self.secrets] or None,
             "notify": [target.to_dict() for target in self.notify] or None,
+            "ping": self.ping,
             "env_file": self.env_file,
             "volumes": [str(volume) for volume in self.volumes] or None,
             "ports": [str(port) for port in self.ports] or None,
@@ -484,31 +488,37 @@ def _secret(value: object, path: str) -> SecretSpec:
 _SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([^}]*)\}\}")
 
 
+def _http_url(value: object, path: str) -> str:
+    """An http(s) URL with no password in it ({{secret:NAME}} placeholders allowed)."""
+    url = _string(value, path).strip()
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
+        raise _Problem(path, f"{quote(url)} is not an http:// or https:// URL")
+    for name in _SECRET_PLACEHOLDER.findall(url):
+        if not _SECRET_NAME.fullmatch(name):
+            raise _Problem(path, f"{{{{secret:{quote(name)}}}}} names no secret file")
+    authority = rest.split("/", 1)[0]
+    if "@" in authority and not _SECRET_PLACEHOLDER.search(authority.rsplit("@", 1)[0]):
+        raise _Problem(
+            path,
+            "a password in the URL would be stored and shown: write {{secret:NAME}} "
+            "instead, read from the secrets directory at delivery",
+        )
+    return url
+
+
 def _notify_target(value: object, path: str) -> NotifySpec:
     data = _mapping(value, path)
     _known_keys(data, ("webhook", "secret", "on"), path)
     if data.get("webhook") is None:
         raise _Problem(f"{path}.webhook", "is required (an http:// or https:// URL)")
-    url = _string(data["webhook"], f"{path}.webhook").strip()
-    scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    if scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
-        raise _Problem(f"{path}.webhook", f"{quote(url)} is not an http:// or https:// URL")
-    for name in _SECRET_PLACEHOLDER.findall(url):
-        if not _SECRET_NAME.fullmatch(name):
-            raise _Problem(f"{path}.webhook", f"{{{{secret:{quote(name)}}}}} names no secret file")
+    url = _http_url(data["webhook"], f"{path}.webhook")
     secret = None
     if data.get("secret") is not None:
         secret = _string(data["secret"], f"{path}.secret")
         if not _SECRET_NAME.fullmatch(secret):
             raise _Problem(f"{path}.secret", f"{quote(secret)} is not a secret's file name")
-    authority = rest.split("/", 1)[0]
-    if "@" in authority and not _SECRET_PLACEHOLDER.search(authority.rsplit("@", 1)[0]):
-        raise _Problem(
-            f"{path}.webhook",
-            "a password in the URL would be stored and shown: write {{secret:NAME}} "
-            "instead, read from the secrets directory at delivery",
-        )
     on: tuple[str, ...] = DEFAULT_NOTIFY_ON
     if data.get("on") is not None:
         events = [_string(item, f"{path}.on") for item in _sequence(data["on"], f"{path}.on")]
@@ -698,6 +708,7 @@ FIELDS = (
     "environment",
     "secrets",
     "notify",
+    "ping",
     "env_file",
     "volumes",
     "ports",
@@ -747,6 +758,7 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
         "environment": _environment,
         "secrets": _secrets,
         "notify": _notify,
+        "ping": lambda v: _http_url(v, "ping"),
         "env_file": lambda v: _absolute(v, "env_file"),
         "volumes": _volumes,
         "ports": _ports,

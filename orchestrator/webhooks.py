@@ -1,5 +1,5 @@
-"""Sending one notification to a webhook: the run's JSON, signed when the receiver has a
-secret, with the delivery id a receiver can drop a repeat by."""
+"""Sending one notification: to a webhook, the run's JSON, signed when the receiver has
+a secret, with the delivery id a receiver can drop a repeat by; to a ping URL, a GET."""
 
 from __future__ import annotations
 
@@ -28,7 +28,15 @@ def resolve_url(url: str, secrets_dir: str) -> str:
 
 
 def send(item: Notification, secrets_dir: str) -> int:
-    """POST the notification; the HTTP status (HTTPError for 4xx/5xx)."""
+    """POST the notification (GET for a ping); the HTTP status (HTTPError for 4xx/5xx)."""
+    if item.method == "GET":  # a dead-man ping: the URL says it all
+        ping = urllib.request.Request(
+            resolve_url(item.url, secrets_dir),
+            headers={"User-Agent": f"orchestrator/{__version__}"},
+            method="GET",
+        )
+        with urllib.request.urlopen(ping, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+            return int(response.status)
     body = json.dumps({**item.payload, "delivery_id": item.id}, ensure_ascii=False).encode()
     headers = {
         "Content-Type": "application/json",

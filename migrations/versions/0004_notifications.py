@@ -1,4 +1,4 @@
-"""Notifications: the outbox of run events for webhooks, delivered at least once.
+"""Notifications: the outbox of run events for webhooks and pings, delivered at least once.
 
 Revision ID: 0004
 Revises: 0003
@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("job_name", sa.String(length=63), nullable=False),
         sa.Column("event", sa.String(length=16), nullable=False),
         sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("method", sa.String(length=8), nullable=False),
         sa.Column("secret_name", sa.String(length=255), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),

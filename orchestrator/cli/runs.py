@@ -149,6 +149,17 @@ def show(app: AppContext, run_id: int, as_json: bool, raw: bool) -> None:
     fields["ports"] = ", ".join(f"{key}->{port}" for key, port in run.ports.items()) or None
     for key, value in fields.items():
         click.echo(f"{key + ':':15} {'-' if value is None else value}")
+    deliveries = app.operations().runs.deliveries(run_id)
+    if deliveries:
+        click.echo("")
+        click.echo("--- notifications ---")
+        for item in deliveries:
+            last = item.answers[-1] if item.answers else {}
+            answer = f"HTTP {last['status']}" if "status" in last else last.get("error", "-")
+            click.echo(
+                f"{item.event} -> {item.url}: {item.status.value} "
+                f"({item.attempts} attempt(s), last: {answer})"
+            )
     click.echo("")
     if run.output_truncated and run.output_limit:
         click.echo(f"--- output (last {format_size(run.output_limit)} only) ---")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from orchestrator.errors import JobNotFoundError
 from orchestrator.masking import OutputMasker
 from orchestrator.operations.context import Audited
-from orchestrator.records import RunDot, RunRecord, RunStatus
+from orchestrator.records import Notification, RunDot, RunRecord, RunStatus
 from orchestrator.store.facade import Store
 
 if TYPE_CHECKING:
@@ -85,6 +85,10 @@ class RunOperations:
     def attempts(self, run: RunRecord) -> list[RunRecord]:
         """Every attempt of the run's fire, first to last."""
         return self._store.attempts(run.first_run_id or run.id)
+
+    def deliveries(self, run_id: int) -> list[Notification]:
+        """The notifications of one run (webhooks and pings), oldest first."""
+        return list(reversed(self._store.notifications(run_id=run_id, limit=1000)))
 
     def list(
         self,

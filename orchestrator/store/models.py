@@ -148,6 +148,8 @@ class NotificationRow(Base):
     job_name: Mapped[str] = mapped_column(String(63))
     event: Mapped[str] = mapped_column(String(16))
     url: Mapped[str] = mapped_column(String(2048))
+    # POST (a webhook: the run's JSON) or GET (a dead-man ping).
+    method: Mapped[str] = mapped_column(String(8))
     secret_name: Mapped[str | None] = mapped_column(String(255))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))

@@ -32,6 +32,7 @@ def _record(row: NotificationRow) -> Notification:
         next_attempt_at=row.next_attempt_at,
         give_up_at=row.give_up_at,
         delivered_at=row.delivered_at,
+        method=row.method,
     )
 
 
@@ -51,6 +52,7 @@ class NotificationRepository:
                             job_name=item.job,
                             event=item.event,
                             url=item.url,
+                            method=item.method,
                             secret_name=item.secret_name,
                             payload=item.payload,
                             status=DeliveryStatus.PENDING.value,

@@ -33,6 +33,7 @@ class Receiver:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
         self.received: list[tuple[dict[str, str], bytes]] = []
+        self.pinged: list[str] = []
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -40,13 +41,18 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
     def start(self) -> None:
-        received = self.received
+        received, pinged = self.received, self.pinged
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(204)
+                self.end_headers()
+
+            def do_GET(self) -> None:  # a dead-man ping
+                pinged.append(self.path)
+                self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -98,6 +104,7 @@ def test_a_failed_run_is_told_signed_once_per_event(
   schedule: "0 0 1 1 *"
   image: IMAGE
   command: [sh, -c, "echo about to fail; exit 3"]
+  ping: "http://127.0.0.1:{receiver.port}/ping/abc"
   notify:
     - webhook: "{url}"
       secret: hook_key
@@ -111,6 +118,8 @@ def test_a_failed_run_is_told_signed_once_per_event(
     wait_for(lambda: len(receiver.received) >= 2, 30, "two notifications")
     time.sleep(1.5)  # nothing more comes: one per event
     assert [event["event"] for event in receiver.events()] == ["started", "failed"]
+    wait_for(lambda: len(receiver.pinged) >= 2, 10, "the pings")
+    assert receiver.pinged == ["/ping/abc/start", "/ping/abc/fail"]
     for headers, body in receiver.received:
         expected = "sha256=" + hmac.new(KEY, body, hashlib.sha256).hexdigest()
         assert headers["x-orchestrator-signature"] == expected
@@ -125,7 +134,11 @@ def test_a_failed_run_is_told_signed_once_per_event(
         ("started", "delivered", 1),
         ("failed", "delivered", 1),
     }
-    assert all("{{secret:hook_path}}" in item["url"] for item in listed)  # never resolved
+    hooks = [item for item in listed if "/ping/" not in item["url"]]
+    assert len(hooks) == 2 and all("{{secret:hook_path}}" in item["url"] for item in hooks)
+    shown = docker_cli("runs", "show", str(run_id)).stdout
+    assert "--- notifications ---" in shown and "failed -> http://127.0.0.1" in shown
+    assert "delivered (1 attempt(s), last: HTTP 204)" in shown
     tested = docker_cli("--secrets-dir", str(secrets_dir), "notifications", "test", "breaks").stdout
     assert "HTTP 204" in tested and receiver.events()[-1]["event"] == "test"
 

@@ -148,3 +148,28 @@ def test_notify_round_trips_and_keeps_secrets_as_placeholders() -> None:
             "secret": "hook_key",
         }
     ]
+
+
+def test_a_ping_gets_start_success_and_final_failure() -> None:
+    job = parse_job(
+        {
+            "name": "j",
+            "schedule": "@hourly",
+            "image": "img",
+            "ping": "https://hc-ping.example/abc/",
+            "retries": {"count": 1, "backoff": "1s"},
+        }
+    )
+    start = events.on_start(job)
+    end = events.on_end(job)
+    assert start is not None and end is not None
+    assert [(n.method, n.url) for n in start(run(RunStatus.RUNNING))] == [
+        ("GET", "https://hc-ping.example/abc/start")
+    ]
+    assert [n.url for n in end(run(RunStatus.SUCCEEDED), None)] == ["https://hc-ping.example/abc"]
+    assert end(run(RunStatus.FAILED, attempt=1), None) == []  # to be retried: no /fail yet
+    assert [n.url for n in end(run(RunStatus.FAILED, attempt=2), None)] == [
+        "https://hc-ping.example/abc/fail"
+    ]
+    assert end(run(RunStatus.CANCELLED), None) == []
+    assert parse_job(job.to_dict()) == job
