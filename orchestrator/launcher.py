@@ -69,7 +69,7 @@ from orchestrator.settings import (
     DEFAULT_PORT_RANGE,
     DEFAULT_SECRETS_DIR,
 )
-from orchestrator.spec import JobSpec, VolumeSpec
+from orchestrator.spec import JobSpec, NotifySpec, VolumeSpec
 from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
 from orchestrator.tailbuffer import TailBuffer
@@ -110,6 +110,8 @@ class LaunchSettings:
     # How long a run about to start waits for an engine that does not answer (the
     # service: a restart of dockerd delays fires instead of failing them; the CLI: 0).
     engine_patience_seconds: float = 0
+    # Told of the runs of jobs that name no `notify:` of their own (ORCHESTRATOR_NOTIFY).
+    default_notify: tuple[NotifySpec, ...] = ()
 
 
 def port_variable(key: str) -> str:
@@ -174,12 +176,18 @@ class RunLauncher:
             )
         )
 
+    def with_defaults(self, spec: JobSpec) -> JobSpec:
+        """The job as its notifications see it: the service's receivers when it has none."""
+        if spec.notify or not self.settings.default_notify:
+            return spec
+        return replace(spec, notify=self.settings.default_notify)
+
     def _finish(
         self, run_id: int, status: RunStatus, spec: JobSpec | None = None, **fields: object
     ) -> RunRecord:
         """Record the run's end, and (in the same transaction) the notifications of it."""
         finished_at = datetime.now(UTC)
-        notify = events.on_end(spec) if spec is not None else None
+        notify = events.on_end(self.with_defaults(spec)) if spec is not None else None
 
         def write() -> RunRecord:
             return self.store.finish_run(
@@ -263,7 +271,10 @@ class RunLauncher:
 
             def mark() -> bool:
                 return self.store.mark_running(
-                    run.id, started_at=started_at, ports=ports, notify=events.on_start(spec)
+                    run.id,
+                    started_at=started_at,
+                    ports=ports,
+                    notify=events.on_start(self.with_defaults(spec)),
                 )
 
             running = self._persist(mark)

@@ -911,3 +911,15 @@ def load_job_texts(
     if problems:
         raise InvalidSpecError("\n".join(problems))
     return loaded
+
+
+def parse_default_notify(text: str, setting: str) -> tuple[NotifySpec, ...]:
+    """The service-wide receivers (whitespace-separated webhook URLs) told of the runs
+    of jobs that name none: failed, timed_out and lost."""
+    targets = []
+    for url in text.split():
+        try:
+            targets.append(NotifySpec(webhook=_http_url(url, setting), on=DEFAULT_NOTIFY_ON))
+        except _Problem as problem:
+            raise InvalidSpecError(f"{setting}: {problem.message}") from None
+    return tuple(targets)

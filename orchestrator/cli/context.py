@@ -42,6 +42,7 @@ class AppContext:
     secrets_dir: str = settings.DEFAULT_SECRETS_DIR
     registry_auth: str | None = None
     docker_host: str | None = None
+    default_notify: str | None = None
     _database: Database | None = field(default=None, repr=False)
     _checked: bool = False
     _engine: DockerEngine | None = field(default=None, repr=False)
@@ -132,7 +133,13 @@ class AppContext:
                 raise InvalidInputError(
                     f"allowed host path {quote(path)} is not an absolute host directory"
                 )
+        default_notify: tuple[Any, ...] = ()
+        if self.default_notify:
+            from orchestrator.spec import parse_default_notify
+
+            default_notify = parse_default_notify(self.default_notify, settings.NOTIFY_ENV)
         return dict(
+            default_notify=default_notify,
             extra_labels=tuple(labels),
             output_limit=limit,
             keep_containers=self.keep_containers,

@@ -166,6 +166,7 @@ def cli(
         secrets_dir=secrets_dir,
         registry_auth=registry_auth or None,
         docker_host=os.environ.get(settings.DOCKER_HOST_ENV) or None,
+        default_notify=os.environ.get(settings.NOTIFY_ENV) or None,
     )
     ctx.obj = app
     ctx.call_on_close(app.close)

@@ -89,7 +89,7 @@ class Adoption:
                     status=RunStatus.LOST,
                     finished_at=self.clock(),
                     error="its scheduler died and no container of it was found",
-                    notify=events.on_end(spec) if spec is not None else None,
+                    notify=events.on_end(self.launcher.with_defaults(spec)) if spec else None,
                 )
             return
         if spec is None:  # the job was deleted meanwhile: follow the run all the same

@@ -44,6 +44,7 @@ class ClaimWorkers:
         start_run: Callable[[RunRecord, JobSpec], None],
         is_active: Callable[[int], bool],
         stop_grace_seconds: int,
+        with_defaults: Callable[[JobSpec], JobSpec] = lambda spec: spec,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -56,6 +57,7 @@ class ClaimWorkers:
         self.start_run = start_run
         self.is_active = is_active
         self.stop_grace_seconds = stop_grace_seconds
+        self.with_defaults = with_defaults
         self.fires: queue.Queue[Fire | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
 
@@ -151,7 +153,7 @@ class ClaimWorkers:
                 status=RunStatus.SKIPPED,
                 finished_at=self.clock(),
                 error=decision.skip_reason,
-                notify=events.on_end(spec),
+                notify=events.on_end(self.with_defaults(spec)),
             )
             self.observers.fire_skipped(run)
             log.warning(

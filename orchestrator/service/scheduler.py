@@ -98,6 +98,7 @@ class SchedulerService:
             start_run=lambda run, spec: self._start_run(run, spec),
             is_active=self._is_active,
             stop_grace_seconds=launch.stop_grace_seconds,
+            with_defaults=self.launcher.with_defaults,
         )
         self.deliveries = DeliveryWorkers(
             store=self.store,

@@ -200,3 +200,46 @@ def test_a_receiver_down_then_a_sigkilled_scheduler_still_deliver_it(
     late = [r for r in down_window if r.started_at and (r.started_at - r.scheduled_for).seconds > 3]
     assert late == [], [(r.id, r.started_at, r.scheduled_for) for r in late]
     assert second.terminate() == 0
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
+def test_service_wide_receivers_hear_of_jobs_that_name_none(
+    start_service: Any,
+    database: Database,
+    tmp_path: Path,
+    docker_cli: Any,
+    receiver: Receiver,
+) -> None:
+    receiver.start()
+    jobs = write_jobs(
+        tmp_path,
+        """
+- {name: plain, schedule: "0 0 1 1 *", image: IMAGE, command: [sh, -c, "exit 4"]}
+- name: own
+  schedule: "0 0 1 1 *"
+  image: IMAGE
+  command: [sh, -c, "exit 4"]
+  notify: [{webhook: "http://127.0.0.1:9/elsewhere"}]
+""",
+    )
+    docker_cli("jobs", "apply", str(jobs))
+    start_service(env={"ORCHESTRATOR_NOTIFY": f"  {receiver.url}  "})
+    wait_for(lambda: (tmp_path / "health.json").exists(), 30, "the service to start")
+    plain = int(docker_cli("jobs", "run", "plain", "--detach").stdout.split()[2])
+    docker_cli("jobs", "run", "own", "--detach")
+    wait_for(lambda: receiver.received, 30, "the service-wide receiver")
+    wait_for(lambda: all(r.status.finished for r in all_runs(database)), 30, "both runs to end")
+    time.sleep(1.5)
+    assert [(e["job"], e["event"], e["id"]) for e in receiver.events()] == [
+        ("plain", "failed", plain)
+    ]  # the job with its own receivers is not told to the service's
+
+
+def test_a_bad_service_wide_receiver_is_refused(tmp_path: Path) -> None:
+    from tests.conftest import Cli
+
+    cli = Cli(f"sqlite:///{tmp_path / 'x.db'}", env={"ORCHESTRATOR_NOTIFY": "mailto://ops"})
+    result = cli("jobs", "list", expect=2)
+    assert result.stderr.strip() == (
+        "ORCHESTRATOR_NOTIFY: 'mailto://ops' is not an http:// or https:// URL"
+    )
