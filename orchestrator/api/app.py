@@ -60,7 +60,8 @@ class ApiError(Exception):
         self.message = message
 
 
-def _status_of(error: OrchestratorError) -> int:
+def status_of(error: OrchestratorError) -> int:
+    """The HTTP status of one of our errors (the API and the pages answer alike)."""
     if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, InvalidSpecError):
@@ -115,7 +116,7 @@ def create_app(
 
     @app.exception_handler(OrchestratorError)
     async def orchestrator_error(_request: Request, error: OrchestratorError) -> JSONResponse:
-        status = _status_of(error)
+        status = status_of(error)
         if status == 500:
             log.error("request failed: %s", error)
         return _error(status, " ".join(str(error).splitlines()[:5]) or type(error).__name__)

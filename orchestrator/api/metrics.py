@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,7 +26,7 @@ from prometheus_client.registry import Collector
 from orchestrator import __version__
 from orchestrator.errors import OrchestratorError
 from orchestrator.operations import Backends, shapes
-from orchestrator.records import RunRecord, RunTrigger
+from orchestrator.records import JobListing, RunRecord, RunTrigger
 from orchestrator.schedule import next_fire_times
 from orchestrator.service.observers import LATE_SECONDS
 
@@ -148,7 +147,7 @@ class _StateCollector(Collector):
         database_up = GaugeMetricFamily("orchestrator_database_up", "1 when the database answers.")
         store = self._backends.store
         try:
-            jobs = store.jobs()
+            jobs = store.job_listing()
             successes = store.last_successes()
             leases = store.leases()
             pending, oldest = store.notification_backlog()
@@ -182,7 +181,7 @@ class _StateCollector(Collector):
         yield age
 
 
-def _job_gauges(jobs: list[Any], successes: dict[str, datetime]) -> Iterator[Metric]:
+def _job_gauges(jobs: list[JobListing], successes: dict[str, datetime]) -> Iterator[Metric]:
     now = datetime.now().astimezone()
     enabled = GaugeMetricFamily(
         "orchestrator_job_enabled",
@@ -211,7 +210,7 @@ def _job_gauges(jobs: list[Any], successes: dict[str, datetime]) -> Iterator[Met
         upcoming = shapes.next_run(job, now)
         if upcoming is not None:
             following.add_metric([job.name], upcoming.timestamp())
-        fires = next_fire_times(job.spec.trigger, now, 2)
+        fires = next_fire_times(job.trigger, now, 2)
         if len(fires) == 2:
             period.add_metric([job.name], (fires[1] - fires[0]).total_seconds())
     yield enabled

@@ -122,10 +122,10 @@ def add_pages(
         return render(request, "error.html", error.status, message=error.message)
 
     def page_failure(request: Request, error: OrchestratorError) -> HTMLResponse:
-        from orchestrator.api.app import _status_of
+        from orchestrator.api.app import status_of
 
         message = " ".join(str(error).splitlines()[:3])
-        return render(request, "error.html", _status_of(error), message=message)
+        return render(request, "error.html", status_of(error), message=message)
 
     # --- signing in ----------------------------------------------------------------------
 

@@ -184,6 +184,20 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+def read_file_twin(twin: str, path: str) -> str:
+    """The secret in the file a setting's `_FILE` twin names (compose and Swarm secrets)."""
+    from pathlib import Path
+
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise InvalidInputError(f"{twin}: cannot read {path}: {reason}") from None
+    if not text:
+        raise InvalidInputError(f"{twin}: {path} is empty")
+    return text
+
+
 def cli_actor() -> str:
     """Who a CLI write is audited as: the user running the command."""
     import getpass

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from orchestrator import __version__, settings
-from orchestrator.cli.context import AppContext
+from orchestrator.cli.context import AppContext, read_file_twin
 from orchestrator.errors import InvalidInputError, OrchestratorError
 
 
@@ -181,14 +180,7 @@ def _from_file_twin(ctx: click.Context, parameter: str, variable: str, value: st
         return value
     if ctx.get_parameter_source(parameter) is not click.core.ParameterSource.DEFAULT:
         raise InvalidInputError(f"set {variable} or {twin}, not both")
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise InvalidInputError(f"{twin}: cannot read {path}: {reason}") from None
-    if not text:
-        raise InvalidInputError(f"{twin}: {path} is empty")
-    return text
+    return read_file_twin(twin, path)
 
 
 def _configure_logging() -> None:

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator import settings
-from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
+from orchestrator.cli.context import (
+    AppContext,
+    allow_privileged_option,
+    pass_app,
+    read_file_twin,
+)
 from orchestrator.errors import DatabaseUnavailableError, InvalidInputError
 from orchestrator.units import parse_duration
 
@@ -264,14 +269,7 @@ def _secret_setting(variable: str) -> str | None:
         return value
     if value:
         raise InvalidInputError(f"set {variable} or {twin}, not both")
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise InvalidInputError(f"{twin}: cannot read {path}: {reason}") from None
-    if not text:
-        raise InvalidInputError(f"{twin}: {path} is empty")
-    return text
+    return read_file_twin(twin, path)
 
 
 def _http_settings(
