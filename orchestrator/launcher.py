@@ -3,26 +3,35 @@
 pending -> running -> succeeded | failed | timed_out | cancelled. Whatever happens, the
 run row ends in a final status, its port leases are released and its container removed
 (unless kept for debugging).
+
+A run is launched (`launch`: its container created and started) and then followed
+(`follow`: its output read to the end, its exit recorded); the service does the two in
+different threads, so that launches are bounded by a pool and following a run costs one
+thread. At most `max_parallel_launches` create, start and remove calls are in flight
+at once. A create or start the engine did not answer is reconciled before it is tried
+again: the container it may have made is found by its launch label, followed if it
+started, removed if not, so a run never has two containers and none is left `Created`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
 from orchestrator import events
 from orchestrator.backoff import with_backoff
+from orchestrator.deadlines import Deadlines
 from orchestrator.engine import (
     JOB_LABEL,
+    LAUNCH_LABEL,
     MANAGED_LABEL,
     RUN_LABEL,
     ContainerExit,
@@ -84,6 +93,12 @@ HEARTBEAT_SECONDS = 5.0
 DEFAULT_PORT_POOL = parse_port_range(DEFAULT_PORT_RANGE)
 # Where a job that holds the docker_socket grant finds the engine.
 JOB_SOCKET_PATH = "/var/run/docker.sock"
+# Create, start and remove calls in flight at once (ORCHESTRATOR_MAX_PARALLEL_LAUNCHES):
+# on a small host the engine does not start containers faster with more, it only
+# answers each call later (see benchmarks/RESULTS.md, saturation).
+DEFAULT_MAX_PARALLEL_LAUNCHES = 4
+# States of a container that has started (it may have ended since).
+STARTED_STATES = frozenset({"running", "exited", "paused", "restarting"})
 T = TypeVar("T")
 
 
@@ -112,6 +127,57 @@ class LaunchSettings:
     engine_patience_seconds: float = 0
     # Told of the runs of jobs that name no `notify:` of their own (ORCHESTRATOR_NOTIFY).
     default_notify: tuple[NotifySpec, ...] = ()
+    max_parallel_launches: int = DEFAULT_MAX_PARALLEL_LAUNCHES
+
+
+@dataclass
+class Launched:
+    """A run whose container has started: what following it needs."""
+
+    run: RunRecord
+    spec: JobSpec
+    container_id: str
+    masker: OutputMasker
+    # Every container made for the run (to remove at its end).
+    created: list[str] = field(default_factory=list)
+
+
+class Heartbeats:
+    """One thread beats for every run this process holds (queued, starting or followed),
+    so that no other scheduler adopts them; a run that is dropped is no longer beaten."""
+
+    def __init__(self, store: Store, owner: str) -> None:
+        self._store = store
+        self._owner = owner
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, run_id: int) -> None:
+        with self._lock:
+            self._held.add(run_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, name="heartbeats", daemon=True)
+                self._thread.start()
+
+    def drop(self, run_id: int) -> None:
+        with self._lock:
+            self._held.discard(run_id)
+
+    def held(self) -> set[int]:
+        with self._lock:
+            return set(self._held)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            held = sorted(self.held())
+            if not held:
+                continue
+            try:
+                self._store.heartbeat(self._owner, held, datetime.now(UTC))
+            except OrchestratorError as error:
+                log.warning("heartbeat of %d run(s) failed: %s", len(held), error)
 
 
 def port_variable(key: str) -> str:
@@ -137,6 +203,10 @@ class RunLauncher:
         # Runs we record carry this id and a heartbeat while we follow them, so that a
         # scheduler can adopt them if this process dies.
         self.owner = owner or make_owner_id()
+        self.heartbeats = Heartbeats(self.store, self.owner)
+        self.deadlines = Deadlines("run-timeouts")
+        # Bounds the create, start and remove calls in flight (see the module doc).
+        self.engine_calls = threading.BoundedSemaphore(settings.max_parallel_launches)
         self.leaser = PortLeaser(database, engine, settings.port_pool, settings.port_host_ip)
         self.policy = HostPolicy(
             allow_privileged_jobs=settings.allow_privileged_jobs,
@@ -210,20 +280,6 @@ class RunLauncher:
             what="engine unavailable",
         )
 
-    def _heartbeat(self, run_id: int) -> threading.Event:
-        """Beat for the run until the returned event is set."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(HEARTBEAT_SECONDS):
-                try:
-                    self.store.heartbeat(self.owner, [run_id], datetime.now(UTC))
-                except OrchestratorError as error:
-                    log.warning("heartbeat of run %s failed: %s", run_id, error)
-
-        threading.Thread(target=beat, name=f"beat-{run_id}", daemon=True).start()
-        return stop
-
     def _set_container(self, run_id: int, container_id: str, image_id: str) -> None:
         self.store.set_container(run_id, container_id, image_id)
 
@@ -248,46 +304,98 @@ class RunLauncher:
     ) -> RunRecord:
         """Run the job's container to its end and record it. Never raises for a job's
         own failure: that is the run's status. Infrastructure failures fail the run."""
-        container_id: str | None = None
+        launched = self.launch(run, spec, on_running)
+        if isinstance(launched, RunRecord):
+            return launched
+        return self.follow(launched, on_output)
+
+    def launch(
+        self,
+        run: RunRecord,
+        spec: JobSpec,
+        on_running: Callable[[RunRecord], None] | None = None,
+    ) -> Launched | RunRecord:
+        """Create and start the run's container: what following it needs, or the run's
+        record when it ended before (it could not start: failed, with the reason)."""
         # Every container made for this run, the moment the engine made it: whatever
-        # interrupts the start (Ctrl-C, SIGTERM, an error), the finally removes them.
+        # interrupts the start (Ctrl-C, SIGTERM, an error), they are removed.
         created: list[str] = []
-        beat = self._heartbeat(run.id)
+        self.heartbeats.hold(run.id)
+        launched: Launched | RunRecord | None = None
         try:
-            given = load_launch_secrets(spec, self.settings.secrets_dir)
-            auth = self._registry_login(spec.image)
-            image_id = self._when_engine_answers(
-                lambda: self.engine.ensure_image(spec.image, spec.pull, auth)
+            launched = self._guarded(
+                run, spec, lambda: self._launch(run, spec, created, on_running)
             )
-            plans = self._mounts(spec, given)
-            if spec.network and not self._when_engine_answers(
-                lambda: self.engine.network_exists(spec.network or "")
-            ):
-                raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
-            container_id, ports = self._when_engine_answers(
-                lambda: self._create_and_start(run, spec, image_id, plans, given, created)
+            return launched
+        finally:
+            if not isinstance(launched, Launched):
+                self._clean_up(run.id, created)
+
+    def follow(self, launched: Launched, on_output: OutputSink | None = None) -> RunRecord:
+        """Follow a launched run to its end and record it; its container is removed."""
+        run, spec = launched.run, launched.spec
+        timeout = spec.timeout.total_seconds() if spec.timeout else None
+        try:
+            return self._guarded(
+                run,
+                spec,
+                lambda: self._follow(
+                    run, spec, launched.container_id, on_output, timeout, launched.masker
+                ),
             )
-            started_at = datetime.now(UTC)
+        finally:
+            self._clean_up(run.id, launched.created)
 
-            def mark() -> bool:
-                return self.store.mark_running(
-                    run.id,
-                    started_at=started_at,
-                    ports=ports,
-                    notify=events.on_start(self.with_defaults(spec)),
-                )
+    def skip(self, run: RunRecord, spec: JobSpec, reason: str) -> RunRecord:
+        """Record a run that will not start (it missed its start deadline) as skipped."""
+        try:
+            return self._finish(run.id, RunStatus.SKIPPED, spec, error=reason)
+        finally:
+            self.heartbeats.drop(run.id)
 
-            running = self._persist(mark)
-            if not running:  # cancelled while we were starting it
-                self.engine.kill(container_id)
-            elif on_running is not None:
-                on_running(run)
-            timeout = spec.timeout.total_seconds() if spec.timeout else None
-            masker = OutputMasker(given.masked)
-            return self._follow(run, spec, container_id, on_output, timeout, masker)
+    def _launch(
+        self,
+        run: RunRecord,
+        spec: JobSpec,
+        created: list[str],
+        on_running: Callable[[RunRecord], None] | None,
+    ) -> Launched | RunRecord:
+        given = load_launch_secrets(spec, self.settings.secrets_dir)
+        auth = self._registry_login(spec.image)
+        image_id = self._when_engine_answers(
+            lambda: self.engine.ensure_image(spec.image, spec.pull, auth)
+        )
+        plans = self._mounts(spec, given)
+        if spec.network and not self._when_engine_answers(
+            lambda: self.engine.network_exists(spec.network or "")
+        ):
+            raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
+        container_id, ports = self._start_container(run, spec, image_id, plans, given, created)
+        started_at = datetime.now(UTC)
+
+        def mark() -> bool:
+            return self.store.mark_running(
+                run.id,
+                started_at=started_at,
+                ports=ports,
+                notify=events.on_start(self.with_defaults(spec)),
+            )
+
+        running = self._persist(mark)
+        if not running:  # cancelled while we were starting it
+            self.engine.kill(container_id)
+        elif on_running is not None:
+            on_running(run)
+        return Launched(run, spec, container_id, OutputMasker(given.masked), created)
+
+    def _guarded(self, run: RunRecord, spec: JobSpec, step: Callable[[], T]) -> T | RunRecord:
+        """`step()`; an error ends the run: failed with the reason (the error is ours,
+        not the job's), or cancelled by Ctrl-C, which goes on up."""
+        try:
+            return step()
         except OrchestratorError as error:
             log.info(
-                "run %s of %s failed to start: %s",
+                "run %s of %s failed: %s",
                 run.id,
                 spec.name,
                 error,
@@ -301,15 +409,20 @@ class RunLauncher:
             log.exception("run %s of %s: internal error", run.id, spec.name)
             self._finish(run.id, RunStatus.FAILED, spec, error=f"internal error: {error!r}")
             raise
-        finally:
-            beat.set()
-            self.leaser.release(run.id)
-            if not self.settings.keep_containers:
-                for made in created:
-                    try:
-                        self.engine.remove(made)
-                    except EngineError as error:
-                        log.warning("could not remove container %s: %s", made[:12], error)
+
+    def _clean_up(self, run_id: int, created: list[str]) -> None:
+        self.heartbeats.drop(run_id)
+        self.leaser.release(run_id)
+        if not self.settings.keep_containers:
+            for made in created:
+                self._remove(made)
+
+    def _remove(self, container_id: str) -> None:
+        try:
+            with self.engine_calls:
+                self.engine.remove(container_id)
+        except EngineError as error:
+            log.warning("could not remove container %s: %s", container_id[:12], error)
 
     def _registry_login(self, image: str) -> dict[str, str] | None:
         name = self.settings.registry_auth
@@ -351,6 +464,7 @@ class RunLauncher:
         plans: list[MountPlan],
         ports: dict[str, int],
         given: LaunchSecrets,
+        launch: str,
     ) -> ContainerSpec:
         # As docker run: --env-file first, -e over it; our own variables last.
         environment = {**given.environment, **dict(spec.environment)}
@@ -368,6 +482,7 @@ class RunLauncher:
                 MANAGED_LABEL: "true",
                 JOB_LABEL: spec.name,
                 RUN_LABEL: str(run.id),
+                LAUNCH_LABEL: launch,
             },
             command=spec.command,
             entrypoint=spec.entrypoint,
@@ -384,7 +499,7 @@ class RunLauncher:
             host_pid=spec.host_pid,
         )
 
-    def _create_and_start(
+    def _start_container(
         self,
         run: RunRecord,
         spec: JobSpec,
@@ -393,25 +508,76 @@ class RunLauncher:
         given: LaunchSecrets,
         created: list[str],
     ) -> tuple[str, dict[str, int]]:
+        """Create and start the container, retried (with backoff, for up to the engine
+        patience) while the engine does not answer; before each retry, what the call
+        that got no answer did is reconciled (see the module doc)."""
+        launch = secrets.token_hex(8)
+        leased: dict[str, int] = {}
+        tries = 0
+
+        def attempt() -> tuple[str, dict[str, int]]:
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                started = self._reconcile(run, launch, created)
+                if started is not None:
+                    log.info(
+                        "run %s: the container started though the engine did not say so", run.id
+                    )
+                    return started, dict(leased)
+                self.leaser.release(run.id)
+                leased.clear()
+            return self._create_and_start(
+                run, spec, image_id, plans, given, launch, created, leased
+            )
+
+        return self._when_engine_answers(attempt)
+
+    def _reconcile(self, run: RunRecord, launch: str, created: list[str]) -> str | None:
+        """After a create or start the engine did not answer: the container of this
+        launch that started (to follow), or None, every other one of it removed."""
+        found = [w for w in self.engine.managed(run_id=run.id) if w.launch == launch]
+        started = next((w.handle for w in found if w.status in STARTED_STATES), None)
+        for workload in found:
+            if workload.handle not in created:
+                created.append(workload.handle)
+        for handle in list(created):
+            if handle != started:
+                with self.engine_calls:
+                    self.engine.remove(handle)
+                created.remove(handle)
+        return started
+
+    def _create_and_start(
+        self,
+        run: RunRecord,
+        spec: JobSpec,
+        image_id: str,
+        plans: list[MountPlan],
+        given: LaunchSecrets,
+        launch: str,
+        created: list[str],
+        leased: dict[str, int],
+    ) -> tuple[str, dict[str, int]]:
         pinned = {p.host_port for p in spec.ports if p.host_port is not None}
         busy: set[int] = set()
         for _ in range(self.settings.port_attempts):
             ports = self.leaser.lease(run.id, spec.name, spec.ports, spec.timeout, frozenset(busy))
-            try:
-                container_id = self.engine.create(
-                    self._container_spec(run, spec, image_id, plans, ports, given)
-                )
-                created.append(container_id)
-            except EngineUnavailableError:
-                self.leaser.release(run.id)
-                raise
+            leased.clear()
+            leased.update(ports)
+            container = self._container_spec(run, spec, image_id, plans, ports, given, launch)
+            with self.engine_calls:
+                container_id = self.engine.create(container)
+            created.append(container_id)
             self._persist(partial(self._set_container, run.id, container_id, image_id))
             try:
-                self.engine.start(container_id)
+                with self.engine_calls:
+                    self.engine.start(container_id)
                 return container_id, ports
             except PortAllocatedError as error:
                 # The engine has the final word: someone outside our ledger holds it.
-                self.engine.remove(container_id)
+                self._remove(container_id)
+                created.remove(container_id)
                 self.leaser.release(run.id)
                 if error.port in pinned:
                     raise PinnedPortTakenError(
@@ -420,17 +586,11 @@ class RunLauncher:
                 log.info("host port %s is taken outside our ledger; trying another", error.port)
                 busy.add(error.port)
             except EngineUnavailableError:
-                # Start again from scratch once the engine answers (see _when_engine_answers).
-                self.leaser.release(run.id)
-                with contextlib.suppress(EngineError):
-                    self.engine.remove(container_id)
-                raise
+                raise  # reconciled before the next try (see _start_container)
             except EngineError:
                 # The engine refused the start (a command not in the image, say): the run
-                # fails, and its container, which never ran, goes.
+                # fails, and its container, which never ran, goes (at the run's end).
                 self.leaser.release(run.id)
-                with contextlib.suppress(EngineError):
-                    self.engine.remove(container_id)
                 raise
         raise PortPoolExhaustedError(
             f"job {spec.name!r}: {len(busy)} pool ports in a row were taken outside our "
@@ -440,7 +600,7 @@ class RunLauncher:
     def reattach(self, run: RunRecord, spec: JobSpec, container_id: str) -> RunRecord:
         """Finish the record of a run whose container a dead scheduler left behind:
         follow it if it still runs, else read its exit code and output."""
-        beat = self._heartbeat(run.id)
+        self.heartbeats.hold(run.id)
         try:
             state = self.engine.state(container_id)
             if state is None:
@@ -458,13 +618,7 @@ class RunLauncher:
                 timeout = max(spec.timeout.total_seconds() - elapsed, 0.001)
             return self._follow(run, spec, container_id, None, timeout, self._masker_for(spec))
         finally:
-            beat.set()
-            self.leaser.release(run.id)
-            if not self.settings.keep_containers:
-                try:
-                    self.engine.remove(container_id)
-                except EngineError as error:
-                    log.warning("could not remove container %s: %s", container_id[:12], error)
+            self._clean_up(run.id, [container_id])
 
     def _masker_for(self, spec: JobSpec) -> OutputMasker | None:
         """The masker of a run we did not start; None when its secrets cannot be read
@@ -475,19 +629,10 @@ class RunLauncher:
             log.warning("output of a run of %s withheld: %s", spec.name, error)
             return None
 
-    def _wait_through_outages(
-        self, container_id: str, timeout: float | None
-    ) -> ContainerExit | None:
+    def _wait_through_outages(self, container_id: str) -> ContainerExit | None:
         """engine.wait, riding out an engine that restarts or does not answer for a while."""
-        began = time.monotonic()
-
-        def wait() -> ContainerExit | None:
-            elapsed = time.monotonic() - began
-            remaining = None if timeout is None else max(timeout - elapsed, 0.001)
-            return self.engine.wait(container_id, remaining)
-
         return with_backoff(
-            wait,
+            lambda: self.engine.wait(container_id, None),
             retry_on=EngineUnavailableError,
             patience_seconds=ENGINE_PATIENCE_SECONDS,
             what=f"engine unavailable while waiting for {container_id[:12]}",
@@ -502,6 +647,8 @@ class RunLauncher:
         timeout: float | None,
         masker: OutputMasker | None,
     ) -> RunRecord:
+        """Read the output to its end (in this thread), then the exit. A timeout is kept
+        by the shared deadline thread, which kills the container when it is due."""
         tail = TailBuffer(self.settings.output_limit)
 
         def deliver(chunk: bytes) -> None:
@@ -510,41 +657,48 @@ class RunLauncher:
                 if on_output is not None:
                     on_output(chunk)
 
-        def pump() -> None:
+        def kill_if_running() -> bool:
+            if not self.engine.is_running(container_id):
+                return False
+            self.engine.kill(container_id)
+            return True
+
+        deadline = (
+            None
+            if timeout is None
+            else self.deadlines.after(timeout, kill_if_running, f"the timeout of run {run.id}")
+        )
+        try:
             if masker is None:
                 deliver(b"(output withheld: the job's secrets cannot be read to mask it)\n")
-                return
-            try:
-                for chunk in self.engine.follow_output(container_id):
-                    deliver(masker.feed(chunk) if masker else chunk)
-            except (ContainerGoneError, EngineError) as error:
-                log.warning("output of run %s cut short: %s", run.id, error)
-            finally:
-                deliver(masker.flush())
-
-        reader = threading.Thread(target=pump, name=f"logs-{run.id}", daemon=True)
-        reader.start()
-        timed_out = False
-        try:
-            exit_ = self._wait_through_outages(container_id, timeout)
-            if exit_ is None:
-                timed_out = True
-                self.engine.kill(container_id)
-                exit_ = self._wait_through_outages(container_id, 60)
+            else:
+                try:
+                    for chunk in self.engine.follow_output(container_id):
+                        deliver(masker.feed(chunk))
+                except (ContainerGoneError, EngineError) as error:
+                    log.warning("output of run %s cut short: %s", run.id, error)
+                finally:
+                    deliver(masker.flush())
+            exit_ = self._wait_through_outages(container_id)
         except ContainerGoneError as gone:
-            reader.join(timeout=10)
             return self._finish(run.id, RunStatus.FAILED, spec, error=str(gone), **_captured(tail))
-        reader.join(timeout=30)
-        exit_code = exit_.exit_code if exit_ is not None else None
+        finally:
+            if deadline is not None:
+                deadline.cancel()
         status, reason = classify_exit(
-            exit_code,
-            timed_out=timed_out,
+            exit_.exit_code if exit_ is not None else None,
+            timed_out=deadline is not None and deadline.fired,
             oom_killed=exit_ is not None and exit_.oom_killed,
             timeout=spec.timeout,
             memory_limit=spec.resources.memory,
         )
         return self._finish(
-            run.id, status, spec, exit_code=exit_code, error=reason, **_captured(tail)
+            run.id,
+            status,
+            spec,
+            exit_code=exit_.exit_code if exit_ is not None else None,
+            error=reason,
+            **_captured(tail),
         )
 
 

@@ -186,6 +186,9 @@ class JobSpec:
     ports: tuple[PortSpec, ...] = ()
     network: str | None = None
     timeout: timedelta | None = None
+    # A scheduled fire that has not started this long after its time is skipped
+    # (Kubernetes' startingDeadlineSeconds); None: it starts however late.
+    start_deadline: timedelta | None = None
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     concurrency: Concurrency = Concurrency.FORBID
     catchup: CatchupSpec = field(default_factory=CatchupSpec)
@@ -236,6 +239,9 @@ class JobSpec:
             "ports": [str(port) for port in self.ports] or None,
             "network": self.network,
             "timeout": format_duration(self.timeout) if self.timeout else None,
+            "start_deadline": (
+                format_duration(self.start_deadline) if self.start_deadline else None
+            ),
             "user": self.user,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
@@ -714,6 +720,7 @@ FIELDS = (
     "ports",
     "network",
     "timeout",
+    "start_deadline",
     "retries",
     "concurrency",
     "catchup",
@@ -764,6 +771,7 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
         "ports": _ports,
         "network": _network,
         "timeout": lambda v: _duration(v, "timeout"),
+        "start_deadline": lambda v: _duration(v, "start_deadline"),
         "retries": _retries,
         "concurrency": lambda v: _choice(v, "concurrency", Concurrency),
         "catchup": _catchup,

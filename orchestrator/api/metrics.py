@@ -25,10 +25,10 @@ from prometheus_client.registry import Collector
 
 from orchestrator import __version__
 from orchestrator.errors import OrchestratorError
+from orchestrator.lateness import LATE_SECONDS
 from orchestrator.operations import Backends, shapes
 from orchestrator.records import JobListing, RunRecord, RunTrigger
 from orchestrator.schedule import next_fire_times
-from orchestrator.service.observers import LATE_SECONDS
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, float("inf"))
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, float("inf"))

@@ -18,7 +18,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_OUTPUT_LIMIT = 1024**3
 # The labels every job container gets from us (orchestrator.engine); kept here so that
 # checking a setting does not import the engine.
-RESERVED_LABELS = ("orchestrator.managed", "orchestrator.job", "orchestrator.run")
+RESERVED_LABELS = (
+    "orchestrator.managed",
+    "orchestrator.job",
+    "orchestrator.run",
+    "orchestrator.launch",
+)
 
 if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine

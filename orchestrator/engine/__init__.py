@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.engine.contract import (
     JOB_LABEL,
+    LAUNCH_LABEL,
     MANAGED_LABEL,
     RUN_LABEL,
     ContainerExit,
@@ -30,6 +31,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "JOB_LABEL",
+    "LAUNCH_LABEL",
     "MANAGED_LABEL",
     "RUN_LABEL",
     "ContainerExit",

@@ -26,6 +26,9 @@ Handle = str
 MANAGED_LABEL = "orchestrator.managed"
 JOB_LABEL = "orchestrator.job"
 RUN_LABEL = "orchestrator.run"
+# One launch of a run (a random token): how a launch whose create or start call timed
+# out finds what the engine did meanwhile, even where run ids repeat (two databases).
+LAUNCH_LABEL = "orchestrator.launch"
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class ManagedWorkload:
     job: str | None
     run_id: int | None
     status: str
+    launch: str | None = None
 
 
 class Engine(Protocol):

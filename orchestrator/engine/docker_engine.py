@@ -23,6 +23,7 @@ from docker.types import LogConfig, Mount
 
 from orchestrator.engine.contract import (
     JOB_LABEL,
+    LAUNCH_LABEL,
     MANAGED_LABEL,
     RUN_LABEL,
     ContainerExit,
@@ -431,6 +432,7 @@ class DockerEngine:
                     job=marks.get(JOB_LABEL),
                     run_id=int(run) if run.isdigit() else None,
                     status=str(container.get("State", "")),
+                    launch=marks.get(LAUNCH_LABEL),
                 )
             )
         return found

@@ -3,10 +3,11 @@
 
 Workloads are scripted by job (the `orchestrator.job` label), else by image: an exit
 code, an output, how long they run, or a start the engine refuses. The engine can be
-told that a host port is taken outside our ledger, that an image is missing, and that
-it goes away and comes back. Time is real (scripted durations are meant to be short);
-every method is thread-safe. The contract tests in tests/engine_contract run the same
-checks against this and against Docker.
+told that a host port is taken outside our ledger, that an image is missing, that it
+goes away and comes back, that its create, start and remove calls are slow, and that
+some of them time out (having done their work or not) or fail. Time is real (scripted
+durations are meant to be short); every method is thread-safe. The contract tests in
+tests/engine_contract run the same checks against this and against Docker.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from orchestrator.engine.contract import (
     JOB_LABEL,
+    LAUNCH_LABEL,
     MANAGED_LABEL,
     RUN_LABEL,
     ContainerExit,
@@ -57,6 +60,13 @@ class Script:
 
 
 @dataclass
+class _Fault:
+    error: EngineError
+    # The engine did the work before the caller heard the error (a timed-out answer).
+    done: bool
+
+
+@dataclass
 class _Workload:
     handle: str
     spec: ContainerSpec
@@ -81,6 +91,10 @@ class FakeEngine:
     default_script: Script = field(default_factory=Script)
     # Every call, by name, for tests that count them.
     calls: list[str] = field(default_factory=list)
+    # Seconds that each create, start or remove call takes (a busy engine).
+    delays: dict[str, float] = field(default_factory=dict)
+    # The most create, start or remove calls (together) that were ever in flight at once.
+    peak_in_flight: int = 0
 
     def __post_init__(self) -> None:
         self._scripts: dict[str, Script] = {}
@@ -88,6 +102,8 @@ class FakeEngine:
         self._ids = itertools.count(1)
         self._changed = threading.Condition()
         self._available = True
+        self._faults: dict[str, list[_Fault]] = {}
+        self._in_flight = 0
 
     # --- scripting ----------------------------------------------------------------------
 
@@ -109,6 +125,19 @@ class FakeEngine:
         with self._changed:
             self._available = True
             self._changed.notify_all()
+
+    def time_out(self, call: str, times: int = 1, *, done: bool) -> None:
+        """The next `times` calls of `call` (create, start, remove) time out: the caller
+        hears no answer, though the engine did the work (`done`) or did not."""
+        error = EngineUnavailableError(f"{call}: the engine did not answer: Read timed out")
+        with self._changed:
+            self._faults.setdefault(call, []).extend(_Fault(error, done) for _ in range(times))
+
+    def fail(self, call: str, times: int = 1, reason: str = "the engine refused") -> None:
+        """The next `times` calls of `call` fail with an answer (an EngineError)."""
+        error = EngineError(f"{call}: {reason}")
+        with self._changed:
+            self._faults.setdefault(call, []).extend(_Fault(error, False) for _ in range(times))
 
     # --- the contract -------------------------------------------------------------------
 
@@ -154,18 +183,22 @@ class FakeEngine:
         return self.add_image(reference)
 
     def create(self, spec: ContainerSpec) -> Handle:
-        self._call("create")
-        if spec.network and not spec.host_network and spec.network not in self.networks:
-            raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
-        job = spec.labels.get(JOB_LABEL, "")
-        script = self._scripts.get(job) or self._scripts.get(spec.image) or self.default_script
-        with self._changed:
-            handle = f"{next(self._ids):064x}"
-            self._workloads[handle] = _Workload(handle, spec, script)
-        return handle
+        with self._calling("create"):
+            if spec.network and not spec.host_network and spec.network not in self.networks:
+                raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
+            job = spec.labels.get(JOB_LABEL, "")
+            script = self._scripts.get(job) or self._scripts.get(spec.image) or self.default_script
+            with self._changed:
+                handle = f"{next(self._ids):064x}"
+                self._workloads[handle] = _Workload(handle, spec, script)
+            return handle
+        raise AssertionError("unreachable")  # pragma: no cover - _calling returns or raises
 
     def start(self, handle: Handle) -> None:
-        self._call("start")
+        with self._calling("start"):
+            self._start(handle)
+
+    def _start(self, handle: Handle) -> None:
         with self._changed:
             workload = self._get(handle)
             if workload.script.start_error:
@@ -243,8 +276,7 @@ class FakeEngine:
         self._end(handle, EXIT_KILLED, "kill")
 
     def remove(self, handle: Handle) -> None:
-        self._call("remove")
-        with self._changed:
+        with self._calling("remove"), self._changed:
             self._workloads.pop(handle, None)
             self._changed.notify_all()
 
@@ -265,6 +297,7 @@ class FakeEngine:
                         job=labels.get(JOB_LABEL),
                         run_id=int(run) if run.isdigit() else None,
                         status=self._status(workload),
+                        launch=labels.get(LAUNCH_LABEL),
                     )
                 )
             return found
@@ -278,6 +311,26 @@ class FakeEngine:
         self.calls.append(name)
         if not self._available:
             raise EngineUnavailableError(f"{name}: the engine did not answer (it went away)")
+
+    @contextmanager
+    def _calling(self, name: str) -> Iterator[None]:
+        """A create, start or remove call: counted in flight, slowed, or failed as told."""
+        self._call(name)
+        with self._changed:
+            faults = self._faults.get(name)
+            fault = faults.pop(0) if faults else None
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            time.sleep(self.delays.get(name, 0.0))
+            if fault is not None and not fault.done:
+                raise fault.error
+            yield
+            if fault is not None:
+                raise fault.error
+        finally:
+            with self._changed:
+                self._in_flight -= 1
 
     def _get(self, handle: Handle) -> _Workload:
         workload = self._workloads.get(handle)

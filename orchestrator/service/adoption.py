@@ -80,6 +80,12 @@ class Adoption:
         except JobNotFoundError:
             spec = None
         container_id = run.container_id or self._find_container(run)
+        if container_id is not None and run.status is RunStatus.PENDING:
+            state = self.engine.state(container_id)
+            if state is None or state.status == "created":
+                # Its scheduler died between create and start: it never ran; start afresh.
+                self.engine.remove(container_id)
+                container_id = None
         if container_id is None:
             if run.status is RunStatus.PENDING and spec is not None:
                 self.start_run(run, spec, None)  # its owner died before creating a container

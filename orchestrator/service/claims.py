@@ -18,7 +18,7 @@ from orchestrator.operations.runs import cancel_run
 from orchestrator.overlap import decide_overlap
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.service.health import LoopBeats
-from orchestrator.service.observers import LATE_SECONDS, Observers
+from orchestrator.service.observers import Observers
 from orchestrator.service.timetable import Timetable
 from orchestrator.spec import Concurrency, JobSpec
 from orchestrator.store.facade import Store
@@ -129,16 +129,8 @@ class ClaimWorkers:
                 return
         if run is None:
             return
-        late = (self.clock() - scheduled_for).total_seconds()
-        self.observers.fire_claimed(run, late)
-        if late > LATE_SECONDS:
-            log.warning(
-                "run %s of %s starts %.1fs late",
-                run.id,
-                job,
-                late,
-                extra={"run": run.id, "job": job, "late_seconds": round(late, 3)},
-            )
+        # How late it starts is logged when it does (service/launches.py), once.
+        self.observers.fire_claimed(run, (self.clock() - scheduled_for).total_seconds())
         if self._apply_overlap(run, spec):
             self.start_run(run, spec)
 

@@ -76,15 +76,22 @@ def check(beats: LoopBeats, max_age_seconds: float) -> tuple[bool, str, dict[str
 
 
 def write_health_file(
-    path: Path, *, owner: str, jobs: int, active_runs: int, beats: LoopBeats
+    path: Path,
+    *,
+    owner: str,
+    jobs: int,
+    active_runs: int,
+    beats: LoopBeats,
+    launches: Mapping[str, object] | None = None,
 ) -> None:
-    """What `orchestrator health` reads, written whole (a rename), never half."""
+    """What `orchestrator health` and `doctor` read, written whole (a rename), never half."""
     data = {
         "owner": owner,
         "time": datetime.now(UTC).isoformat(),
         "jobs": jobs,
         "active_runs": active_runs,
         "loops": {loop: moment.isoformat() for loop, moment in beats.loops().items()},
+        "launches": dict(launches or {}),
     }
     temporary = path.with_name(f".{path.name}.tmp")
     try:

@@ -10,8 +10,6 @@ from typing import Protocol
 from orchestrator.records import RunRecord
 
 log = logging.getLogger(__name__)
-# A fire claimed later than this after its time is logged, and counted as late.
-LATE_SECONDS = 2.0
 
 
 class ServiceObserver(Protocol):

@@ -10,6 +10,8 @@ functions: overlap, retries, exit outcomes, ownership, catch-up.
   picked up by the maintenance loop, which polls the database.
 - Runs we execute carry our owner id and a heartbeat, so another scheduler (or our next
   life) can adopt them.
+- Runs are launched by a bounded pool in order of due time (service/launches.py), so
+  an overload makes runs wait, late, instead of stalling the service.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from orchestrator.service.adoption import Adoption
 from orchestrator.service.claims import ClaimWorkers
 from orchestrator.service.delivery import DeliveryWorkers
 from orchestrator.service.health import LoopBeats, write_health_file
+from orchestrator.service.launches import DEFAULT_MAX_RUNNING, LaunchPool
 from orchestrator.service.observers import Observers
 from orchestrator.service.timetable import Timetable
 from orchestrator.spec import JobSpec
@@ -60,6 +63,9 @@ class ServiceSettings:
     health_seconds: float = 5.0
     claim_workers: int = 4
     delivery_workers: int = 4
+    max_running: int = DEFAULT_MAX_RUNNING
+    # SIGTERM: how long launches in flight may take to finish (none is cut in half).
+    launch_finish_seconds: float = 30.0
 
 
 class SchedulerService:
@@ -81,6 +87,14 @@ class SchedulerService:
         self.launcher = RunLauncher(database, engine, where, launch, owner=self.owner)
         self.beats = LoopBeats()
         self.observers = Observers()
+        self.launches = LaunchPool(
+            launcher=self.launcher,
+            clock=clock,
+            beats=self.beats,
+            ended=self._run_ended,
+            workers=launch.max_parallel_launches,
+            max_running=settings.max_running,
+        )
         self._active: dict[int, str] = {}
         self._active_lock = threading.Lock()
         self._stop = threading.Event()
@@ -129,6 +143,7 @@ class SchedulerService:
         self.timetable.sync(self.store, now)
         for job, moment in self.timetable.missed_fires(self.store.last_fires(), now):
             self.claims.put(job, moment, RunTrigger.CATCHUP)
+        self.launches.start()
         self.claims.start(self.settings.claim_workers)
         self.deliveries.start()
         self.timetable.every(self.settings.health_seconds, "health", self._health_tick)
@@ -165,6 +180,7 @@ class SchedulerService:
         self._stop.set()
         self.timetable.shutdown()
         self.claims.stop()
+        self.launches.stop(self.settings.launch_finish_seconds)
         deadline = time.monotonic() + self.settings.shutdown_grace_seconds
         while self._active and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -190,6 +206,7 @@ class SchedulerService:
             ("pending", self.settings.pending_poll_seconds, lambda: self._start_pending(now)),
             ("jobs", self.settings.job_poll_seconds, lambda: self.timetable.sync(self.store, now)),
             ("adopt", self.settings.adopt_check_seconds, lambda: self.adoption.adopt_orphans(now)),
+            ("saturation", 1.0, self.launches.tell_saturation),
         ]
         for name, every, duty in duties:
             if not self._due(name, every):
@@ -214,6 +231,7 @@ class SchedulerService:
                 jobs=len(self.timetable),
                 active_runs=self.runs_in_flight(),
                 beats=self.beats,
+                launches=self.launches.stats().to_dict(),
             )
 
     # --- runs -----------------------------------------------------------------------------
@@ -221,18 +239,18 @@ class SchedulerService:
     def _start_run(
         self, run: RunRecord, spec: JobSpec, body: Callable[[], RunRecord] | None = None
     ) -> None:
+        """Hand a run of ours to the launch pool (or, with a body, follow it there)."""
         with self._active_lock:
             self._active[run.id] = spec.name
-        thread = threading.Thread(
-            target=self._run_body, args=(run, spec, body), name=f"run-{run.id}", daemon=True
-        )
-        thread.start()
+        if body is None:
+            self.launches.submit(run, spec)
+        else:
+            self.launches.follow(run, spec, body)
 
-    def _run_body(
-        self, run: RunRecord, spec: JobSpec, body: Callable[[], RunRecord] | None
-    ) -> None:
+    def _run_ended(self, run: RunRecord, spec: JobSpec, finished: RunRecord | None) -> None:
         try:
-            finished = body() if body is not None else self.launcher.execute(run, spec)
+            if finished is None:
+                return  # an error of ours, logged; adoption takes the run up again
             self.observers.run_finished(finished)
             log.info(
                 "run %s of %s %s",
@@ -247,8 +265,6 @@ class SchedulerService:
                 },
             )
             self._queue_retry(finished, spec)
-        except Exception:
-            log.exception("run %s of %s failed inside the scheduler", run.id, spec.name)
         finally:
             with self._active_lock:
                 self._active.pop(run.id, None)

@@ -50,7 +50,11 @@ class Service:
 def serve(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
-    def start(health_file: Path | None = None, **launch: Any) -> Service:
+    def start(
+        health_file: Path | None = None,
+        service_settings: dict[str, Any] | None = None,
+        **launch: Any,
+    ) -> Service:
         database = Database(f"sqlite:///{tmp_path / 'fast.db'}")
         migrations.upgrade(database)
         engine = FakeEngine()
@@ -65,6 +69,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Service]]:
                 pending_poll_seconds=0.1,
                 health_file=health_file,
                 health_seconds=0.3,
+                **(service_settings or {}),
             ),
         )
         thread = threading.Thread(target=service.run_forever, daemon=True)

@@ -31,6 +31,8 @@ PURE = (
     "ownership",
     "backoff",
     "events",
+    "lateness",
+    "deadlines",
 )
 # The store's own parts that hold SQLAlchemy; its users go through the facade.
 STORE_INSIDE = (

@@ -3,10 +3,16 @@ liveness. The service only wires them (tests/fast and tests/service see them in 
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from orchestrator.backoff import jittered
+from orchestrator.deadlines import Deadlines
+from orchestrator.lateness import due_time, missed_start_deadline
 from orchestrator.outcomes import classify_exit
 from orchestrator.overlap import decide_overlap
 from orchestrator.ownership import Here, owner_is_dead
@@ -148,3 +154,72 @@ def test_our_own_pid_under_another_token_is_an_earlier_life() -> None:
 def test_an_owner_id_of_another_shape_falls_back_to_the_heartbeat() -> None:
     assert not dead("weird", NOW)
     assert dead("", None)
+
+
+# --- start deadlines, lateness, jitter, the deadline thread ------------------------------
+
+
+def test_a_scheduled_fire_within_its_start_deadline_may_start() -> None:
+    spec = parse_job({"name": "j", "schedule": "@hourly", "image": "i", "start_deadline": "5m"})
+    assert missed_start_deadline(run(1), spec, NOW + timedelta(minutes=5)) is None
+    late = missed_start_deadline(run(1), spec, NOW + timedelta(minutes=7, seconds=12))
+    assert late == "missed its start deadline by 2m12s (start_deadline: 5m)"
+
+
+def test_only_scheduled_fires_are_held_to_the_start_deadline() -> None:
+    spec = parse_job({"name": "j", "schedule": "@hourly", "image": "i", "start_deadline": "1s"})
+    later = NOW + timedelta(hours=1)
+    for trigger in (RunTrigger.MANUAL, RunTrigger.RETRY, RunTrigger.CATCHUP):
+        assert missed_start_deadline(run(1, trigger=trigger), spec, later) is None
+    no_deadline = parse_job({"name": "j", "schedule": "@hourly", "image": "i"})
+    assert missed_start_deadline(run(1), no_deadline, later) is None
+
+
+def test_a_retry_is_due_at_its_backoff_not_at_its_fire() -> None:
+    retry = run(2, trigger=RunTrigger.RETRY, due_at=NOW + timedelta(seconds=30))
+    assert due_time(retry) == NOW + timedelta(seconds=30)
+    assert due_time(run(1)) == NOW
+
+
+def test_backoff_pauses_are_jittered_between_half_and_all() -> None:
+    pauses = {round(jittered(8.0), 3) for _ in range(200)}
+    assert min(pauses) >= 4.0 and max(pauses) <= 8.0
+    assert len(pauses) > 50  # spread, not one value for every run that failed together
+
+
+def test_the_deadline_thread_runs_due_actions_and_not_cancelled_ones() -> None:
+    deadlines = Deadlines("test-deadlines")
+    done = threading.Event()
+    kept = deadlines.after(0.05, lambda: done.set() or True, "kept")
+    dropped = deadlines.after(0.05, lambda: pytest.fail("a cancelled deadline ran"), "dropped")
+    dropped.cancel()
+    assert done.wait(5)
+    assert _soon(lambda: kept.fired)
+    assert not dropped.fired
+
+
+def test_a_deadline_action_that_raised_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("orchestrator.deadlines.RETRY_SECONDS", 0.05)
+    tries: list[int] = []
+    done = threading.Event()
+
+    def flaky() -> bool:
+        tries.append(1)
+        if len(tries) < 3:
+            raise OSError("the engine is away")
+        done.set()
+        return True
+
+    deadline = Deadlines("test-retry").after(0.01, flaky, "flaky")
+    assert done.wait(5)
+    assert len(tries) == 3
+    assert _soon(lambda: deadline.fired)
+
+
+def _soon(condition: Callable[[], bool]) -> bool:
+    """The action has returned (its flag is set just after it)."""
+    for _ in range(100):
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False

@@ -1,0 +1,76 @@
+"""Deadlines kept by one thread for the whole process: a run's timeout kills its
+container from here, so following a run costs one thread, not one per concern."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+# An action that raised (an engine away) is tried again this much later.
+RETRY_SECONDS = 5.0
+
+
+class Deadline:
+    """One deadline; `fired` once its action has run and done something (a timeout's
+    kill of a container that had already ended on its own does not count)."""
+
+    def __init__(self, at: float, action: Callable[[], bool], what: str) -> None:
+        self.at = at
+        self.action = action
+        self.what = what
+        self.fired = False
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Deadlines:
+    """A heap of deadlines and the thread that runs their actions when due (started with
+    the first deadline). An action that raises is logged and tried again later, until
+    it succeeds or its deadline is cancelled."""
+
+    def __init__(self, name: str = "deadlines") -> None:
+        self._name = name
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def after(self, seconds: float, action: Callable[[], bool], what: str) -> Deadline:
+        deadline = Deadline(time.monotonic() + seconds, action, what)
+        with self._changed:
+            self._push(deadline, deadline.at)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+        return deadline
+
+    def __len__(self) -> int:
+        with self._changed:
+            return sum(1 for _, _, deadline in self._heap if not deadline.cancelled)
+
+    def _push(self, deadline: Deadline, at: float) -> None:
+        heapq.heappush(self._heap, (at, next(self._order), deadline))
+        self._changed.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._changed.wait(wait)
+                _, _, due = heapq.heappop(self._heap)
+            if due.cancelled:
+                continue
+            try:
+                due.fired = due.action()
+            except Exception as error:
+                log.warning("%s failed: %s (trying again in %.0fs)", due.what, error, RETRY_SECONDS)
+                with self._changed:
+                    self._push(due, time.monotonic() + RETRY_SECONDS)
