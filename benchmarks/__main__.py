@@ -5,10 +5,10 @@
 Prints a Markdown table (with the machine's cores and the engine's version) and, with
 --json, writes the figures under stable keys (`dispatch.ratio`, `burst.ratio`,
 `burst.missing_fires`, `output.rate_ratio`, `output.rss_growth_mb`, `cli.help_ratio`,
-`cli.list_1000_s`, `history.sqlite.by_job_ms`, ...). `--quick` (a few minutes) is what
-CI runs: it fails (exit 1) only where a figure misses its floor by far (twice the
-allowed ratio or time, or any missing fire), so that noise cannot fail a build; the full
-run's table goes to benchmarks/RESULTS.md by hand, with its date and machine.
+`cli.list_1000_s`, `history.sqlite.by_job_ms`, `saturation.ratio`, ...). `--quick` (a
+few minutes) is what CI runs: it fails (exit 1) only where a figure misses its floor by
+far (twice the allowed ratio or time, or any missing fire), so that noise cannot fail a
+build; the full run's table goes to benchmarks/RESULTS.md by hand, with its date and machine.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_saturation import saturation
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("ORCHESTRATOR_JOB_IMAGE", "local/busybox:latest")
 LABEL = "orchestrator.bench"
@@ -36,6 +38,7 @@ FLOORS: list[tuple[str, float, str, str]] = [
     ("burst.ratio", 1.15, "max", "50-job burst vs raw burst of 50"),
     ("burst.missing_fires", 0, "zero", "fires missing in the burst window"),
     ("output.rate_ratio", 0.8, "min", "output capture rate vs docker logs"),
+    ("saturation.ratio", 0.9, "min", "runs started per second at saturation vs raw best"),
     ("output.rss_growth_mb", 20, "max", "memory growth capturing output"),
     ("cli.help_ratio", 3.0, "max", "orchestrator --help vs bare python"),
     ("cli.list_1000_s", 0.5, "max", "jobs list --json of 1,000 jobs"),
@@ -135,20 +138,29 @@ def dispatch(samples: int) -> dict[str, Any]:
 
 
 def raw_burst(client: Any, size: int) -> float:
-    """Seconds until the last of `size` containers runs, created+started on `size` threads
-    (the concurrency the service uses: a thread per run)."""
-    barrier = threading.Barrier(size + 1)
+    """Seconds until the last of `size` containers runs, created+started by as many
+    threads as the service launches with (ORCHESTRATOR_MAX_PARALLEL_LAUNCHES)."""
+    from orchestrator.settings import DEFAULT_MAX_PARALLEL_LAUNCHES
+
+    workers = DEFAULT_MAX_PARALLEL_LAUNCHES
+    barrier = threading.Barrier(workers + 1)
     ids: list[str] = []
     lock = threading.Lock()
+    left = list(range(size))
 
     def one() -> None:
         barrier.wait()
-        created = client.api.create_container(IMAGE, ["true"], labels={LABEL: "burst"})
-        client.api.start(created["Id"])
-        with lock:
-            ids.append(created["Id"])
+        while True:
+            with lock:
+                if not left:
+                    return
+                left.pop()
+            created = client.api.create_container(IMAGE, ["true"], labels={LABEL: "burst"})
+            client.api.start(created["Id"])
+            with lock:
+                ids.append(created["Id"])
 
-    threads = [threading.Thread(target=one) for _ in range(size)]
+    threads = [threading.Thread(target=one) for _ in range(workers)]
     for thread in threads:
         thread.start()
     barrier.wait()
@@ -408,6 +420,7 @@ QUICK = {
     "output": lambda: output(20),
     "cli": lambda: cli(3, 1000),
     "history": lambda: history(20_000, 60),
+    "saturation": lambda: saturation(100, 10),
 }
 FULL = {
     "dispatch": lambda: dispatch(30),
@@ -415,6 +428,7 @@ FULL = {
     "output": lambda: output(100),
     "cli": lambda: cli(5, 1000),
     "history": lambda: history(100_000, 200),
+    "saturation": lambda: saturation(300, 20),
 }
 
 

@@ -73,6 +73,7 @@ from orchestrator.secretfiles import (
 )
 from orchestrator.settings import (
     DEFAULT_DOCKER_SOCKET,
+    DEFAULT_MAX_PARALLEL_LAUNCHES,
     DEFAULT_OUTPUT_LIMIT,
     DEFAULT_PORT_HOST_IP,
     DEFAULT_PORT_RANGE,
@@ -93,10 +94,6 @@ HEARTBEAT_SECONDS = 5.0
 DEFAULT_PORT_POOL = parse_port_range(DEFAULT_PORT_RANGE)
 # Where a job that holds the docker_socket grant finds the engine.
 JOB_SOCKET_PATH = "/var/run/docker.sock"
-# Create, start and remove calls in flight at once (ORCHESTRATOR_MAX_PARALLEL_LAUNCHES):
-# on a small host the engine does not start containers faster with more, it only
-# answers each call later (see benchmarks/RESULTS.md, saturation).
-DEFAULT_MAX_PARALLEL_LAUNCHES = 4
 # States of a container that has started (it may have ended since).
 STARTED_STATES = frozenset({"running", "exited", "paused", "restarting"})
 T = TypeVar("T")

@@ -41,6 +41,13 @@ API_TOKENS_FILE_ENV = "ORCHESTRATOR_API_TOKENS_FILE"
 HTTP_READ_OPEN_ENV = "ORCHESTRATOR_HTTP_READ_OPEN"
 METRICS_NEED_TOKEN_ENV = "ORCHESTRATOR_METRICS_NEED_TOKEN"
 METRICS_PER_JOB_ENV = "ORCHESTRATOR_METRICS_PER_JOB_HISTOGRAMS"
+MAX_PARALLEL_LAUNCHES_ENV = "ORCHESTRATOR_MAX_PARALLEL_LAUNCHES"
+# Create, start and remove calls in flight at once: on a small host the engine does not
+# start containers faster with more, it answers each call later (benchmarks/RESULTS.md).
+DEFAULT_MAX_PARALLEL_LAUNCHES = 4
+MAX_RUNNING_ENV = "ORCHESTRATOR_MAX_RUNNING"
+# Runs followed at once by one service: each costs a thread and an engine connection.
+DEFAULT_MAX_RUNNING = 200
 # Settings that hold a secret may instead name a file that holds it (compose and Swarm
 # secrets): the variable with this suffix.
 FILE_SUFFIX = "_FILE"

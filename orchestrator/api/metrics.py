@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -45,6 +46,7 @@ class ServiceMetrics:
         runs_in_flight: Callable[[], int],
         *,
         per_job_histograms: bool = False,
+        launches: Callable[[], Mapping[str, Any]] = dict,
     ) -> None:
         # `_created` series double the count and tell nothing a scrape's restart does not.
         disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -80,7 +82,7 @@ class ServiceMetrics:
             buckets=LATENESS_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_StateCollector(backends, runs_in_flight))
+        self.registry.register(_StateCollector(backends, runs_in_flight, launches))
 
     # --- the service's observer ------------------------------------------------------------
 
@@ -109,9 +111,15 @@ class _StateCollector(Collector):
     """Gauges read at scrape time: reachability, leases, each job's last success and next
     fire, runs in flight, build info."""
 
-    def __init__(self, backends: Backends, runs_in_flight: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        runs_in_flight: Callable[[], int],
+        launches: Callable[[], Mapping[str, Any]],
+    ) -> None:
         self._backends = backends
         self._runs_in_flight = runs_in_flight
+        self._launches = launches
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] | None = None
 
@@ -124,6 +132,7 @@ class _StateCollector(Collector):
         )
         in_flight.add_metric([], self._runs_in_flight())
         yield in_flight
+        yield from _launch_gauges(self._launches())
         build = GaugeMetricFamily(
             "orchestrator_build_info", "The orchestrator's version.", labels=["version"]
         )
@@ -179,6 +188,32 @@ class _StateCollector(Collector):
         waited = (datetime.now().astimezone() - oldest).total_seconds() if oldest else 0.0
         age.add_metric([], waited)
         yield age
+
+
+def _launch_gauges(pool: Mapping[str, Any]) -> Iterator[Metric]:
+    """The launch pool, live (not cached): what saturation looks like."""
+    if not pool:
+        return
+    gauges = (
+        ("orchestrator_launch_slots", "Container launches this scheduler runs at once.", "slots"),
+        ("orchestrator_launches_in_flight", "Launches in flight now.", "launching"),
+        ("orchestrator_launch_backlog", "Runs due that wait for a launch slot.", "backlog"),
+        (
+            "orchestrator_launch_oldest_wait_seconds",
+            "How long after its time the oldest run waiting for a launch was due (0: none).",
+            "oldest_wait_seconds",
+        ),
+    )
+    for name, documentation, key in gauges:
+        gauge = GaugeMetricFamily(name, documentation)
+        gauge.add_metric([], float(pool[key]))
+        yield gauge
+    saturated = GaugeMetricFamily(
+        "orchestrator_launch_saturated",
+        "1 while runs wait and every launch (or running) slot is taken.",
+    )
+    saturated.add_metric([], 1 if pool.get("saturated_since") else 0)
+    yield saturated
 
 
 def _job_gauges(jobs: list[JobListing], successes: dict[str, datetime]) -> Iterator[Metric]:

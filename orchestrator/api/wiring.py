@@ -26,7 +26,10 @@ def start_http(
 ) -> HttpServer:
     """Serve the API for `service` on host:port (0: any free port); started."""
     metrics = ServiceMetrics(
-        operations.backends, service.runs_in_flight, per_job_histograms=per_job_histograms
+        operations.backends,
+        service.runs_in_flight,
+        per_job_histograms=per_job_histograms,
+        launches=lambda: service.launches.stats().to_dict(),
     )
     service.observers.add(metrics)
 

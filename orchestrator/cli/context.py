@@ -79,11 +79,13 @@ class AppContext:
             self._checked = True
         return self._database
 
-    def engine(self) -> DockerEngine:
+    def engine(self, connections: int = 32) -> DockerEngine:
+        """The engine, with a pool of `connections` (the service follows each run over
+        a connection of its own)."""
         if self._engine is None:
             from orchestrator.engine import DockerEngine
 
-            self._engine = DockerEngine.from_env()
+            self._engine = DockerEngine.from_env(max_pool_size=connections)
         return self._engine
 
     def where(self) -> SelfContainer:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import emit_json, json_option
+from orchestrator.cli.serve import health_file_option
 
 
 @click.command()
 @json_option
+@health_file_option
 @pass_app
-def doctor(app: AppContext, as_json: bool) -> None:
+def doctor(app: AppContext, as_json: bool, health_file: Path) -> None:
     """Check the engine, where we run (host or container), our mounts, the port pool and the
-    database. Exits 1 if any check fails.
+    database; tell the runs waiting to start and (from the service's health file, when it
+    runs here) whether its launch pool is saturated. Exits 1 if any check fails.
 
     Example: orchestrator doctor --json
     """
@@ -32,7 +36,7 @@ def doctor(app: AppContext, as_json: bool) -> None:
         launcher=app.launcher,
         secrets_dir=app.secrets_dir,
     )
-    report = doctor_report(backends)
+    report = doctor_report(backends, health_file)
     if as_json:
         emit_json(report)
     else:
@@ -73,6 +77,8 @@ def _print(report: dict[str, Any]) -> None:
                     else ""
                 )
             )
+        elif name == "launches":
+            click.echo(_launches_line(section))
         elif name == "port_pool":
             click.echo(
                 f"port pool: {section['range']} on {section['host_ip']}: "
@@ -80,3 +86,19 @@ def _print(report: dict[str, Any]) -> None:
                 f"({section['leased']} leased, {section['published_by_others']} "
                 "published by other containers)"
             )
+
+
+def _launches_line(section: dict[str, Any]) -> str:
+    line = f"launches: {section['waiting']} run(s) waiting to start"
+    if section["waiting"]:
+        line += f", the oldest {section['oldest_waiting_s']:.0f}s after its time"
+    pool = section["service"]
+    if pool is None:
+        return line + " (no service's health file here to tell its launch pool)"
+    line += (
+        f"; the service here: {pool['launching']} of {pool['slots']} launches in flight, "
+        f"{pool['backlog']} queued, {pool['running']} of {pool['max_running']} runs followed"
+    )
+    if section["saturated"]:
+        line += f": SATURATED since {pool['saturated_since']}"
+    return line

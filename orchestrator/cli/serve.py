@@ -87,6 +87,24 @@ def _positive_seconds(text: str, what: str) -> float:
     help="Apply the job files in this folder at start (an idempotent upsert).",
 )
 @click.option(
+    "--max-parallel-launches",
+    envvar=settings.MAX_PARALLEL_LAUNCHES_ENV,
+    show_envvar=True,
+    type=click.IntRange(1, 64),
+    default=settings.DEFAULT_MAX_PARALLEL_LAUNCHES,
+    help="Container create, start and remove calls in flight at once; fires beyond what "
+    "the engine takes wait, in order of due time, as pending runs.",
+)
+@click.option(
+    "--max-running",
+    envvar=settings.MAX_RUNNING_ENV,
+    show_envvar=True,
+    type=click.IntRange(1, 10_000),
+    default=settings.DEFAULT_MAX_RUNNING,
+    help="Runs this service follows at once (a thread and an engine connection each); "
+    "more wait to start.",
+)
+@click.option(
     "--shutdown-grace",
     envvar=settings.SHUTDOWN_GRACE_ENV,
     show_envvar=True,
@@ -160,6 +178,8 @@ def _positive_seconds(text: str, what: str) -> float:
 def serve(
     app: AppContext,
     jobs_dir: Path | None,
+    max_parallel_launches: int,
+    max_running: int,
     shutdown_grace: str,
     health_file: Path,
     adopt_after: str,
@@ -201,13 +221,18 @@ def serve(
         )
     service = SchedulerService(
         app.database(),
-        app.engine(),
+        app.engine(connections=max_running + max_parallel_launches + 16),
         app.where(),
-        replace(app.launch_settings(), engine_patience_seconds=ENGINE_PATIENCE_SECONDS),
+        replace(
+            app.launch_settings(),
+            engine_patience_seconds=ENGINE_PATIENCE_SECONDS,
+            max_parallel_launches=max_parallel_launches,
+        ),
         ServiceSettings(
             shutdown_grace_seconds=grace,
             health_file=health_file,
             stale_after_seconds=adopt_after_seconds,
+            max_running=max_running,
         ),
     )
 

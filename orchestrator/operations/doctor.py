@@ -3,11 +3,17 @@ port pool. Each check is reported on its own, failed or not."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.operations.context import Backends
+
+# A health file older than this belongs to a service that is not running (any more).
+HEALTH_FILE_FRESH_SECONDS = 60.0
 
 
 def _check(report: dict[str, Any], name: str, probe: Callable[[], dict[str, Any]]) -> None:
@@ -17,7 +23,7 @@ def _check(report: dict[str, Any], name: str, probe: Callable[[], dict[str, Any]
         report[name] = {"ok": False, "error": str(error)}
 
 
-def doctor_report(backends: Backends) -> dict[str, Any]:
+def doctor_report(backends: Backends, health_file: Path | None = None) -> dict[str, Any]:
     """{"ok": all passed, "engine": {...}, "location": {...}, "database": {...},
     "port_pool": {...}}; a check that depends on a failed one is left out. The store is
     opened in its own check, so that failing to open it is a finding too."""
@@ -55,6 +61,7 @@ def doctor_report(backends: Backends) -> dict[str, Any]:
     _check(report, "database", database)
     if report["database"]["ok"]:
         _check(report, "notifications", lambda: outbox_report(backends))
+        _check(report, "launches", lambda: launch_report(backends, health_file))
     if report["engine"]["ok"] and report["database"]["ok"]:
         _check(report, "port_pool", lambda: pool_report(backends))
     return {"ok": all(section["ok"] for section in report.values()), **report}
@@ -76,6 +83,41 @@ def pool_report(backends: Backends) -> dict[str, Any]:
         "published_by_others": len(published - in_pool),
         "free": settings.port_pool.size - len(in_pool | published),
     }
+
+
+def launch_report(backends: Backends, health_file: Path | None) -> dict[str, Any]:
+    """Runs waiting to start (in the database, every scheduler's), and, when the service
+    on this host wrote its health file lately, its launch pool: whether it is saturated."""
+    now = backends.clock()
+    waiting, earliest = backends.store.runs_waiting(now)
+    report: dict[str, Any] = {
+        "waiting": waiting,
+        "oldest_waiting_s": round((now - earliest).total_seconds(), 1) if earliest else 0.0,
+        "service": None,
+        "saturated": None,
+    }
+    pool = _service_launches(health_file, now)
+    if pool is not None:
+        report["service"] = pool
+        report["saturated"] = pool.get("saturated_since") is not None
+    return report
+
+
+def _service_launches(health_file: Path | None, now: datetime) -> dict[str, Any] | None:
+    """The launch pool the service wrote into its health file, if it did so lately."""
+    if health_file is None:
+        return None
+    try:
+        data = json.loads(health_file.read_text())
+        written = datetime.fromisoformat(data["time"])
+        launches = data["launches"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(launches, dict) or not launches:
+        return None
+    if (now - written).total_seconds() > HEALTH_FILE_FRESH_SECONDS:
+        return None
+    return launches
 
 
 def outbox_report(backends: Backends) -> dict[str, Any]:

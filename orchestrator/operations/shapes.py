@@ -14,6 +14,7 @@ from orchestrator.records import (
     Notification,
     PortLease,
     RunRecord,
+    RunStatus,
 )
 
 NEXT_RUNS_SHOWN = 5
@@ -89,6 +90,8 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "image_digest": run.image_digest,
         "ports": run.ports,
         "error": run.error,
+        # Why a run was skipped (concurrency: forbid, a missed start deadline); else None.
+        "skip_reason": run.error if run.status is RunStatus.SKIPPED else None,
     }
 
 

@@ -23,11 +23,10 @@ from orchestrator.lateness import LATE_SECONDS, due_time, missed_start_deadline
 from orchestrator.launcher import Launched, RunLauncher
 from orchestrator.records import RunRecord
 from orchestrator.service.health import LoopBeats
+from orchestrator.settings import DEFAULT_MAX_RUNNING
 from orchestrator.spec import JobSpec
 
 log = logging.getLogger(__name__)
-# Runs followed at once (ORCHESTRATOR_MAX_RUNNING): each costs a thread and a connection.
-DEFAULT_MAX_RUNNING = 200
 # Saturation is told once it lasted this long, then again at most this often.
 SATURATION_TELL_AFTER_SECONDS = 5.0
 SATURATION_TELL_EVERY_SECONDS = 30.0

@@ -35,9 +35,10 @@ from orchestrator.service.adoption import Adoption
 from orchestrator.service.claims import ClaimWorkers
 from orchestrator.service.delivery import DeliveryWorkers
 from orchestrator.service.health import LoopBeats, write_health_file
-from orchestrator.service.launches import DEFAULT_MAX_RUNNING, LaunchPool
+from orchestrator.service.launches import LaunchPool
 from orchestrator.service.observers import Observers
 from orchestrator.service.timetable import Timetable
+from orchestrator.settings import DEFAULT_MAX_RUNNING
 from orchestrator.spec import JobSpec
 from orchestrator.store.database import Database
 from orchestrator.store.facade import Store

@@ -227,6 +227,10 @@ class Store:
         with self.database.session() as session:
             return RunRepository(session).due_pending(now)
 
+    def runs_waiting(self, now: datetime) -> tuple[int, datetime | None]:
+        with self.database.session() as session:
+            return RunRepository(session).waiting(now)
+
     def claim_pending(self, run_id: int, owner: str, now: datetime) -> bool:
         with self.database.session() as session:
             return RunRepository(session).claim_pending(run_id, owner, now)

@@ -190,6 +190,17 @@ class RunRepository:
         )
         return [_record(row) for row in self.session.scalars(query)]
 
+    def waiting(self, now: datetime) -> tuple[int, datetime | None]:
+        """Pending runs whose time has come, claimed by a scheduler or not: how many, and
+        the earliest time one of them was due (the backlog of every scheduler)."""
+        due = func.coalesce(RunRow.due_at, RunRow.scheduled_for)
+        count, earliest = self.session.execute(
+            select(func.count(), func.min(due)).where(
+                RunRow.status == RunStatus.PENDING.value, due <= now
+            )
+        ).one()
+        return int(count or 0), _as_utc(earliest) if earliest is not None else None
+
     def unfinished(self, job: str) -> list[RunRecord]:
         query = (
             select(RunRow)
