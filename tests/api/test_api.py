@@ -298,6 +298,11 @@ def test_metrics_count_runs_by_job_name(api: ApiService) -> None:
         "orchestrator_build_info",
         "orchestrator_run_duration_seconds_bucket",
         "orchestrator_run_start_lateness_seconds_bucket",
+        "orchestrator_launch_slots 4.0",
+        "orchestrator_launches_in_flight",
+        "orchestrator_launch_backlog",
+        "orchestrator_launch_oldest_wait_seconds",
+        "orchestrator_launch_saturated 0.0",
     ):
         assert family in text, family
     assert 'orchestrator_run_duration_seconds_bucket{job_name="' not in text

@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator import launcher as launcher_module
+from orchestrator.cli.doctor import _launches_line
 from orchestrator.engine import ContainerSpec
+from orchestrator.hostpaths import ON_HOST
+from orchestrator.launcher import LaunchSettings
+from orchestrator.operations import Backends, shapes
+from orchestrator.operations.doctor import launch_report
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.store.facade import Store
 from tests.fast.conftest import IMAGE, Service
@@ -117,7 +122,7 @@ def test_a_start_that_timed_out_though_the_container_started_is_followed(
     assert finished.status is RunStatus.SUCCEEDED
     assert service.engine.calls.count("create") == 1
     assert Store(service.database).run(run.id).output == "once\n"
-    assert service.engine.managed() == []
+    service.wait_for(lambda: not service.engine.managed(), 10, "every container removed")
 
 
 def test_a_create_that_timed_out_after_creating_leaves_no_container(serve: Serve) -> None:
@@ -137,7 +142,7 @@ def test_a_create_that_timed_out_after_creating_leaves_no_container(serve: Serve
     assert finished.status is RunStatus.SUCCEEDED
     assert len(made) == 2  # the first one the engine made unbeknown to us, then one more
     assert service.engine.calls.count("start") == 1
-    assert service.engine.managed() == []
+    service.wait_for(lambda: not service.engine.managed(), 10, "every container removed")
 
 
 def test_creates_the_engine_does_not_answer_are_retried_with_backoff(serve: Serve) -> None:
@@ -176,7 +181,9 @@ def test_a_scheduled_fire_past_its_start_deadline_is_skipped_with_the_reason(
     assert strict.error is not None
     assert strict.error.startswith("missed its start deadline by ")
     assert strict.container_id is None
+    assert shapes.run_summary(strict)["skip_reason"] == strict.error
     assert patient.status is RunStatus.SUCCEEDED  # no deadline: late, but it runs
+    assert shapes.run_summary(patient)["skip_reason"] is None
 
 
 def test_saturation_is_logged_once_and_written_to_the_health_file(
@@ -198,6 +205,19 @@ def test_saturation_is_logged_once_and_written_to_the_health_file(
         return bool(launches["backlog"] > 0 and launches["saturated_since"])
 
     service.wait_for(backlog_in_file, 10, "a backlog in the health file")
+    # What doctor makes of it: the runs waiting (from the database) and the pool.
+    backends = Backends(
+        open_store=lambda: Store(service.database),
+        engine=lambda: service.engine,
+        where=lambda: ON_HOST,
+        launch_settings=LaunchSettings,
+        launcher=lambda: service.service.launcher,
+        secrets_dir=str(tmp_path),
+    )
+    report = launch_report(backends, health)
+    assert report["waiting"] > 0 and report["saturated"] is True
+    assert "SATURATED since" in _launches_line(report)
+    assert launch_report(backends, tmp_path / "no-such-file")["service"] is None
     ended(service, "flood", 12, 60)
     service.wait_for(
         lambda: "keeps up again" in caplog.text, 10, "the pool to say it keeps up again"
