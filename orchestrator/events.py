@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrator.operations.shapes import run_summary
@@ -55,6 +55,37 @@ PING_SUFFIX = {
 }
 
 
+def with_link(payload: Mapping[str, Any], public_url: str | None) -> dict[str, Any]:
+    """The payload with `url`, the run's page, when the service's public URL is set."""
+    linked = dict(payload)
+    if public_url and payload.get("id"):
+        linked["url"] = f"{public_url.rstrip('/')}/runs/{payload['id']}"
+    return linked
+
+
+def message(payload: Mapping[str, Any]) -> tuple[str, str]:
+    """An Apprise notification's title and body: short, for chat and e-mail."""
+    job, event = payload.get("job", "?"), payload.get("event", "?")
+    run = payload.get("id")
+    title = f"{job}: run {run} {event}" if run else f"{job}: {event}"
+    lines = []
+    if run:
+        code = payload.get("exit_code")
+        how = f" (exit code {code})" if code is not None else ""
+        due = payload.get("scheduled_for")
+        lines.append(f"Run {run} of {job} {event}{how}, scheduled for {due}.")
+    else:
+        lines.append(f"A {event} notification of {job}.")
+    if payload.get("error"):
+        lines.append(f"Why: {payload['error']}")
+    tail = payload.get("output_tail") or []
+    if tail:
+        lines += ["", "Last lines of output:", *tail]
+    if payload.get("url"):
+        lines += ["", str(payload["url"])]
+    return title, "\n".join(lines)
+
+
 def notifications(spec: JobSpec, run: RunRecord, events: list[str]) -> list[NewNotification]:
     """One notification per receiver of the job that listens to each event, and the
     job's dead-man ping for start, success and final failure."""
@@ -75,9 +106,10 @@ def notifications(spec: JobSpec, run: RunRecord, events: list[str]) -> list[NewN
             run_id=run.id,
             job=run.job,
             event=event,
-            url=target.webhook,
+            url=target.url,
             payload=payload(run, event),
             secret_name=target.secret,
+            method="POST" if target.kind == "webhook" else "APPRISE",
         )
         for event in events
         for target in spec.notify

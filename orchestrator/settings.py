@@ -41,6 +41,8 @@ API_TOKENS_FILE_ENV = "ORCHESTRATOR_API_TOKENS_FILE"
 HTTP_READ_OPEN_ENV = "ORCHESTRATOR_HTTP_READ_OPEN"
 METRICS_NEED_TOKEN_ENV = "ORCHESTRATOR_METRICS_NEED_TOKEN"
 METRICS_PER_JOB_ENV = "ORCHESTRATOR_METRICS_PER_JOB_HISTOGRAMS"
+# The service's address as its users reach it (a reverse proxy's): links in notifications.
+PUBLIC_URL_ENV = "ORCHESTRATOR_PUBLIC_URL"
 MAX_PARALLEL_LAUNCHES_ENV = "ORCHESTRATOR_MAX_PARALLEL_LAUNCHES"
 # Create, start and remove calls in flight at once: on a small host the engine does not
 # start containers faster with more, it answers each call later (benchmarks/RESULTS.md).

@@ -102,15 +102,18 @@ class PortSpec:
 
 @dataclass(frozen=True)
 class NotifySpec:
-    """Where to tell about a job's runs: a webhook (a POST of the run's JSON), signed
-    with the secret named `secret` when given, for the events in `on`."""
+    """Where to tell about a job's runs, for the events in `on`: a webhook (a POST of
+    the run's JSON, signed with the secret named `secret` when given) or an Apprise URL
+    (Slack, Teams, e-mail, ntfy, ...: a title and a short message). `{{secret:NAME}}`
+    in the URL is filled in at delivery, never stored."""
 
-    webhook: str
+    url: str
     on: tuple[str, ...]
     secret: str | None = None
+    kind: str = "webhook"  # or "apprise"
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"webhook": self.webhook, "on": list(self.on)}
+        data: dict[str, Any] = {self.kind: self.url, "on": list(self.on)}
         if self.secret is not None:
             data["secret"] = self.secret
         return data
@@ -496,15 +499,32 @@ _SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([^}]*)\}\}")
 
 def _http_url(value: object, path: str) -> str:
     """An http(s) URL with no password in it ({{secret:NAME}} placeholders allowed)."""
+    return _url(value, path, ("http", "https"))
+
+
+def _url(value: object, path: str, schemes: tuple[str, ...] | None) -> str:
+    """A URL of one of `schemes` (None: any, as Apprise's are), with no password in it
+    ({{secret:NAME}} placeholders allowed)."""
     url = _string(value, path).strip()
     scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    if scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in url):
-        raise _Problem(path, f"{quote(url)} is not an http:// or https:// URL")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host = authority.rsplit("@", 1)[-1]
+    known = schemes is None and re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme.lower())
+    if (
+        not (known or scheme.lower() in (schemes or ()))
+        or not rest
+        or (schemes is not None and not host)
+        or any(c.isspace() for c in url)
+    ):
+        if schemes is None:
+            raise _Problem(
+                path, f"{quote(url)} is not an Apprise URL (like mailto://, slack://, ntfy://)"
+            )
+        expected = " or ".join(f"{name}://" for name in schemes)
+        raise _Problem(path, f"{quote(url)} is not an {expected} URL")
     for name in _SECRET_PLACEHOLDER.findall(url):
         if not _SECRET_NAME.fullmatch(name):
             raise _Problem(path, f"{{{{secret:{quote(name)}}}}} names no secret file")
-    authority = rest.split("/", 1)[0]
     if "@" in authority and not _SECRET_PLACEHOLDER.search(authority.rsplit("@", 1)[0]):
         raise _Problem(
             path,
@@ -514,14 +534,32 @@ def _http_url(value: object, path: str) -> str:
     return url
 
 
+NOTIFY_KINDS = ("webhook", "apprise")
+
+
 def _notify_target(value: object, path: str) -> NotifySpec:
     data = _mapping(value, path)
-    _known_keys(data, ("webhook", "secret", "on"), path)
-    if data.get("webhook") is None:
-        raise _Problem(f"{path}.webhook", "is required (an http:// or https:// URL)")
-    url = _http_url(data["webhook"], f"{path}.webhook")
+    _known_keys(data, (*NOTIFY_KINDS, "secret", "on"), path)
+    given = [kind for kind in NOTIFY_KINDS if data.get(kind) is not None]
+    if len(given) != 1:
+        raise _Problem(
+            path,
+            "needs one of webhook (an http:// or https:// URL) or apprise (an Apprise URL)"
+            if not given
+            else "has both webhook and apprise: one receiver each",
+        )
+    (kind,) = given
+    if kind == "webhook":
+        url = _http_url(data["webhook"], f"{path}.webhook")
+    else:
+        url = _url(data["apprise"], f"{path}.apprise", None)
     secret = None
     if data.get("secret") is not None:
+        if kind != "webhook":
+            raise _Problem(
+                f"{path}.secret",
+                "signs webhooks only; put {{secret:NAME}} in the Apprise URL instead",
+            )
         secret = _string(data["secret"], f"{path}.secret")
         if not _SECRET_NAME.fullmatch(secret):
             raise _Problem(f"{path}.secret", f"{quote(secret)} is not a secret's file name")
@@ -537,7 +575,7 @@ def _notify_target(value: object, path: str) -> NotifySpec:
         if not events:
             raise _Problem(f"{path}.on", "names no event")
         on = tuple(sorted(set(events), key=NOTIFY_EVENTS.index))
-    return NotifySpec(webhook=url, on=on, secret=secret)
+    return NotifySpec(url=url, on=on, secret=secret, kind=kind)
 
 
 def _notify(value: object) -> tuple[NotifySpec, ...]:
@@ -546,9 +584,9 @@ def _notify(value: object) -> tuple[NotifySpec, ...]:
     ]
     seen: set[str] = set()
     for index, target in enumerate(targets):
-        if target.webhook in seen:
-            raise _Problem(f"notify[{index}].webhook", "is given twice")
-        seen.add(target.webhook)
+        if target.url in seen:
+            raise _Problem(f"notify[{index}].{target.kind}", "is given twice")
+        seen.add(target.url)
     return tuple(targets)
 
 
@@ -922,12 +960,20 @@ def load_job_texts(
 
 
 def parse_default_notify(text: str, setting: str) -> tuple[NotifySpec, ...]:
-    """The service-wide receivers (whitespace-separated webhook URLs) told of the runs
-    of jobs that name none: failed, timed_out and lost."""
+    """The service-wide receivers told of the runs of jobs that name none (failed,
+    timed_out and lost): whitespace-separated URLs, http(s) ones webhooks, any other
+    an Apprise URL."""
     targets = []
     for url in text.split():
+        webhook = url.lower().startswith(("http://", "https://"))
         try:
-            targets.append(NotifySpec(webhook=_http_url(url, setting), on=DEFAULT_NOTIFY_ON))
+            targets.append(
+                NotifySpec(
+                    url=_url(url, setting, ("http", "https") if webhook else None),
+                    on=DEFAULT_NOTIFY_ON,
+                    kind="webhook" if webhook else "apprise",
+                )
+            )
         except _Problem as problem:
             raise InvalidSpecError(f"{setting}: {problem.message}") from None
     return tuple(targets)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
+from orchestrator import settings
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import emit_json, emit_table, human_time, json_option
 from orchestrator.operations import shapes
@@ -71,16 +74,16 @@ def _answer(answer: dict[str, object]) -> str:
 @click.argument("job")
 @pass_app
 def test(app: AppContext, job: str) -> None:
-    """Send a `test` event to every webhook of JOB now, and print each one's answer.
-    Exits 1 when one did not take it.
+    """Send a `test` event to every receiver of JOB now (webhooks and Apprise URLs), and
+    print each one's answer. Exits 1 when one did not take it.
 
     Example: orchestrator notifications test nightly-report
     """
-    answers = app.operations().test_notifications(job)
+    answers = app.operations().test_notifications(job, os.environ.get(settings.PUBLIC_URL_ENV))
     if not answers:
         click.echo(f"job {job} has no notify: receivers")
         return
-    for url, answer in answers:
+    for url, _, answer in answers:
         click.echo(f"{url}: {answer}")
-    if any(not answer.startswith("HTTP 2") for _, answer in answers):
+    if not all(delivered for _, delivered, _ in answers):
         raise SystemExit(1)

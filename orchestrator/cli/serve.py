@@ -105,6 +105,13 @@ def _positive_seconds(text: str, what: str) -> float:
     "more wait to start.",
 )
 @click.option(
+    "--public-url",
+    envvar=settings.PUBLIC_URL_ENV,
+    show_envvar=True,
+    help="The dashboard's address as users reach it (https://cron.example.org): "
+    "notifications link to the run's page there.",
+)
+@click.option(
     "--shutdown-grace",
     envvar=settings.SHUTDOWN_GRACE_ENV,
     show_envvar=True,
@@ -180,6 +187,7 @@ def serve(
     jobs_dir: Path | None,
     max_parallel_launches: int,
     max_running: int,
+    public_url: str | None,
     shutdown_grace: str,
     health_file: Path,
     adopt_after: str,
@@ -210,6 +218,8 @@ def serve(
     grace = _seconds(shutdown_grace, "shutdown grace")
     adopt_after_seconds = _positive_seconds(adopt_after, "adopt after")
     listen = _http_settings(http, api_tokens_file, http_read_open, metrics_need_token)
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise InvalidInputError(f"--public-url {public_url!r} is not an http:// or https:// URL")
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
@@ -233,6 +243,7 @@ def serve(
             health_file=health_file,
             stale_after_seconds=adopt_after_seconds,
             max_running=max_running,
+            public_url=public_url,
         ),
     )
 

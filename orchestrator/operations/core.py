@@ -48,34 +48,32 @@ class Operations:
         """The outbox, newest first."""
         return self.backends.store.notifications(job=job, status=status, limit=limit)
 
-    def test_notifications(self, job: str) -> list[tuple[str, str]]:
-        """Send a `test` event to every receiver of the job now: (URL as written, answer)."""
-        from orchestrator.webhooks import send
+    def test_notifications(
+        self, job: str, public_url: str | None = None
+    ) -> list[tuple[str, bool, str]]:
+        """Send a `test` event to every receiver of the job now: (URL as written,
+        delivered, the answer)."""
+        from orchestrator.senders import APPRISE, Outgoing, attempt
 
         spec = self.backends.store.job(job).spec
         answers = []
         for target in spec.notify:
-            item = Notification(
-                id=0,
-                run_id=0,
-                job=job,
+            outgoing = Outgoing(
+                method="POST" if target.kind == "webhook" else APPRISE,
+                url=target.url,
                 event="test",
-                url=target.webhook,
-                secret_name=target.secret,
                 payload={"job": job, "event": "test", "output_tail": []},
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                answers=[],
-                created_at=self.backends.clock(),
-                next_attempt_at=self.backends.clock(),
-                give_up_at=self.backends.clock(),
+                delivery_id=0,
+                secret_name=target.secret,
             )
-            try:
-                answers.append((target.webhook, f"HTTP {send(item, self.backends.secrets_dir)}"))
-            except Exception as error:  # every failure is an answer to show
-                code = getattr(error, "code", None)
-                reason = f"HTTP {code}" if code else str(getattr(error, "reason", error))
-                answers.append((target.webhook, f"not delivered: {reason}"[:300]))
+            delivered, said = attempt(outgoing, self.backends.secrets_dir, public_url)
+            if target.kind == "apprise" and delivered:
+                shown = "delivered"
+            elif "status" in said:
+                shown = f"HTTP {said['status']}"
+            else:
+                shown = f"not delivered: {said.get('error')}"
+            answers.append((target.url, delivered, shown))
         return answers
 
     def audit_entries(self, *, limit: int = 50, before: int | None = None) -> list[AuditEntry]:

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import urllib.error
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from orchestrator import events
 from orchestrator.errors import OrchestratorError
 from orchestrator.records import Notification
-from orchestrator.secretfiles import SecretUnavailableError
+from orchestrator.senders import Outgoing, attempt
 from orchestrator.store.facade import Store
-from orchestrator.webhooks import send
 
 log = logging.getLogger(__name__)
 # A claim outlives any one attempt; a scheduler that died mid-attempt loses it after.
@@ -35,6 +33,7 @@ class DeliveryWorkers:
         stopping: threading.Event,
         workers: int = 4,
         poll_seconds: float = 0.5,
+        public_url: str | None = None,
     ) -> None:
         self.store = store
         self.owner = owner
@@ -43,6 +42,7 @@ class DeliveryWorkers:
         self.stopping = stopping
         self.workers = workers
         self.poll_seconds = poll_seconds
+        self.public_url = public_url
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -76,20 +76,8 @@ class DeliveryWorkers:
 
     def _deliver(self, item: Notification) -> None:
         started = self.clock()
-        answer: dict[str, object] = {"at": started.isoformat()}
-        delivered = False
-        try:
-            status = send(item, self.secrets_dir)
-            answer["status"] = status
-            delivered = 200 <= status < 300
-        except SecretUnavailableError as error:
-            answer["error"] = str(error)
-        except urllib.error.HTTPError as error:
-            answer["status"] = error.code
-        except ValueError:  # (its message would show the URL, secrets filled in)
-            answer["error"] = "the URL is not valid once its secrets are filled in"
-        except OSError as error:
-            answer["error"] = str(getattr(error, "reason", error))[:300]
+        delivered, said = attempt(Outgoing.of(item), self.secrets_dir, self.public_url)
+        answer: dict[str, object] = {"at": started.isoformat(), **said}
         now = self.clock()
         retry_at = now + timedelta(seconds=events.retry_delay(item.attempts + 1))
         recorded = self.store.record_delivery(

@@ -64,6 +64,8 @@ class ServiceSettings:
     health_seconds: float = 5.0
     claim_workers: int = 4
     delivery_workers: int = 4
+    # Where users reach the dashboard: notifications link to the run's page there.
+    public_url: str | None = None
     max_running: int = DEFAULT_MAX_RUNNING
     # SIGTERM: how long launches in flight may take to finish (none is cut in half).
     launch_finish_seconds: float = 30.0
@@ -122,6 +124,7 @@ class SchedulerService:
             clock=clock,
             stopping=self._stop,
             workers=settings.delivery_workers,
+            public_url=settings.public_url,
         )
         self.adoption = Adoption(
             store=self.store,

@@ -112,7 +112,12 @@ def test_a_failed_run_is_told_signed_once_per_event(
 """,
     )
     docker_cli("jobs", "apply", str(jobs))
-    start_service(env={"ORCHESTRATOR_SECRETS_DIR": str(secrets_dir)})
+    start_service(
+        env={
+            "ORCHESTRATOR_SECRETS_DIR": str(secrets_dir),
+            "ORCHESTRATOR_PUBLIC_URL": "https://cron.example.org/",
+        }
+    )
     wait_for(lambda: (tmp_path / "health.json").exists(), 30, "the service to start")
     run_id = int(docker_cli("jobs", "run", "breaks", "--detach").stdout.split()[2])
     wait_for(lambda: len(receiver.received) >= 2, 30, "two notifications")
@@ -128,6 +133,7 @@ def test_a_failed_run_is_told_signed_once_per_event(
     failed = receiver.events()[1]
     assert failed["id"] == run_id and failed["job"] == "breaks" and failed["status"] == "failed"
     assert failed["exit_code"] == 3 and failed["output_tail"] == ["about to fail"]
+    assert failed["url"] == f"https://cron.example.org/runs/{run_id}"
     assert "output" not in failed and str(secrets_dir) not in json.dumps(failed)
     listed = json.loads(docker_cli("notifications", "list", "--job", "breaks", "--json").stdout)
     assert {(item["event"], item["status"], item["attempts"]) for item in listed} == {
@@ -238,8 +244,115 @@ def test_service_wide_receivers_hear_of_jobs_that_name_none(
 def test_a_bad_service_wide_receiver_is_refused(tmp_path: Path) -> None:
     from tests.conftest import Cli
 
-    cli = Cli(f"sqlite:///{tmp_path / 'x.db'}", env={"ORCHESTRATOR_NOTIFY": "mailto://ops"})
+    cli = Cli(f"sqlite:///{tmp_path / 'x.db'}", env={"ORCHESTRATOR_NOTIFY": "hooks.internal"})
     result = cli("jobs", "list", expect=2)
     assert result.stderr.strip() == (
-        "ORCHESTRATOR_NOTIFY: 'mailto://ops' is not an http:// or https:// URL"
+        "ORCHESTRATOR_NOTIFY: 'hooks.internal' is not an Apprise URL "
+        "(like mailto://, slack://, ntfy://)"
     )
+    leaky = Cli(
+        f"sqlite:///{tmp_path / 'x.db'}", env={"ORCHESTRATOR_NOTIFY": "mailto://ops:pw@smtp"}
+    )
+    assert "a password in the URL would be stored" in leaky("jobs", "list", expect=2).stderr
+
+
+class MailServer:
+    """A real SMTP server on loopback (aiosmtpd) that wants a login: what it received."""
+
+    def __init__(self, login: bytes, password: bytes) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        self.messages: list[tuple[str, list[str], str, bool]] = []
+        messages = self.messages
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                content = envelope.content.decode("utf-8", "replace")
+                messages.append(
+                    (envelope.mail_from, envelope.rcpt_tos, content, session.authenticated)
+                )
+                return "250 OK"
+
+        def authenticate(*args: Any) -> Any:
+            data = args[-1]
+            known = isinstance(data, LoginPassword) and (data.login, data.password) == (
+                login,
+                password,
+            )
+            return AuthResult(success=known)
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self._controller = Controller(
+            Handler(),
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=authenticate,
+            auth_require_tls=False,
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
+def test_apprise_sends_an_e_mail_with_the_password_from_the_secrets_directory(
+    start_service: Any,
+    database: Database,
+    tmp_path: Path,
+    docker_cli: Any,
+    secrets_dir: Path,
+) -> None:
+    password = "s3cret/pw+x"
+    (secrets_dir / "smtp_password").write_text(password + "\n")
+    mail = MailServer(b"ops", password.encode())
+    try:
+        url = (
+            f"mailto://ops:{{{{secret:smtp_password}}}}@127.0.0.1:{mail.port}"
+            "?to=oncall@example.org&from=cron@example.org"
+        )
+        jobs = write_jobs(
+            tmp_path,
+            f"""
+- name: mailer
+  schedule: "0 0 1 1 *"
+  image: IMAGE
+  command: [sh, -c, "echo disk full; exit 7"]
+  notify:
+    - apprise: "{url}"
+      on: [failed]
+""",
+        )
+        docker_cli("jobs", "apply", str(jobs))
+        start_service(
+            env={
+                "ORCHESTRATOR_SECRETS_DIR": str(secrets_dir),
+                "ORCHESTRATOR_PUBLIC_URL": "https://cron.example.org",
+            }
+        )
+        wait_for(lambda: (tmp_path / "health.json").exists(), 30, "the service to start")
+        run_id = int(docker_cli("jobs", "run", "mailer", "--detach").stdout.split()[2])
+        wait_for(lambda: mail.messages, 60, "the e-mail")
+        sender, recipients, content, authenticated = mail.messages[0]
+        assert (sender, recipients, authenticated) == (
+            "cron@example.org",
+            ["oncall@example.org"],
+            True,
+        )
+        assert f"Subject: mailer: run {run_id} failed" in content
+        assert "exit code 7" in content and "disk full" in content
+        assert f"https://cron.example.org/runs/{run_id}" in content
+        (item,) = Store(database).notifications(job="mailer")
+        assert item.status is DeliveryStatus.DELIVERED
+        assert "{{secret:smtp_password}}" in item.url and password not in item.url
+        exported = docker_cli("jobs", "export").stdout
+        assert "{{secret:smtp_password}}" in exported and password not in exported
+        tested = docker_cli(
+            "--secrets-dir", str(secrets_dir), "notifications", "test", "mailer"
+        ).stdout
+        assert tested.endswith(": delivered\n") and len(mail.messages) == 2
+    finally:
+        mail.stop()

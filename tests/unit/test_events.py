@@ -12,7 +12,7 @@ import pytest
 from orchestrator import events
 from orchestrator.errors import InvalidSpecError
 from orchestrator.records import RunRecord, RunStatus, RunTrigger
-from orchestrator.spec import parse_job
+from orchestrator.spec import parse_default_notify, parse_job
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -123,6 +123,13 @@ def test_started_is_told_only_to_receivers_that_ask_for_it() -> None:
         ([{"webhook": "https://x", "secret": "a/b"}], "is not a secret's file name"),
         ([{"webhook": "https://x"}, {"webhook": "https://x"}], "is given twice"),
         ([{"url": "https://x"}], "unknown field"),
+        ([{"on": ["failed"]}], "needs one of webhook"),
+        ([{"webhook": "https://x", "apprise": "mailto://x"}], "has both webhook and apprise"),
+        ([{"apprise": "mailto://smtp?to=a@b", "secret": "k"}], "signs webhooks only"),
+        ([{"apprise": "hooks.internal"}], "is not an Apprise URL"),
+        ([{"apprise": "slack://token a/b"}], "is not an Apprise URL"),
+        ([{"apprise": "mailto://ops:pw@smtp?to=a@b"}], "a password in the URL would be stored"),
+        ([{"apprise": "tgram://{{secret:../bot}}/1"}], "names no secret file"),
     ],
 )
 def test_bad_notify_entries_are_named(notify: object, says: str) -> None:
@@ -173,3 +180,47 @@ def test_a_ping_gets_start_success_and_final_failure() -> None:
     ]
     assert end(run(RunStatus.CANCELLED), None) == []
     assert parse_job(job.to_dict()) == job
+
+
+def test_apprise_receivers_are_told_through_the_outbox_by_method() -> None:
+    job = parse_job(
+        {
+            "name": "j",
+            "schedule": "@daily",
+            "image": "i",
+            "notify": [
+                {"apprise": "mailto://ops:{{secret:smtp}}@smtp.internal?to=ops@example.org"},
+                {"apprise": "slack://{{secret:slack_tokens}}", "on": ["succeeded"]},
+            ],
+        }
+    )
+    assert parse_job(job.to_dict()) == job
+    assert job.to_dict()["notify"][0] == {
+        "apprise": "mailto://ops:{{secret:smtp}}@smtp.internal?to=ops@example.org",
+        "on": ["failed", "timed_out", "lost"],
+    }
+    end = events.on_end(job)
+    assert end is not None
+    told = end(run(RunStatus.FAILED, attempt=2), None)
+    assert [(n.method, n.url.split(":")[0]) for n in told] == [("APPRISE", "mailto")]
+
+
+def test_service_wide_receivers_are_webhooks_or_apprise_urls() -> None:
+    targets = parse_default_notify(
+        "https://hooks.internal/cron  ntfy://{{secret:topic}}", "ORCHESTRATOR_NOTIFY"
+    )
+    assert [(t.kind, t.url) for t in targets] == [
+        ("webhook", "https://hooks.internal/cron"),
+        ("apprise", "ntfy://{{secret:topic}}"),
+    ]
+
+
+def test_an_apprise_message_is_short_and_links_to_the_run() -> None:
+    payload = events.with_link(
+        events.payload(run(RunStatus.FAILED, attempt=2, exit_code=3, output="a\nb\n"), "failed"),
+        "https://cron.example.org/",
+    )
+    title, body = events.message(payload)
+    assert title == f"j: run {payload['id']} failed"
+    assert "exit code 3" in body and body.endswith("a\nb\n\nhttps://cron.example.org/runs/7")
+    assert events.with_link({"id": 7}, None) == {"id": 7}

@@ -1,0 +1,115 @@
+"""Sending one notification, and saying how it went: to a webhook, the run's JSON
+POSTed (signed when the receiver has a secret, with the delivery id a receiver can drop
+a repeat by); to a dead-man ping, a GET; to an Apprise URL (Slack, Teams, e-mail, ...),
+a title and a short message. `{{secret:NAME}}` in a URL is filled in here, at sending,
+from the secrets directory: never stored, never shown."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator import __version__, events
+from orchestrator.records import Notification
+from orchestrator.secretfiles import SecretUnavailableError, read_secret
+
+REQUEST_TIMEOUT_SECONDS = 10.0
+_PLACEHOLDER = "{{secret:"
+# Methods in the outbox: a webhook's POST, a ping's GET, an Apprise notification.
+APPRISE = "APPRISE"
+
+
+class NotDeliveredError(Exception):
+    """A receiver that did not take the notification, in one line."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What one attempt sends."""
+
+    method: str
+    url: str  # as written, {{secret:NAME}} placeholders and all
+    event: str
+    payload: Mapping[str, Any]
+    delivery_id: int
+    secret_name: str | None = None
+
+    @classmethod
+    def of(cls, item: Notification) -> Outgoing:
+        return cls(item.method, item.url, item.event, item.payload, item.id, item.secret_name)
+
+
+def attempt(
+    outgoing: Outgoing, secrets_dir: str, public_url: str | None = None
+) -> tuple[bool, dict[str, object]]:
+    """Send it: (delivered, the answer to record: an HTTP status or an error line).
+    Never raises for the receiver's, the network's or a secret's failure."""
+    try:
+        status = _send(outgoing, secrets_dir, public_url)
+        return 200 <= status < 300, {"status": status}
+    except urllib.error.HTTPError as error:
+        return False, {"status": error.code}
+    except (SecretUnavailableError, NotDeliveredError) as error:
+        return False, {"error": str(error)[:300]}
+    except ValueError:  # (its message would show the URL, secrets filled in)
+        return False, {"error": "the URL is not valid once its secrets are filled in"}
+    except OSError as error:
+        return False, {"error": str(getattr(error, "reason", error))[:300]}
+
+
+def resolve_url(url: str, secrets_dir: str) -> str:
+    """The URL with each {{secret:NAME}} replaced by that secret file's content."""
+    resolved = url
+    while _PLACEHOLDER in resolved:
+        start = resolved.index(_PLACEHOLDER)
+        end = resolved.index("}}", start)
+        name = resolved[start + len(_PLACEHOLDER) : end]
+        value = read_secret(secrets_dir, name).decode("utf-8").strip()
+        resolved = resolved[:start] + urllib.parse.quote(value, safe="") + resolved[end + 2 :]
+    return resolved
+
+
+def _send(outgoing: Outgoing, secrets_dir: str, public_url: str | None) -> int:
+    url = resolve_url(outgoing.url, secrets_dir)
+    payload = events.with_link(outgoing.payload, public_url)
+    if outgoing.method == APPRISE:
+        return _send_apprise(url, payload)
+    if outgoing.method == "GET":  # a dead-man ping: the URL says it all
+        ping = urllib.request.Request(
+            url, headers={"User-Agent": f"orchestrator/{__version__}"}, method="GET"
+        )
+        with urllib.request.urlopen(ping, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+            return int(response.status)
+    body = json.dumps({**payload, "delivery_id": outgoing.delivery_id}, ensure_ascii=False)
+    data = body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"orchestrator/{__version__}",
+        "X-Orchestrator-Delivery": str(outgoing.delivery_id),
+        "X-Orchestrator-Event": outgoing.event,
+    }
+    if outgoing.secret_name is not None:
+        key = read_secret(secrets_dir, outgoing.secret_name).strip()
+        headers["X-Orchestrator-Signature"] = events.signature(data, key)
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+        return int(response.status)
+
+
+def _send_apprise(url: str, payload: Mapping[str, Any]) -> int:
+    """Through Apprise (imported here: it takes a second and a half to import)."""
+    import apprise
+
+    sender = apprise.Apprise()
+    scheme = url.partition("://")[0]
+    if not sender.add(url):
+        raise NotDeliveredError(f"Apprise does not take this {scheme}:// URL")
+    title, body = events.message(payload)
+    if not sender.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT):
+        raise NotDeliveredError(f"Apprise could not deliver to {scheme}:// (see the log)")
+    return 200
