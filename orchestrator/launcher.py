@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
-from orchestrator import events
+from orchestrator import chains, events
 from orchestrator.backoff import with_backoff
 from orchestrator.deadlines import Deadlines
 from orchestrator.engine import (
@@ -252,9 +252,11 @@ class RunLauncher:
     def _finish(
         self, run_id: int, status: RunStatus, spec: JobSpec | None = None, **fields: object
     ) -> RunRecord:
-        """Record the run's end, and (in the same transaction) the notifications of it."""
+        """Record the run's end, and (in the same transaction) the notifications of it
+        and the runs its chains start."""
         finished_at = datetime.now(UTC)
         notify = events.on_end(self.with_defaults(spec)) if spec is not None else None
+        chain = chains.on_end(spec) if spec is not None else None
 
         def write() -> RunRecord:
             return self.store.finish_run(
@@ -262,6 +264,7 @@ class RunLauncher:
                 status=status,
                 finished_at=finished_at,
                 notify=notify,
+                chain=chain,
                 **fields,
             )
 

@@ -35,6 +35,7 @@ class RunTrigger(StrEnum):
     MANUAL = "manual"
     RETRY = "retry"
     CATCHUP = "catchup"
+    CHAIN = "chain"  # started by another run's end (on_success / on_failure)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class RunRecord:
     scheduled_for: datetime
     created_at: datetime
     first_run_id: int | None = None
+    parent_run_id: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     exit_code: int | None = None
@@ -146,6 +148,7 @@ class NewRun:
     status: RunStatus = RunStatus.PENDING
     attempt: int = 1
     first_run_id: int | None = None
+    parent_run_id: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     exit_code: int | None = None

@@ -184,6 +184,9 @@ class JobSpec:
     # A dead-man ping (healthchecks.io, Cronitor, Uptime Kuma): GET <ping>/start at the
     # start, <ping> on success, <ping>/fail on a final failure.
     ping: str | None = None
+    # Jobs started when a run of this one succeeds, or finally fails (chains).
+    on_success: tuple[str, ...] = ()
+    on_failure: tuple[str, ...] = ()
     env_file: str | None = None  # KEY=VALUE lines read at launch, as the scheduler sees it
     volumes: tuple[VolumeSpec, ...] = ()
     ports: tuple[PortSpec, ...] = ()
@@ -237,6 +240,8 @@ class JobSpec:
             "secrets": [secret.to_dict() for secret in self.secrets] or None,
             "notify": [target.to_dict() for target in self.notify] or None,
             "ping": self.ping,
+            "on_success": list(self.on_success) or None,
+            "on_failure": list(self.on_failure) or None,
             "env_file": self.env_file,
             "volumes": [str(volume) for volume in self.volumes] or None,
             "ports": [str(port) for port in self.ports] or None,
@@ -353,6 +358,20 @@ def _name(value: object) -> str:
             f"([a-z0-9][a-z0-9_.-]*, at most {NAME_MAX_LENGTH} characters)",
         )
     return name
+
+
+def _job_names(value: object, path: str) -> tuple[str, ...]:
+    """A chain's targets: job names, each once."""
+    names = []
+    for index, item in enumerate(_sequence(value, path)):
+        try:
+            name = _name(item)
+        except _Problem as problem:
+            raise _Problem(f"{path}[{index}]", problem.message) from None
+        if name in names:
+            raise _Problem(f"{path}[{index}]", f"{quote(name)} is given twice")
+        names.append(name)
+    return tuple(names)
 
 
 def _argv(value: object, path: str) -> tuple[str, ...]:
@@ -753,6 +772,8 @@ FIELDS = (
     "secrets",
     "notify",
     "ping",
+    "on_success",
+    "on_failure",
     "env_file",
     "volumes",
     "ports",
@@ -804,6 +825,8 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
         "secrets": _secrets,
         "notify": _notify,
         "ping": lambda v: _http_url(v, "ping"),
+        "on_success": lambda v: _job_names(v, "on_success"),
+        "on_failure": lambda v: _job_names(v, "on_failure"),
         "env_file": lambda v: _absolute(v, "env_file"),
         "volumes": _volumes,
         "ports": _ports,

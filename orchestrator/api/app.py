@@ -240,9 +240,10 @@ def create_app(
         return {"name": name, "enabled": False, "changed": changed}
 
     @app.delete("/api/jobs/{name}", tags=["jobs"])
-    def delete_job(request: Request, name: str) -> dict[str, Any]:
-        """The job goes; its run history stays."""
-        writer(request).jobs.delete(name)
+    def delete_job(request: Request, name: str, force: bool = False) -> dict[str, Any]:
+        """The job goes; its run history stays. 409 while other jobs chain to it,
+        unless `?force=true`."""
+        writer(request).jobs.delete(name, force=force)
         return {"deleted": name}
 
     # --- runs -----------------------------------------------------------------------------

@@ -230,13 +230,15 @@ def disable(app: AppContext, name: str) -> None:
 
 @jobs.command()
 @click.argument("name")
+@click.option("--force", is_flag=True, help="Delete it even though other jobs chain to it.")
 @pass_app
-def delete(app: AppContext, name: str) -> None:
+def delete(app: AppContext, name: str, force: bool) -> None:
     """Delete a job definition. Its run history stays (see `runs list --job NAME`).
+    Refused while other jobs chain to it (on_success, on_failure), unless --force.
 
     Example: orchestrator jobs delete nightly-report
     """
-    app.operations().jobs.delete(name)
+    app.operations().jobs.delete(name, force=force)
     click.echo(f"deleted {name}; its run history stays")
 
 

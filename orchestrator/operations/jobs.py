@@ -124,10 +124,11 @@ class JobOperations:
                 summary.append("unchanged")
         return changed
 
-    def delete(self, name: str) -> None:
-        """The job goes; its run history stays."""
+    def delete(self, name: str, *, force: bool = False) -> None:
+        """The job goes; its run history stays. Refused while others chain to it,
+        unless `force`."""
         with self._audited.audit("jobs.delete", name):
-            self._store.delete_job(name)
+            self._store.delete_job(name, force=force)
 
     def _runnable(self, name: str, force: bool) -> JobRecord:
         record = self._store.job(name)

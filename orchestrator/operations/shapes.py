@@ -81,6 +81,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "trigger": run.trigger.value,
         "attempt": run.attempt,
         "first_run_id": run.first_run_id,
+        "parent_run_id": run.parent_run_id,
         "scheduled_for": iso(run.scheduled_for),
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),

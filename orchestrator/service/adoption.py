@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from orchestrator import events
+from orchestrator import chains, events
 from orchestrator.engine import Engine
 from orchestrator.errors import JobNotFoundError
 from orchestrator.launcher import RunLauncher
@@ -96,6 +96,7 @@ class Adoption:
                     finished_at=self.clock(),
                     error="its scheduler died and no container of it was found",
                     notify=events.on_end(self.launcher.with_defaults(spec)) if spec else None,
+                    chain=chains.on_end(spec) if spec else None,
                 )
             return
         if spec is None:  # the job was deleted meanwhile: follow the run all the same

@@ -131,10 +131,10 @@ class ClaimWorkers:
             return
         # How late it starts is logged when it does (service/launches.py), once.
         self.observers.fire_claimed(run, (self.clock() - scheduled_for).total_seconds())
-        if self._apply_overlap(run, spec):
+        if self.apply_overlap(run, spec):
             self.start_run(run, spec)
 
-    def _apply_overlap(self, run: RunRecord, spec: JobSpec) -> bool:
+    def apply_overlap(self, run: RunRecord, spec: JobSpec) -> bool:
         """False when the run was recorded as skipped (forbid)."""
         allowed = spec.concurrency is Concurrency.ALLOW
         unfinished = [] if allowed else self.store.unfinished_runs(spec.name)

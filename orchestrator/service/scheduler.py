@@ -298,6 +298,9 @@ class SchedulerService:
             spec = self._spec_for(run)
             if spec is None:
                 continue
+            # A chained run obeys its job's concurrency policy, as a fire does.
+            if run.trigger is RunTrigger.CHAIN and not self.claims.apply_overlap(run, spec):
+                continue
             self._start_run(run, spec)
 
     def _spec_for(self, run: RunRecord) -> JobSpec | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import ConflictError
+from orchestrator.errors import ConflictError, JobNotFoundError
 from orchestrator.records import (
     ApplyResult,
     AuditEntry,
@@ -27,6 +27,7 @@ from orchestrator.records import (
     RunDot,
     RunRecord,
     RunStatus,
+    RunTrigger,
 )
 from orchestrator.store.audit import AuditRepository
 from orchestrator.store.database import Database
@@ -36,6 +37,8 @@ from orchestrator.store.notifications import NotificationRepository
 from orchestrator.store.runs import RunRepository
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from orchestrator.spec import LoadedJob
 
 APPLY_ATTEMPTS = 5
@@ -43,6 +46,8 @@ APPLY_ATTEMPTS = 5
 NOTIFY_PATIENCE = timedelta(hours=24)
 StartedEvents = Callable[[RunRecord], list[NewNotification]]
 EndEvents = Callable[[RunRecord, RunStatus | None], list[NewNotification]]
+# The jobs a finished run starts (orchestrator.chains).
+Chained = Callable[[RunRecord], Sequence[str]]
 
 
 class Store:
@@ -99,9 +104,9 @@ class Store:
         with self.database.session() as session:
             return JobRepository(session).set_enabled(name, enabled)
 
-    def delete_job(self, name: str) -> None:
+    def delete_job(self, name: str, *, force: bool = False) -> None:
         with self.database.session() as session:
-            JobRepository(session).delete(name)
+            JobRepository(session).delete(name, force=force)
 
     def enabled_jobs(self) -> list[JobRecord]:
         with self.database.session() as session:
@@ -199,11 +204,13 @@ class Store:
         status: RunStatus,
         finished_at: datetime,
         notify: EndEvents | None = None,
+        chain: Chained | None = None,
         **fields: object,
     ) -> RunRecord:
         """End the run. `notify` gives the notifications of its end (seeing the run as
-        recorded, and how the job's fire before it ended), queued in the same
-        transaction: a run's end and its notifications are written together or not."""
+        recorded, and how the job's fire before it ended), `chain` the jobs its end
+        starts; both are queued in the same transaction: a run's end, its notifications
+        and its chained runs are written together or not at all."""
         with self.database.session() as session:
             runs = RunRepository(session)
             record = runs.finish(
@@ -215,6 +222,9 @@ class Store:
             if notify is not None:
                 items = notify(record, runs.previous_final_status(record))
                 NotificationRepository(session).add(items, finished_at, NOTIFY_PATIENCE)
+            if chain is not None:
+                for target in chain(record):
+                    _queue_chained(session, record, target, finished_at)
             return record
 
     def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
@@ -375,3 +385,30 @@ class Store:
     def notification_backlog(self) -> tuple[int, datetime | None]:
         with self.database.session() as session:
             return NotificationRepository(session).backlog()
+
+
+def _queue_chained(session: Session, parent: RunRecord, target: str, at: datetime) -> None:
+    """A pending run of `target` started by `parent`'s end (a scheduler starts it as it
+    does a queued run); a skipped one saying why when the target is gone or disabled."""
+    reason = None
+    image = None
+    origin = f"chained from run {parent.id} of {parent.job}"
+    try:
+        job = JobRepository(session).get(target)
+        image = job.spec.image
+        if not job.enabled:
+            reason = f"{origin}, but job {target!r} is disabled"
+    except JobNotFoundError:
+        reason = f"{origin}, but job {target!r} no longer exists"
+    RunRepository(session).add_chained(
+        NewRun(
+            job=target,
+            scheduled_for=at,
+            trigger=RunTrigger.CHAIN,
+            parent_run_id=parent.id,
+            image=image,
+            status=RunStatus.SKIPPED if reason else RunStatus.PENDING,
+            finished_at=at if reason else None,
+            error=reason,
+        )
+    )

@@ -6,13 +6,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from orchestrator.errors import JobNotFoundError
+from orchestrator.chains import chaining_to, check_chains
+from orchestrator.errors import JobNotFoundError, RefusedError
 from orchestrator.records import ApplyResult, JobListing, JobRecord, RunStatus
 from orchestrator.store.models import JobRow, RunRow
 
@@ -112,13 +113,24 @@ class JobRepository:
             row.revision += 1
             row.updated_at = now
             result.updated.append(job.spec.name)
+        stale: list[str] = []
         if prune:
             wanted = {job.spec.name for job in jobs}
             stale = sorted(name for name in existing if name not in wanted)
-            if stale:
-                self.session.execute(delete(JobRow).where(JobRow.name.in_(stale)))
-            result.deleted.extend(stale)
+        graph = {name: _chain_targets(row.definition) for name, row in existing.items()}
+        graph.update({job.spec.name: (*job.spec.on_success, *job.spec.on_failure) for job in jobs})
+        for name in stale:
+            graph.pop(name)
+        check_chains(graph)  # before anything is written: refused, nothing changes
+        if stale:
+            self.session.execute(delete(JobRow).where(JobRow.name.in_(stale)))
+        result.deleted.extend(stale)
         return result
+
+    def chains(self) -> dict[str, tuple[str, ...]]:
+        """Every job and the jobs its chains start."""
+        rows = self.session.execute(select(JobRow.name, JobRow.definition))
+        return {name: _chain_targets(definition) for name, definition in rows}
 
     def listing(self) -> list[JobListing]:
         """All jobs by name, as a listing shows them (no definition parsed again)."""
@@ -179,9 +191,18 @@ class JobRepository:
         row.updated_at = now or datetime.now(UTC)
         return True
 
-    def delete(self, name: str) -> None:
-        """Delete a job definition. Its run history stays."""
-        self.session.delete(self._row(name))
+    def delete(self, name: str, *, force: bool = False) -> None:
+        """Delete a job definition (its run history stays). Refused while other jobs
+        chain to it, unless `force` (their chains then start nothing for it: a skipped
+        run says so)."""
+        row = self._row(name)
+        others = chaining_to(name, self.chains())
+        if others and not force:
+            raise RefusedError(
+                f"job {name!r} is chained to by {', '.join(repr(o) for o in others)}: "
+                "change those first, or delete it anyway with --force"
+            )
+        self.session.delete(row)
 
     def signature(self) -> tuple[object, ...]:
         """Changes whenever any job is added, changed or deleted: (count, newest change,
@@ -193,3 +214,7 @@ class JobRepository:
 
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(JobRow)) or 0
+
+
+def _chain_targets(definition: dict[str, Any]) -> tuple[str, ...]:
+    return (*definition.get("on_success", ()), *definition.get("on_failure", ()))

@@ -63,6 +63,8 @@ class RunRow(Base):
         Index(None, "job_name", "scheduled_for"),
         Index(None, "status", "scheduled_for"),
         Index(None, "scheduled_for"),
+        # One chained run per target and parent (two parents ending at once do not collide).
+        Index(None, "job_name", "parent_run_id", unique=True),
         CheckConstraint(_one_of("status", RunStatus), name="status"),
         CheckConstraint(_one_of("trigger", RunTrigger), name="trigger"),
         CheckConstraint("attempt >= 1", name="attempt"),
@@ -77,6 +79,8 @@ class RunRow(Base):
         ForeignKey("runs.id", ondelete="SET NULL"), index=True
     )
     scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The run whose end started this one (trigger 'chain').
+    parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

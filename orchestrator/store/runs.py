@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +39,7 @@ def _record(row: RunRow, *, with_output: bool = False) -> RunRecord:
         scheduled_for=row.scheduled_for,
         created_at=row.created_at,
         first_run_id=row.first_run_id,
+        parent_run_id=row.parent_run_id,
         started_at=row.started_at,
         finished_at=row.finished_at,
         exit_code=row.exit_code,
@@ -67,6 +69,7 @@ class RunRepository:
             trigger=run.trigger.value,
             attempt=run.attempt,
             first_run_id=run.first_run_id,
+            parent_run_id=run.parent_run_id,
             scheduled_for=run.scheduled_for,
             status=run.status.value,
             created_at=now or datetime.now(UTC),
@@ -91,6 +94,25 @@ class RunRepository:
                 f"(attempt {run.attempt})"
             ) from None
         return _record(row, with_output=True)
+
+    def add_chained(self, run: NewRun) -> RunRecord | None:
+        """Record a run started by a parent run's end: one per (job, parent), so a parent
+        whose end is recorded twice starts it once (None then). Its time is the parent's
+        end, moved on by a microsecond when another run of the job has that very time."""
+        taken = self.session.scalar(
+            select(RunRow.id).where(
+                RunRow.job_name == run.job, RunRow.parent_run_id == run.parent_run_id
+            )
+        )
+        if taken is not None:
+            return None
+        for step in range(1000):
+            moment = run.scheduled_for + timedelta(microseconds=step)
+            try:
+                return self.add(replace(run, scheduled_for=moment))
+            except DuplicateFireError:
+                continue
+        raise DuplicateFireError(f"job {run.job!r}: no free moment for a chained run")
 
     def set_container(self, run_id: int, container_id: str, image_digest: str | None) -> None:
         """Record the container before it starts, so that a cancel can find it."""

@@ -4,6 +4,7 @@ the same JSON as the CLI, auth, bad input, the audit."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -280,6 +281,32 @@ def test_health_and_readiness(api: ApiService) -> None:
     assert api.get("/readyz", token=None).json() == {"status": "ready"}
     document = api.get("/openapi.json", token=None).json()
     assert "/api/runs/{run_id}/logs" in document["paths"]
+
+
+def test_chains_run_and_a_chained_to_job_is_not_deleted_without_force(
+    api: ApiService,
+) -> None:
+    parent, child = unique("parent"), unique("child")
+    applied = api.apply(job_text(child) + "---\n" + job_text(parent) + f"on_success: [{child}]\n")
+    assert applied.status_code == 200, applied.text
+    started = queue(api, parent)
+    api.wait_run(started["id"], ("succeeded",))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        runs = api.get("/api/runs", params={"job": child}).json()
+        if runs and runs[0]["status"] == "succeeded":
+            break
+        time.sleep(0.2)
+    assert [(r["trigger"], r["parent_run_id"]) for r in runs] == [("chain", started["id"])]
+    refused = api.request("DELETE", f"/api/jobs/{child}")
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "error": f"job {child!r} is chained to by {parent!r}: change those first, "
+        "or delete it anyway with --force"
+    }
+    assert api.request("DELETE", f"/api/jobs/{child}", params={"force": "true"}).status_code == 200
+    cycle = api.apply(job_text(child) + f"on_success: [{parent}]\n")
+    assert cycle.status_code == 422 and "jobs chain in a cycle" in cycle.json()["error"]
 
 
 def test_metrics_count_runs_by_job_name(api: ApiService) -> None:

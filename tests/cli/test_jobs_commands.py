@@ -145,3 +145,23 @@ def test_apply_accepts_single_files_and_reports_missing_paths(run_cli: Cli, tmp_
     assert "1 created" in run_cli("jobs", "apply", str(copy)).stdout
     result = run_cli("jobs", "apply", str(tmp_path / "nope.yaml"), expect=2)
     assert result.stderr.strip() == f"{tmp_path / 'nope.yaml'}: no such file or folder"
+
+
+def test_chains_refused_at_apply_and_delete(run_cli: Cli, write_jobs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    write_jobs("a.yaml", "name: a\nschedule: '@daily'\nimage: busybox\non_success: [b]\n")
+    write_jobs("b.yaml", "name: b\nschedule: '@daily'\nimage: busybox\non_failure: [a]\n")
+    cycle = run_cli("jobs", "apply", str(tmp_path / "jobs"), expect=2)
+    assert cycle.stderr.strip() == "jobs chain in a cycle: a -> b -> a"
+    assert json.loads(run_cli("jobs", "list", "--json").stdout) == []
+    write_jobs("b.yaml", "name: b\nschedule: '@daily'\nimage: busybox\non_failure: [nobody]\n")
+    nowhere = run_cli("jobs", "apply", str(tmp_path / "jobs"), expect=2)
+    assert nowhere.stderr.strip() == "job 'b': chains to job 'nobody', which does not exist"
+    write_jobs("b.yaml", "name: b\nschedule: '@daily'\nimage: busybox\n")
+    run_cli("jobs", "apply", str(tmp_path / "jobs"))
+    refused = run_cli("jobs", "delete", "b", expect=1)
+    assert refused.stderr.strip() == (
+        "job 'b' is chained to by 'a': change those first, or delete it anyway with --force"
+    )
+    assert "deleted b" in run_cli("jobs", "delete", "b", "--force").stdout
+    shown = json.loads(run_cli("jobs", "show", "a", "--json").stdout)
+    assert shown["definition"]["on_success"] == ["b"]

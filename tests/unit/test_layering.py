@@ -33,6 +33,7 @@ PURE = (
     "events",
     "lateness",
     "deadlines",
+    "chains",
 )
 # The store's own parts that hold SQLAlchemy; its users go through the facade.
 STORE_INSIDE = (
