@@ -272,12 +272,14 @@ class DockerEngine:
             raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
         except APIError as error:
             raise _engine_error("waiting for the container", error) from None
-        state = self.state(container_id)
+        exit_code = int(result.get("StatusCode", -1))
+        # The kernel's OOM killer sends SIGKILL (137); only then is the state worth a call.
+        state = self.state(container_id) if exit_code == 137 else None
         error_text = (
             (result.get("Error") or {}).get("Message") if isinstance(result, dict) else None
         )
         return ContainerExit(
-            exit_code=int(result.get("StatusCode", -1)),
+            exit_code=exit_code,
             oom_killed=bool(state and state.oom_killed),
             error=error_text or None,
         )
