@@ -67,3 +67,54 @@ def test_a_run_whose_scheduler_died_is_adopted_by_another(
     assert (run.status, run.output) == (RunStatus.SUCCEEDED, "finished\n")
     assert run.owner != owner_before
     assert other.terminate() == 0
+
+
+def test_three_schedulers_deliver_each_notification_once(
+    start_service: Any, postgres: Database, tmp_path: Path
+) -> None:
+    from orchestrator.records import DeliveryStatus
+    from orchestrator.store.facade import Store
+    from tests.service.test_notifications import Receiver
+
+    receiver = Receiver()
+    receiver.start()
+    try:
+        jobs = write_jobs(
+            tmp_path,
+            f"""
+- name: noisy
+  schedule: "@every 1s"
+  image: IMAGE
+  command: [sh, -c, "exit 1"]
+  concurrency: allow
+  notify: [{{webhook: "{receiver.url}"}}]
+""",
+        )
+        services = [start_service("--jobs", str(jobs)) for _ in range(3)]
+        wait_for(lambda: len(receiver.received) >= 3, 60, "the first notifications")
+        time.sleep(12)
+        store = Store(postgres)
+        wait_for(
+            lambda: all(
+                item.status is DeliveryStatus.DELIVERED
+                for item in store.notifications(job="noisy", limit=1000)
+            ),
+            30,
+            "every notification delivered",
+        )
+        assert [service.terminate() for service in services] == [0, 0, 0]
+        told = [int(headers["x-orchestrator-delivery"]) for headers, _ in receiver.received]
+        outbox = store.notifications(job="noisy", limit=1000)
+        assert len(told) == len(set(told)), "a notification was delivered twice"
+        delivered = [item for item in outbox if item.status is DeliveryStatus.DELIVERED]
+        assert sorted(told) == sorted(item.id for item in delivered)
+        assert sorted(event["id"] for event in receiver.events()) == sorted(
+            item.run_id for item in delivered
+        )
+        failed = {run.id for run in all_runs(postgres, "noisy") if run.status is RunStatus.FAILED}
+        assert {item.run_id for item in delivered} <= failed
+        assert len(told) >= 10
+        # Each was claimed and sent by one scheduler: one attempt each.
+        assert {item.attempts for item in outbox if item.status is DeliveryStatus.DELIVERED} == {1}
+    finally:
+        receiver.stop()
