@@ -77,6 +77,7 @@ def test_three_schedulers_deliver_each_notification_once(
     from tests.service.test_notifications import Receiver
 
     receiver = Receiver()
+    receiver.delay = 0.7  # slow: each delivery is held long enough for others to try it
     receiver.start()
     try:
         jobs = write_jobs(

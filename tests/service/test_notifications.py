@@ -35,18 +35,21 @@ class Receiver:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.pinged: list[str] = []
         self._server: ThreadingHTTPServer | None = None
+        # Seconds each POST takes to answer (a slow receiver).
+        self.delay = 0.0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
     def start(self) -> None:
-        received, pinged = self.received, self.pinged
+        received, pinged, receiver = self.received, self.pinged, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                time.sleep(receiver.delay)
                 self.send_response(204)
                 self.end_headers()
 
