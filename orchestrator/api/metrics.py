@@ -128,7 +128,8 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         in_flight = GaugeMetricFamily(
-            "orchestrator_runs_in_flight", "Runs this scheduler follows now."
+            "orchestrator_runs_in_flight",
+            "Runs this scheduler holds now: queued to launch, starting or followed.",
         )
         in_flight.add_metric([], self._runs_in_flight())
         yield in_flight

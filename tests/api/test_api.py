@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from tests.api.conftest import READ_TOKEN, WRITE_TOKEN, ApiService, sse_events
@@ -298,6 +299,10 @@ def test_chains_run_and_a_chained_to_job_is_not_deleted_without_force(
             break
         time.sleep(0.2)
     assert [(r["trigger"], r["parent_run_id"]) for r in runs] == [("chain", started["id"])]
+    page = requests.Session()
+    page.post(api.url + "/signin", data={"token": WRITE_TOKEN, "next": "/jobs"})
+    shown = page.get(f"{api.url}/runs/{runs[0]['id']}").text
+    assert f'Chained from</dt><dd><a href="/runs/{started["id"]}">' in shown
     refused = api.request("DELETE", f"/api/jobs/{child}")
     assert refused.status_code == 409
     assert refused.json() == {

@@ -37,6 +37,7 @@ def threads_of(pid: int) -> int:
     raise AssertionError(f"no thread count for process {pid}")
 
 
+@pytest.mark.timeout(600)  # 2 minutes of load, up to 2 of draining
 @pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
 def test_five_jobs_every_second_for_two_minutes_never_stall_and_lose_nothing(
     start_service: Any,
