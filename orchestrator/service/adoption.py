@@ -82,8 +82,9 @@ class Adoption:
         container_id = run.container_id or self._find_container(run)
         if container_id is not None and run.status is RunStatus.PENDING:
             state = self.engine.state(container_id)
-            if state is None or state.status == "created":
+            if state is not None and state.status == "created":
                 # Its scheduler died between create and start: it never ran; start afresh.
+                # (A container that is gone may have run: that run ends lost, not twice.)
                 self.engine.remove(container_id)
                 container_id = None
         if container_id is None:
