@@ -4,7 +4,7 @@ delete (a job others chain to). Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from orchestrator.errors import InvalidSpecError
 from orchestrator.events import FAILURES, end_events
@@ -32,10 +32,12 @@ def on_end(spec: JobSpec) -> ChainHook | None:
     return lambda run: chained_jobs(spec, run)
 
 
-def check_chains(chains: Mapping[str, Sequence[str]]) -> None:
-    """Every job's chain targets (job -> the jobs it may start) name jobs that exist, and
-    no chain comes back to where it began."""
-    for name in sorted(chains):
+def check_chains(chains: Mapping[str, Sequence[str]], checked: Iterable[str]) -> None:
+    """The chain targets of the `checked` jobs (those being applied) name jobs that exist
+    in `chains` (job -> the jobs it may start), and no chain comes back to where it
+    began. A job already stored that chains to one deleted with --force is left alone:
+    its chain gives a skipped run saying why."""
+    for name in sorted(checked):
         for target in chains[name]:
             if target not in chains:
                 raise InvalidSpecError(
@@ -47,7 +49,7 @@ def check_chains(chains: Mapping[str, Sequence[str]]) -> None:
         if name in path:
             cycle = [*path[path.index(name) :], name]
             raise InvalidSpecError(f"jobs chain in a cycle: {' -> '.join(cycle)}")
-        if name in done:
+        if name in done or name not in chains:
             return
         for target in chains[name]:
             visit(target, [*path, name])

@@ -121,7 +121,8 @@ class JobRepository:
         graph.update({job.spec.name: (*job.spec.on_success, *job.spec.on_failure) for job in jobs})
         for name in stale:
             graph.pop(name)
-        check_chains(graph)  # before anything is written: refused, nothing changes
+        # Before anything is written: refused, nothing changes.
+        check_chains(graph, [job.spec.name for job in jobs])
         if stale:
             self.session.execute(delete(JobRow).where(JobRow.name.in_(stale)))
         result.deleted.extend(stale)

@@ -278,7 +278,7 @@ def test_every_write_is_audited_with_who_and_the_result(api: ApiService) -> None
 def test_health_and_readiness(api: ApiService) -> None:
     health = api.get("/healthz", token=None)
     assert health.status_code == 200
-    assert set(health.json()["loops"]) == {"fires", "claims", "maintenance"}
+    assert set(health.json()["loops"]) == {"fires", "claims", "maintenance", "launches"}
     assert api.get("/readyz", token=None).json() == {"status": "ready"}
     document = api.get("/openapi.json", token=None).json()
     assert "/api/runs/{run_id}/logs" in document["paths"]

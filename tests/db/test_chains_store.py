@@ -134,3 +134,6 @@ def test_deleting_a_job_others_chain_to_is_refused_unless_forced(database: Datab
     assert store.job("b")
     store.delete_job("b", force=True)
     assert [record.spec.name for record in store.jobs()] == ["a", "z"]
+    # The chains left pointing at it do not stop other jobs from being applied.
+    store.apply_jobs([job("other")])
+    assert [record.spec.name for record in store.jobs()] == ["a", "other", "z"]
