@@ -1,5 +1,7 @@
 """Deadlines kept by one thread for the whole process: a run's timeout kills its
-container from here, so following a run costs one thread, not one per concern."""
+container from here, so following a run costs one thread, not one per concern. Each due
+action runs in a short-lived thread of its own, so one that hangs (a kill the engine
+never answers) delays no other."""
 
 from __future__ import annotations
 
@@ -68,9 +70,14 @@ class Deadlines:
                 _, _, due = heapq.heappop(self._heap)
             if due.cancelled:
                 continue
-            try:
-                due.fired = due.action()
-            except Exception as error:
-                log.warning("%s failed: %s (trying again in %.0fs)", due.what, error, RETRY_SECONDS)
-                with self._changed:
-                    self._push(due, time.monotonic() + RETRY_SECONDS)
+            # In a thread of its own: a kill the engine never answers must not hold up
+            # every other run's deadline.
+            threading.Thread(target=self._act, args=(due,), name=self._name, daemon=True).start()
+
+    def _act(self, due: Deadline) -> None:
+        try:
+            due.fired = due.action()
+        except Exception as error:
+            log.warning("%s failed: %s (trying again in %.0fs)", due.what, error, RETRY_SECONDS)
+            with self._changed:
+                self._push(due, time.monotonic() + RETRY_SECONDS)

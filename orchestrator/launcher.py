@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
@@ -83,7 +83,7 @@ from orchestrator.spec import JobSpec, NotifySpec, VolumeSpec
 from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
 from orchestrator.tailbuffer import TailBuffer
-from orchestrator.units import parse_size
+from orchestrator.units import format_duration, parse_size
 
 log = logging.getLogger(__name__)
 OutputSink = Callable[[bytes], None]
@@ -115,6 +115,9 @@ class LaunchSettings:
     port_pool: PortRange = DEFAULT_PORT_POOL
     port_host_ip: str = DEFAULT_PORT_HOST_IP
     stop_grace_seconds: int = 10
+    # A run past its timeout whose container the engine has not stopped this much later
+    # (a kill that does not return, a wedged engine) is recorded timed_out all the same.
+    kill_grace_seconds: float = 30.0
     # How often a pool port the engine calls "already allocated" is swapped for another.
     port_attempts: int = 20
     # Put on every job container besides ours (for log shippers, cost tags, tests).
@@ -663,11 +666,36 @@ class RunLauncher:
             self.engine.kill(container_id)
             return True
 
-        deadline = (
-            None
-            if timeout is None
-            else self.deadlines.after(timeout, kill_if_running, f"the timeout of run {run.id}")
-        )
+        def end_wedged() -> bool:
+            grace = self.settings.kill_grace_seconds
+            log.warning(
+                "run %s of %s: container %s still not stopped %.0fs after its timeout",
+                run.id,
+                spec.name,
+                container_id[:12],
+                grace,
+                extra={"run": run.id, "job": spec.name},
+            )
+            self._finish(
+                run.id,
+                RunStatus.TIMED_OUT,
+                spec,
+                error=f"timed out after {format_duration(spec.timeout or timedelta())}; the "
+                f"engine had not stopped container {container_id[:12]} {grace:.0f}s later "
+                "(it may still run)",
+            )  # its exit code and output are filled in when the engine tells them
+            return True
+
+        deadline = wedged = None
+        if timeout is not None:
+            deadline = self.deadlines.after(
+                timeout, kill_if_running, f"the timeout of run {run.id}"
+            )
+            wedged = self.deadlines.after(
+                timeout + self.settings.kill_grace_seconds,
+                end_wedged,
+                f"the end of run {run.id} after its timeout",
+            )
         try:
             if masker is None:
                 deliver(b"(output withheld: the job's secrets cannot be read to mask it)\n")
@@ -683,8 +711,9 @@ class RunLauncher:
         except ContainerGoneError as gone:
             return self._finish(run.id, RunStatus.FAILED, spec, error=str(gone), **_captured(tail))
         finally:
-            if deadline is not None:
-                deadline.cancel()
+            for due in (deadline, wedged):
+                if due is not None:
+                    due.cancel()
         status, reason = classify_exit(
             exit_.exit_code if exit_ is not None else None,
             timed_out=deadline is not None and deadline.fired,

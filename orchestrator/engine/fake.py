@@ -91,7 +91,7 @@ class FakeEngine:
     default_script: Script = field(default_factory=Script)
     # Every call, by name, for tests that count them.
     calls: list[str] = field(default_factory=list)
-    # Seconds that each create, start or remove call takes (a busy engine).
+    # Seconds that each create, start, remove, stop or kill call takes (a busy engine).
     delays: dict[str, float] = field(default_factory=dict)
     # The most create, start or remove calls (together) that were ever in flight at once.
     peak_in_flight: int = 0
@@ -351,6 +351,7 @@ class FakeEngine:
 
     def _end(self, handle: Handle, code: int, name: str) -> None:
         self._call(name)
+        time.sleep(self.delays.get(name, 0.0))  # a stop or kill that takes its time
         with self._changed:
             workload = self._workloads.get(handle)
             if workload is not None and self._status(workload) == "running":

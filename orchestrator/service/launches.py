@@ -131,6 +131,11 @@ class LaunchPool:
         for worker in self._threads:
             worker.join(wait_seconds / max(len(self._threads), 1))
 
+    def running(self) -> int:
+        """Runs being launched or followed now (not those waiting in the queue)."""
+        with self._changed:
+            return self._running
+
     def stats(self) -> PoolStats:
         now = self.clock()
         with self._changed:

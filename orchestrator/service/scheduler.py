@@ -185,8 +185,9 @@ class SchedulerService:
         self.timetable.shutdown()
         self.claims.stop()
         self.launches.stop(self.settings.launch_finish_seconds)
+        # The grace is for runs that started; queued ones stay pending for the next life.
         deadline = time.monotonic() + self.settings.shutdown_grace_seconds
-        while self._active and time.monotonic() < deadline:
+        while self.launches.running() and time.monotonic() < deadline:
             time.sleep(0.1)
         with self._active_lock:
             left = dict(self._active)

@@ -95,12 +95,20 @@ def test_three_schedulers_deliver_each_notification_once(
         wait_for(lambda: len(receiver.received) >= 3, 60, "the first notifications")
         time.sleep(12)
         store = Store(postgres)
+        # The load stops, every run ends, then every notification is delivered: none is
+        # in flight when the schedulers stop (that one could be told again: at least once).
+        store.set_job_enabled("noisy", False)
+        wait_for(
+            lambda: all(run.status.finished for run in all_runs(postgres, "noisy")),
+            30,
+            "every run to end",
+        )
         wait_for(
             lambda: all(
                 item.status is DeliveryStatus.DELIVERED
                 for item in store.notifications(job="noisy", limit=1000)
             ),
-            30,
+            60,
             "every notification delivered",
         )
         assert [service.terminate() for service in services] == [0, 0, 0]

@@ -216,6 +216,18 @@ def test_a_deadline_action_that_raised_is_tried_again(monkeypatch: pytest.Monkey
     assert _soon(lambda: deadline.fired)
 
 
+def test_an_action_that_hangs_delays_no_other_deadline() -> None:
+    deadlines = Deadlines("test-hang")
+    released, done = threading.Event(), threading.Event()
+    deadlines.after(0.01, lambda: released.wait(10), "hangs")
+    later = deadlines.after(0.1, lambda: done.set() or True, "due after it")
+    try:
+        assert done.wait(2), "a hung action held up the next deadline"
+        assert _soon(lambda: later.fired)
+    finally:
+        released.set()
+
+
 def _soon(condition: Callable[[], bool]) -> bool:
     """The action has returned (its flag is set just after it)."""
     for _ in range(100):
