@@ -98,6 +98,7 @@ def test_three_schedulers_deliver_each_notification_once(
         # The load stops, every run ends, then every notification is delivered: none is
         # in flight when the schedulers stop (that one could be told again: at least once).
         store.set_job_enabled("noisy", False)
+        time.sleep(3)  # the schedulers see it within a second; fires already queued run
         wait_for(
             lambda: all(run.status.finished for run in all_runs(postgres, "noisy")),
             30,
