@@ -500,6 +500,7 @@ class RunLauncher:
             privileged=spec.privileged,
             host_network=spec.host_network,
             host_pid=spec.host_pid,
+            merge_output=True,
         )
 
     def _start_container(

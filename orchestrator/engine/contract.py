@@ -52,6 +52,9 @@ class ContainerSpec:
     privileged: bool = False
     host_network: bool = False
     host_pid: bool = False
+    # stderr joined to stdout, so the output keeps the order it was written in, where
+    # the image allows it (see orchestrator.engine.merging).
+    merge_output: bool = False
 
 
 @dataclass(frozen=True)

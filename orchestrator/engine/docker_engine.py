@@ -42,6 +42,7 @@ from orchestrator.engine.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
+from orchestrator.engine.merging import SHELL, ImageShape, merged
 from orchestrator.hostpaths import ScannedMount, SelfContainer, parse_api_version
 from orchestrator.settings import CONTAINER_ID_ENV
 from orchestrator.spec import PullPolicy
@@ -62,6 +63,7 @@ class DockerEngine:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.api = client.api
+        self._shapes: dict[str, ImageShape] = {}  # image id -> its shape, probed once
 
     @classmethod
     def from_env(cls, *, timeout: int = 60, max_pool_size: int = 32) -> DockerEngine:
@@ -211,11 +213,16 @@ class DockerEngine:
             # are not UTF-8 into U+FFFD before anyone can read them.
             log_config=LogConfig(type="local"),
         )
+        entrypoint, command = spec.entrypoint, spec.command
+        if spec.merge_output:
+            joined = merged(self._shape(spec.image, spec.labels), entrypoint, command)
+            if joined is not None:
+                entrypoint, command = joined
         try:
             created = self.api.create_container(
                 spec.image,
-                command=list(spec.command) if spec.command is not None else None,
-                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                command=list(command) if command is not None else None,
+                entrypoint=list(entrypoint) if entrypoint is not None else None,
                 environment=dict(spec.environment),
                 labels=dict(spec.labels),
                 name=spec.name,
@@ -231,6 +238,50 @@ class DockerEngine:
         except (APIError, requests.RequestException) as error:
             raise _engine_error(f"cannot create container for {spec.image!r}", error) from None
         return str(created["Id"])
+
+    def _shape(self, image: str, labels: Mapping[str, str]) -> ImageShape:
+        """The image's default entrypoint and command, and whether it has /bin/sh (asked
+        of a container created, never started, from it: the engine stats the path)."""
+        known = self._shapes.get(image)
+        if known is not None:
+            return known
+        try:
+            config = self.api.inspect_image(image).get("Config") or {}
+        except (APIError, requests.RequestException) as error:
+            raise _engine_error(f"cannot inspect image {image!r}", error) from None
+        # The caller's own labels (a test's, an operator's) without the run's: the probe
+        # is no run's workload.
+        marks = {
+            key: value
+            for key, value in labels.items()
+            if key not in (JOB_LABEL, RUN_LABEL, LAUNCH_LABEL)
+        }
+        has_shell = False
+        try:
+            probe = self.api.create_container(image, entrypoint=[SHELL], labels=marks)
+        except (APIError, requests.RequestException) as error:
+            raise _engine_error(f"cannot create container for {image!r}", error) from None
+        try:
+            url = self.api._url("/containers/{0}/archive", probe["Id"])
+            answer = self.api.head(url, params={"path": SHELL})
+            has_shell = answer.status_code == 200
+            if answer.status_code not in (200, 404):
+                log.warning(
+                    "cannot tell whether image %s has %s (the engine answered %s): its "
+                    "stdout and stderr are kept in the engine's order",
+                    image[:19],
+                    SHELL,
+                    answer.status_code,
+                )
+        except requests.RequestException as error:
+            raise _engine_error("cannot look into the image", error) from None
+        finally:
+            self.remove(str(probe["Id"]))
+        shape = ImageShape(
+            tuple(config.get("Entrypoint") or ()), tuple(config.get("Cmd") or ()), has_shell
+        )
+        self._shapes[image] = shape
+        return shape
 
     def start(self, container_id: str) -> None:
         try:

@@ -67,6 +67,9 @@ def test_jobs_run_through_the_proxy_and_what_it_refuses_is_named(
     base = proxy.replace("tcp://", "http://")
     assert requests.get(f"{base}/volumes", timeout=5).status_code == 403  # it filters
     assert requests.post(f"{base}/containers/x/exec", timeout=5).status_code == 403
+    archive = f"{base}/containers/x/archive?path=/"
+    assert requests.get(archive, timeout=5).status_code == 403  # no reads of files
+    assert requests.head(archive, timeout=5).status_code == 404  # a stat reaches the engine
     jobs = write_jobs(
         "proxied.yaml",
         f"""
@@ -74,7 +77,10 @@ def test_jobs_run_through_the_proxy_and_what_it_refuses_is_named(
   schedule: "@daily"
   image: {JOB_IMAGE}
   ports: ["8080"]
-  command: ["sh", "-c", "echo leased=$ORCHESTRATOR_PORT_8080"]
+  command:
+    - sh
+    - -c
+    - echo leased=$ORCHESTRATOR_PORT_8080; for i in $(seq 9); do echo $i; echo $i >&2; done
 - name: pulls
   schedule: "@daily"
   image: {JOB_IMAGE}
@@ -91,6 +97,8 @@ def test_jobs_run_through_the_proxy_and_what_it_refuses_is_named(
     docker_cli("jobs", "apply", str(jobs))
     ran = docker_cli("jobs", "run", "proxied")
     assert ran.stdout.startswith("leased=20")
+    # Merged through the image's shell, which the proxy lets the engine stat.
+    assert ran.stdout.endswith("".join(f"{i}\n{i}\n" for i in range(1, 10)))
     assert json.loads(docker_cli("doctor", "--json").stdout)["ok"] is True
     refused = docker_cli("jobs", "run", "pulls", expect=125)
     (line,) = refused.stderr.strip().splitlines()

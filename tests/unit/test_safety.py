@@ -132,6 +132,7 @@ SAFE_FIELDS = {
     "user",
     "memory",
     "cpus",
+    "merge_output",  # the same program, through the image's own /bin/sh
 }
 GATED_FIELDS = {
     "mounts": "check_launch: sockets, /, allow-list; symlinks resolved",
