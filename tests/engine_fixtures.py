@@ -111,3 +111,52 @@ def scheduler_image(docker_client: Any) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return SCHEDULER_IMAGE
+
+
+class ContainerEvents:
+    """The engine's own account of the containers carrying `labels`, from its event
+    stream, collected live (the engine keeps only its last few hundred events)."""
+
+    def __init__(self, client: Any, labels: dict[str, str]) -> None:
+        import threading
+
+        self.events: list[dict[str, Any]] = []
+        selector = [f"{key}={value}" for key, value in labels.items()]
+        self._stream = client.events(
+            decode=True, filters={"type": "container", "label": selector}
+        )
+        self._thread = threading.Thread(target=self._collect, daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        try:
+            for event in self._stream:
+                self.events.append(event)
+        except Exception:  # the stream is closed under us at the end (or the engine restarts)
+            return
+
+    def close(self) -> None:
+        self._stream.close()
+        self._thread.join(5)
+
+    def containers_by_run(self, action: str = "create") -> dict[int, set[str]]:
+        """Run id -> the ids of the containers of that run that saw `action`."""
+        found: dict[int, set[str]] = {}
+        for event in self.events:
+            if event.get("Action") != action:
+                continue
+            run = (event.get("Actor", {}).get("Attributes") or {}).get("orchestrator.run", "")
+            if run.isdigit():
+                found.setdefault(int(run), set()).add(str(event["Actor"]["ID"]))
+        return found
+
+    def doubled(self) -> dict[int, set[str]]:
+        """Runs that ever had more than one container started."""
+        return {run: ids for run, ids in self.containers_by_run("start").items() if len(ids) > 1}
+
+
+@pytest.fixture
+def container_events(docker_client: Any, test_label: dict[str, str]) -> Iterator[ContainerEvents]:
+    events = ContainerEvents(docker_client, test_label)
+    yield events
+    events.close()
