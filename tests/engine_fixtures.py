@@ -122,9 +122,7 @@ class ContainerEvents:
 
         self.events: list[dict[str, Any]] = []
         selector = [f"{key}={value}" for key, value in labels.items()]
-        self._stream = client.events(
-            decode=True, filters={"type": "container", "label": selector}
-        )
+        self._stream = client.events(decode=True, filters={"type": "container", "label": selector})
         self._thread = threading.Thread(target=self._collect, daemon=True)
         self._thread.start()
 
