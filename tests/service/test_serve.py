@@ -353,11 +353,21 @@ def test_sigterm_with_a_run_in_flight_exits_0_and_the_next_start_reattaches(
     assert second.terminate() == 0
 
 
-def test_health_fails_when_the_loop_is_stale(tmp_path: Path, docker_cli: Any) -> None:
-    health = tmp_path / "old.json"
-    health.write_text(json.dumps({"time": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()}))
-    result = docker_cli("health", "--health-file", str(health), expect=1)
-    assert "unhealthy: the fires loop last made progress" in result.stderr
+def test_health_fails_while_the_service_is_frozen_and_recovers_with_it(
+    start_service: Any, database: Database, tmp_path: Path, docker_cli: Any
+) -> None:
+    health = ("health", "--health-file", str(tmp_path / "health.json"), "--max-age", "3s")
+    service = start_service()
+    wait_for(lambda: docker_cli(*health, expect=None).exit_code == 0, 60, "a healthy service")
+    service.process.send_signal(signal.SIGSTOP)  # alive, but no loop makes progress
+    try:
+        time.sleep(4)
+        result = docker_cli(*health, expect=1)
+        assert "unhealthy: the fires loop last made progress" in result.stderr
+    finally:
+        service.process.send_signal(signal.SIGCONT)
+    wait_for(lambda: docker_cli(*health, expect=None).exit_code == 0, 10, "health again")
+    assert service.terminate() == 0
     missing = docker_cli("health", "--health-file", str(tmp_path / "none.json"), expect=1)
     assert "unhealthy: no health file" in missing.stderr
 
