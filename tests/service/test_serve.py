@@ -19,6 +19,7 @@ from orchestrator.store.database import Database
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.models import JobRow
 from orchestrator.store.runs import RunRepository
+from tests.engine_fixtures import ContainerEvents
 from tests.service.conftest import all_runs, wait_for, write_jobs
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -100,13 +101,13 @@ def test_live_changes_and_detached_runs(
 
 
 def test_forbid_records_skips_and_replace_cancels_the_old_run(
-    start_service: Any, database: Database, tmp_path: Path
+    start_service: Any, database: Database, tmp_path: Path, container_events: ContainerEvents
 ) -> None:
     jobs = write_jobs(
         tmp_path,
         """
 - {name: hung, schedule: "@every 1s", image: IMAGE, command: [sleep, "30"], concurrency: forbid}
-- {name: fresh, schedule: "@every 2s", image: IMAGE, command: [sleep, "30"], concurrency: replace}
+- {name: fresh, schedule: "@every 2s", image: IMAGE, command: [sleep, "99"], concurrency: replace}
 """,
     )
     service = start_service("--jobs", str(jobs))
@@ -115,12 +116,16 @@ def test_forbid_records_skips_and_replace_cancels_the_old_run(
         30,
         "skipped runs",
     )
-    wait_for(
-        lambda: (
-            len([r for r in all_runs(database, "fresh") if r.status is RunStatus.CANCELLED]) >= 1
-        ),
+
+    def replaced() -> list[int]:  # cancelled by a newer fire, with a container to stop
+        fresh = all_runs(database, "fresh")
+        return [r.id for r in fresh if r.status is RunStatus.CANCELLED and r.container_id]
+
+    first = wait_for(replaced, 30, "a replaced run")
+    wait_for(  # the engine's word: their containers died (after a grace of 10 s)
+        lambda: set(first) <= set(container_events.containers_by_run("die")),
         30,
-        "a replaced run",
+        "the replaced runs' containers to stop",
     )
     assert service.terminate() == 0
     hung = all_runs(database, "hung")
