@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -236,35 +239,49 @@ def test_keep_containers_keeps_them(
 
 
 def test_cancel_from_another_process_stops_the_container(
-    make_launcher: Any,
     docker_cli: Any,
     docker_client: Any,
     test_label: dict[str, str],
     database: Database,
+    database_url: str,
 ) -> None:
-    launcher = make_launcher()
-    spec = job_spec(name="long", command=["sleep", "120"], ports=["8080"])
-    running = threading.Event()
-    outcome: list[RunRecord] = []
-    run = launcher.queue(spec, RunTrigger.MANUAL)
-    worker = threading.Thread(
-        target=lambda: outcome.append(
-            launcher.execute(run, spec, on_running=lambda _: running.set())
-        )
+    # The run is held by a foreground `jobs run` in a process of its own; the cancel
+    # comes from this one: only the database and the engine join them.
+    apply_jobs(database_url, job_spec(name="long", command=["sleep", "120"], ports=["8080"]))
+    ((key, value),) = test_label.items()
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_DATABASE_URL": database_url,
+        "ORCHESTRATOR_CONTAINER_LABELS": f"{key}={value}",
+    }
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "jobs", "run", "long"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    worker.start()
-    assert running.wait(30)
-    result = docker_cli("runs", "cancel", str(run.id), "--grace", "1")
-    assert result.stdout.strip() == f"run {run.id} of long cancelled"
-    worker.join(30)
-    assert not worker.is_alive()
-    (ended,) = outcome
-    assert ended.status is RunStatus.CANCELLED and ended.exit_code is not None
-    assert containers_of(docker_client, test_label) == []
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            time.monotonic() < deadline
+            and '"status": "running"'
+            not in docker_cli("runs", "show", "1", "--json", expect=None).stdout
+        ):
+            time.sleep(0.2)
+        result = docker_cli("runs", "cancel", "1", "--grace", "1")
+        assert result.stdout.strip() == "run 1 of long cancelled"
+        _, err = holder.communicate(timeout=60)
+    finally:
+        holder.kill()
+    assert holder.returncode == 130, err  # the holder saw its run end as cancelled
     with database.session() as session:
-        assert PortLeaseRepository(session).list() == []
-    again = docker_cli("runs", "cancel", str(run.id), expect=1)
-    assert again.stderr.strip() == f"run {run.id} has already ended (cancelled)"
+        ended = RunRepository(session).get(1)
+        assert PortLeaseRepository(session).list() == []  # released by the holder
+    assert ended.status is RunStatus.CANCELLED and ended.exit_code is not None
+    assert containers_of(docker_client, test_label) == []  # removed by the holder
+    again = docker_cli("runs", "cancel", "1", expect=1)
+    assert again.stderr.strip() == "run 1 has already ended (cancelled)"
 
 
 def test_jobs_run_streams_output_and_exits_with_the_job_exit_code(
