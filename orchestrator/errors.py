@@ -80,6 +80,11 @@ class RunFinishedError(OrchestratorError):
     """The run has already ended; it cannot be cancelled or started."""
 
 
+class TakenOverError(OrchestratorError):
+    """Another scheduler adopted the run (this process looked dead to it: frozen, or cut
+    off from the database past --adopt-after): this one must not start or record it."""
+
+
 QUOTE_LIMIT = 80
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = 60

@@ -45,7 +45,7 @@ from orchestrator.engine.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
-from orchestrator.errors import DatabaseUnavailableError, OrchestratorError
+from orchestrator.errors import DatabaseUnavailableError, OrchestratorError, TakenOverError
 from orchestrator.hostpaths import (
     HostPathError,
     MountPlan,
@@ -128,6 +128,9 @@ class LaunchSettings:
     # Told of the runs of jobs that name no `notify:` of their own (ORCHESTRATOR_NOTIFY).
     default_notify: tuple[NotifySpec, ...] = ()
     max_parallel_launches: int = DEFAULT_MAX_PARALLEL_LAUNCHES
+    # How often the runs this process holds are beaten for; the service makes it a third
+    # of --adopt-after, so that one late beat never makes a live run look orphaned.
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
 
 
 @dataclass
@@ -146,9 +149,10 @@ class Heartbeats:
     """One thread beats for every run this process holds (queued, starting or followed),
     so that no other scheduler adopts them; a run that is dropped is no longer beaten."""
 
-    def __init__(self, store: Store, owner: str) -> None:
+    def __init__(self, store: Store, owner: str, interval: float = HEARTBEAT_SECONDS) -> None:
         self._store = store
         self._owner = owner
+        self._interval = interval
         self._held: set[int] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -170,7 +174,7 @@ class Heartbeats:
 
     def _beat(self) -> None:
         while True:
-            time.sleep(HEARTBEAT_SECONDS)
+            time.sleep(self._interval)
             held = sorted(self.held())
             if not held:
                 continue
@@ -203,7 +207,7 @@ class RunLauncher:
         # Runs we record carry this id and a heartbeat while we follow them, so that a
         # scheduler can adopt them if this process dies.
         self.owner = owner or make_owner_id()
-        self.heartbeats = Heartbeats(self.store, self.owner)
+        self.heartbeats = Heartbeats(self.store, self.owner, settings.heartbeat_seconds)
         self.deadlines = Deadlines("run-timeouts")
         # Bounds the create, start and remove calls in flight (see the module doc).
         self.engine_calls = threading.BoundedSemaphore(settings.max_parallel_launches)
@@ -268,6 +272,7 @@ class RunLauncher:
                 finished_at=finished_at,
                 notify=notify,
                 chain=chain,
+                owner=self.owner,
                 **fields,
             )
 
@@ -283,8 +288,8 @@ class RunLauncher:
             what="engine unavailable",
         )
 
-    def _set_container(self, run_id: int, container_id: str, image_id: str) -> None:
-        self.store.set_container(run_id, container_id, image_id)
+    def _set_container(self, run_id: int, container_id: str, image_id: str) -> bool:
+        return self.store.set_container(run_id, container_id, image_id, self.owner)
 
     def _persist(self, write: Callable[[], T]) -> T:
         """A database write the run's record depends on, retried through a database
@@ -308,6 +313,8 @@ class RunLauncher:
         """Run the job's container to its end and record it. Never raises for a job's
         own failure: that is the run's status. Infrastructure failures fail the run."""
         launched = self.launch(run, spec, on_running)
+        if launched is None:  # adopted by a scheduler: as it stands now
+            return self.store.run(run.id)
         if isinstance(launched, RunRecord):
             return launched
         return self.follow(launched, on_output)
@@ -317,37 +324,48 @@ class RunLauncher:
         run: RunRecord,
         spec: JobSpec,
         on_running: Callable[[RunRecord], None] | None = None,
-    ) -> Launched | RunRecord:
-        """Create and start the run's container: what following it needs, or the run's
-        record when it ended before (it could not start: failed, with the reason)."""
+    ) -> Launched | RunRecord | None:
+        """Create and start the run's container: what following it needs, the run's
+        record when it ended before (it could not start: failed, with the reason), or
+        None when another scheduler adopted it meanwhile (nothing is recorded here)."""
         # Every container made for this run, the moment the engine made it: whatever
         # interrupts the start (Ctrl-C, SIGTERM, an error), they are removed.
         created: list[str] = []
         self.heartbeats.hold(run.id)
         launched: Launched | RunRecord | None = None
+        taken_over = False
         try:
             launched = self._guarded(
                 run, spec, lambda: self._launch(run, spec, created, on_running)
             )
             return launched
+        except TakenOverError as error:
+            log.warning("%s; not started here", error, extra={"run": run.id, "job": spec.name})
+            taken_over = True
+            return None
         finally:
             if not isinstance(launched, Launched):
-                self._clean_up(run.id, created)
+                self._clean_up(run.id, created, release_leases=not taken_over)
 
     def follow(self, launched: Launched, on_output: OutputSink | None = None) -> RunRecord:
         """Follow a launched run to its end and record it; its container is removed."""
         run, spec = launched.run, launched.spec
         timeout = spec.timeout.total_seconds() if spec.timeout else None
+        finished: RunRecord | None = None
         try:
-            return self._guarded(
+            finished = self._guarded(
                 run,
                 spec,
                 lambda: self._follow(
                     run, spec, launched.container_id, on_output, timeout, launched.masker
                 ),
             )
+            return finished
         finally:
-            self._clean_up(run.id, launched.created)
+            # A run adopted while we followed it (we looked dead) is the adopter's to end:
+            # its container and its leases stay for it.
+            ours = finished is None or finished.owner in (None, self.owner)
+            self._clean_up(run.id, launched.created if ours else [], release_leases=ours)
 
     def skip(self, run: RunRecord, spec: JobSpec, reason: str) -> RunRecord:
         """Record a run that will not start (it missed its start deadline) as skipped."""
@@ -396,6 +414,8 @@ class RunLauncher:
         not the job's), or cancelled by Ctrl-C, which goes on up."""
         try:
             return step()
+        except TakenOverError:
+            raise
         except OrchestratorError as error:
             log.info(
                 "run %s of %s failed: %s",
@@ -413,9 +433,10 @@ class RunLauncher:
             self._finish(run.id, RunStatus.FAILED, spec, error=f"internal error: {error!r}")
             raise
 
-    def _clean_up(self, run_id: int, created: list[str]) -> None:
+    def _clean_up(self, run_id: int, created: list[str], *, release_leases: bool = True) -> None:
         self.heartbeats.drop(run_id)
-        self.leaser.release(run_id)
+        if release_leases:
+            self.leaser.release(run_id)
         if not self.settings.keep_containers:
             for made in created:
                 self._remove(made)
@@ -573,7 +594,12 @@ class RunLauncher:
             with self.engine_calls:
                 container_id = self.engine.create(container)
             created.append(container_id)
-            self._persist(partial(self._set_container, run.id, container_id, image_id))
+            if not self._persist(partial(self._set_container, run.id, container_id, image_id)):
+                # Adopted meanwhile (we looked dead): the adopter starts it, not us.
+                for port in ports.values():
+                    self.leaser.release(run.id, port)
+                leased.clear()
+                raise TakenOverError(f"run {run.id} was adopted by another scheduler")
             try:
                 with self.engine_calls:
                     self.engine.start(container_id)

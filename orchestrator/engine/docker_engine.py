@@ -467,6 +467,20 @@ class DockerEngine:
         except requests.RequestException as error:  # the engine went away meanwhile
             raise _engine_error("removing the container", error) from None
 
+    def discard_unstarted(self, container_id: str) -> bool:
+        # Without force the engine refuses a running container, atomically with a start.
+        try:
+            self.api.remove_container(container_id, force=False, v=False)
+        except NotFound:
+            return True
+        except APIError as error:
+            if error.status_code == 409:
+                return False
+            raise _engine_error("removing the container", error) from None
+        except requests.RequestException as error:
+            raise _engine_error("removing the container", error) from None
+        return True
+
     def managed(self, *, run_id: int | None = None) -> list[ManagedWorkload]:
         labels = [f"{MANAGED_LABEL}=true"]
         if run_id is not None:

@@ -280,6 +280,16 @@ class FakeEngine:
             self._workloads.pop(handle, None)
             self._changed.notify_all()
 
+    def discard_unstarted(self, handle: Handle) -> bool:
+        with self._calling("remove"), self._changed:
+            workload = self._workloads.get(handle)
+            if workload is not None and self._status(workload) == "running":
+                return False
+            self._workloads.pop(handle, None)
+            self._changed.notify_all()
+            return True
+        raise AssertionError("unreachable")  # pragma: no cover - _calling returns or raises
+
     def managed(self, *, run_id: int | None = None) -> list[ManagedWorkload]:
         self._call("managed")
         with self._changed:

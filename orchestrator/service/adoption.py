@@ -82,10 +82,14 @@ class Adoption:
         container_id = run.container_id or self._find_container(run)
         if container_id is not None and run.status is RunStatus.PENDING:
             state = self.engine.state(container_id)
-            if state is not None and state.status == "created":
+            if (
+                state is not None
+                and state.status == "created"
+                and self.engine.discard_unstarted(container_id)
+            ):
                 # Its scheduler died between create and start: it never ran; start afresh.
-                # (A container that is gone may have run: that run ends lost, not twice.)
-                self.engine.remove(container_id)
+                # (A container that is gone may have run: that run ends lost, not twice.
+                # One its scheduler, only frozen, started meanwhile is followed.)
                 container_id = None
         if container_id is None:
             if run.status is RunStatus.PENDING and spec is not None:

@@ -174,9 +174,11 @@ class Store:
         with self.database.session() as session:
             return RunRepository(session).unfinished(job)
 
-    def set_container(self, run_id: int, container_id: str, image_digest: str | None) -> None:
+    def set_container(
+        self, run_id: int, container_id: str, image_digest: str | None, owner: str | None = None
+    ) -> bool:
         with self.database.session() as session:
-            RunRepository(session).set_container(run_id, container_id, image_digest)
+            return RunRepository(session).set_container(run_id, container_id, image_digest, owner)
 
     def mark_running(
         self,
@@ -205,20 +207,25 @@ class Store:
         finished_at: datetime,
         notify: EndEvents | None = None,
         chain: Chained | None = None,
+        owner: str | None = None,
         **fields: object,
     ) -> RunRecord:
         """End the run. `notify` gives the notifications of its end (seeing the run as
         recorded, and how the job's fire before it ended), `chain` the jobs its end
         starts; both are queued in the same transaction: a run's end, its notifications
-        and its chained runs are written together or not at all."""
+        and its chained runs are written together or not at all. With `owner`, nothing
+        is written once another scheduler owns the run (its end is that one's to tell)."""
         with self.database.session() as session:
             runs = RunRepository(session)
             record = runs.finish(
                 run_id,
                 status=status,
                 finished_at=finished_at,
+                owner=owner,
                 **fields,  # type: ignore[arg-type]
             )
+            if owner is not None and record.owner not in (None, owner):
+                return record
             if notify is not None:
                 items = notify(record, runs.previous_final_status(record))
                 NotificationRepository(session).add(items, finished_at, NOTIFY_PATIENCE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, defer
 
@@ -114,13 +114,17 @@ class RunRepository:
                 continue
         raise DuplicateFireError(f"job {run.job!r}: no free moment for a chained run")
 
-    def set_container(self, run_id: int, container_id: str, image_digest: str | None) -> None:
-        """Record the container before it starts, so that a cancel can find it."""
-        self.session.execute(
+    def set_container(
+        self, run_id: int, container_id: str, image_digest: str | None, owner: str | None = None
+    ) -> bool:
+        """Record the container before it starts, so that a cancel can find it. With
+        `owner`: only while the run is still that owner's (False: it was adopted)."""
+        result = self.session.execute(
             update(RunRow)
-            .where(RunRow.id == run_id)
+            .where(RunRow.id == run_id, *_owned_by(owner))
             .values(container_id=container_id, image_digest=image_digest)
         )
+        return rowcount(result) == 1
 
     def mark_running(self, run_id: int, *, started_at: datetime, ports: dict[str, int]) -> bool:
         """pending -> running; False if the run is no longer pending (it was cancelled)."""
@@ -142,9 +146,11 @@ class RunRepository:
         output: str | None = None,
         output_truncated: bool = False,
         output_limit: int | None = None,
+        owner: str | None = None,
     ) -> RunRecord:
         """End a run. If it ended already (cancelled meanwhile), its status stays and
-        only what it lacks (exit code, output) is filled in."""
+        only what it lacks (exit code, output) is filled in. With `owner`: nothing is
+        written once the run is another owner's (adopted from a process that looked dead)."""
         captured = {
             "exit_code": exit_code,
             "output": output,
@@ -156,13 +162,14 @@ class RunRepository:
             .where(
                 RunRow.id == run_id,
                 RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
+                *_owned_by(owner),
             )
             .values(status=status.value, finished_at=finished_at, error=error, **captured)
         )
         if rowcount(result) == 0:
             self.session.execute(
                 update(RunRow)
-                .where(RunRow.id == run_id, RunRow.exit_code.is_(None))
+                .where(RunRow.id == run_id, RunRow.exit_code.is_(None), *_owned_by(owner))
                 .values(**captured)
             )
         return self.get(run_id)
@@ -451,3 +458,11 @@ class RunRepository:
                 execution_options={"synchronize_session": False},
             )
         return len(ids)
+
+
+def _owned_by(owner: str | None) -> tuple[ColumnElement[bool], ...]:
+    """The condition that fences a write to the run's owner (a run no one owns yet is
+    anyone's); none without an owner."""
+    if owner is None:
+        return ()
+    return (or_(RunRow.owner.is_(None), RunRow.owner == owner),)

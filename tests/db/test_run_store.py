@@ -140,3 +140,27 @@ def test_pruning_a_first_attempt_unlinks_the_retry_that_stays(database: Database
     with database.session() as session:
         (left,) = RunRepository(session).list()
     assert (left.id, left.attempt, left.first_run_id) == (retry, 2, None)
+
+
+def test_an_adopted_run_is_fenced_from_its_former_owner(database: Database) -> None:
+    """A scheduler that only looked dead (frozen, cut off) wakes to a run adopted from it:
+    it may neither record a container for it nor end it; the adopter may."""
+    (run_id,) = add(database, NewRun("j", T0, RunTrigger.SCHEDULE, owner="a:1:x"))
+    with database.session() as session:
+        runs = RunRepository(session)
+        assert runs.adopt(runs.get(run_id), "b:2:y", T0)
+        assert runs.set_container(run_id, "c-of-a", None, owner="a:1:x") is False
+        ended = runs.finish(run_id, status=RunStatus.FAILED, finished_at=T0, owner="a:1:x")
+        assert (ended.status, ended.container_id, ended.owner) == (
+            RunStatus.PENDING,
+            None,
+            "b:2:y",
+        )
+        assert runs.set_container(run_id, "c-of-b", None, owner="b:2:y") is True
+        ended = runs.finish(
+            run_id, status=RunStatus.SUCCEEDED, finished_at=T0, exit_code=0, owner="b:2:y"
+        )
+        assert (ended.status, ended.container_id) == (RunStatus.SUCCEEDED, "c-of-b")
+        # Its former owner cannot fill in an exit code afterwards either.
+        runs.finish(run_id, status=RunStatus.FAILED, finished_at=T0, exit_code=9, owner="a:1:x")
+        assert runs.get(run_id).exit_code == 0

@@ -130,6 +130,19 @@ def test_a_removed_workload_is_gone_and_removing_again_is_fine(stage: Stage) -> 
         engine.wait(handle, 1)
 
 
+def test_discard_unstarted_removes_only_what_does_not_run(stage: Stage) -> None:
+    engine = stage.engine
+    created = engine.create(stage.spec())
+    assert engine.discard_unstarted(created) is True
+    assert engine.state(created) is None
+    assert engine.discard_unstarted(created) is True  # gone already: fine
+    running = stage.started(seconds=30)
+    assert engine.discard_unstarted(running) is False  # a frozen scheduler started it
+    state = engine.state(running)
+    assert state is not None and state.running
+    engine.remove(running)
+
+
 def test_images_follow_the_pull_policy(stage: Stage) -> None:
     engine = stage.engine
     stage.spec()  # makes the image exist on the fake

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import launcher as launcher_module
 from orchestrator.cli.doctor import _launches_line
 from orchestrator.engine import ContainerSpec
 from orchestrator.hostpaths import ON_HOST
@@ -227,11 +226,8 @@ def test_saturation_is_logged_once_and_written_to_the_health_file(
     assert "run(s) waiting" in saturated[0].getMessage()
 
 
-def test_queued_runs_are_beaten_for_so_no_other_scheduler_adopts_them(
-    serve: Serve, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(launcher_module, "HEARTBEAT_SECONDS", 0.2)
-    service = serve(max_parallel_launches=1)
+def test_queued_runs_are_beaten_for_so_no_other_scheduler_adopts_them(serve: Serve) -> None:
+    service = serve(max_parallel_launches=1, heartbeat_seconds=0.2)
     service.apply({"name": "waits", "schedule": "@yearly", "concurrency": "allow"})
     service.engine.delays["create"] = 1.0
     queue(service, "waits", 4)
@@ -289,3 +285,34 @@ def test_a_dead_schedulers_container_that_never_started_is_replaced_not_awaited(
     assert finished.container_id != handle
     assert service.engine.state(handle) is None
     service.wait_for(lambda: not service.engine.managed(), 10, "every container removed")
+
+
+def test_a_queued_run_adopted_meanwhile_is_not_started_here(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """This scheduler looked dead (frozen, cut off from the database) and another adopted
+    a run waiting in its queue: when its turn comes here, its container is made but never
+    started, nothing is recorded, and the adopter's claim stands."""
+    caplog.set_level(logging.WARNING)
+    service = serve(max_parallel_launches=1)
+    service.apply({"name": "waits", "schedule": "@yearly", "concurrency": "allow"})
+    service.engine.delays["create"] = 0.5
+    first, _, last = queue(service, "waits", 3)
+    store = Store(service.database)
+    claimed = service.wait_for(
+        lambda: (run := store.run(last.id)).owner is not None and run, 10, "the claim"
+    )
+    assert store.adopt(claimed, "elsewhere:1:adopter", datetime.now(UTC))
+    service.wait_for(
+        lambda: "was adopted by another scheduler; not started here" in caplog.text,
+        10,
+        "its turn",
+    )
+    after = store.run(last.id)
+    assert (after.status, after.owner, after.container_id) == (
+        RunStatus.PENDING,
+        "elsewhere:1:adopter",
+        None,
+    )
+    assert service.engine.managed(run_id=last.id) == []  # made, never started, removed
+    assert store.run(first.id).status is RunStatus.SUCCEEDED
