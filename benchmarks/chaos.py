@@ -302,16 +302,17 @@ class Soak:
             getattr(self, kind)()
             self.faults[kind] += 1
         time.sleep(max(0.0, self.minutes * 60 - (time.monotonic() - began)))
+        disabled_at = {}
         for name in PERIODS:
+            disabled_at[name] = datetime.now(UTC)
             self.cli("jobs", "disable", name)
-        stopped_at = datetime.now(UTC)
         drained = self.drain()
         for index in range(3):
             self.scheduler(index).send_signal(signal.SIGTERM)
         codes = [self.scheduler(index).wait(60) for index in range(3)]
         time.sleep(1)
         self.events.close()
-        return self.check(stopped_at, drained, codes)
+        return self.check(disabled_at, drained, codes)
 
     def drain(self, seconds: float = 180) -> float:
         """Seconds until no run is pending or running any more (or the limit)."""
@@ -347,7 +348,9 @@ class Soak:
 
     # --- the invariants ----------------------------------------------------------------
 
-    def check(self, stopped_at: datetime, drained: float, codes: list[int]) -> dict[str, Any]:
+    def check(
+        self, disabled_at: dict[str, datetime], drained: float, codes: list[int]
+    ) -> dict[str, Any]:
         runs = self.runs()
         violations: list[str] = []
         checked: Counter[str] = Counter()
@@ -366,7 +369,7 @@ class Soak:
             for earlier, later in itertools.pairwise(fires):
                 if later - earlier != timedelta(seconds=period):
                     violations.append(f"{name}: no run for the fires between {earlier} and {later}")
-            if not fires or stopped_at - fires[-1] > timedelta(seconds=period * 3):
+            if not fires or disabled_at[name] - fires[-1] > timedelta(seconds=period * 3):
                 violations.append(f"{name}: firing stopped before the soak did")
 
         # No run ever had two containers started.
@@ -389,8 +392,15 @@ class Soak:
         left = self.client.containers.list(
             all=True, filters={"label": [f"{key}={value}", "orchestrator.managed=true"]}
         )
-        if left:
-            violations.append(f"managed containers left: {len(left)}")
+        by_id = {run.container_id: run for run in runs if run.container_id}
+        for container in left:
+            run = by_id.get(container.id)
+            violations.append(
+                f"managed container left: {container.short_id} ({container.status}, run "
+                f"{container.labels.get('orchestrator.run')} of "
+                f"{container.labels.get('orchestrator.job')}, recorded "
+                f"{run.status.value if run else 'for no run'})"
+            )
 
         # Every run's status matches how its container ended.
         died = self.events.by_run("die")

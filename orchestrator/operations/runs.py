@@ -28,7 +28,7 @@ def cancel_run(
 ) -> RunRecord:
     """Mark the run cancelled, then stop its container (SIGTERM, SIGKILL after `grace`);
     the engine is needed only when it has one. RunFinishedError when it has already ended.
-    The service's `replace` uses it too."""
+    (The service's `replace` does the same, the stop in a thread of its own.)"""
     run = store.request_cancel(run_id, now)
     if run.container_id:
         engine().stop(run.container_id, grace)

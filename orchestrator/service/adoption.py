@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from orchestrator import chains, events
 from orchestrator.engine import Engine
-from orchestrator.errors import JobNotFoundError
+from orchestrator.errors import JobNotFoundError, RunNotFoundError
 from orchestrator.launcher import RunLauncher
 from orchestrator.ownership import Here, owner_is_dead
 from orchestrator.records import RunRecord, RunStatus
@@ -19,6 +19,8 @@ from orchestrator.spec import JobSpec, parse_job
 from orchestrator.store.facade import Store
 
 log = logging.getLogger(__name__)
+# A stopped container of a run that ended this long ago has no follower any more.
+LEFTOVER_SECONDS = timedelta(seconds=30)
 StartRun = Callable[[RunRecord, JobSpec, Callable[[], RunRecord] | None], None]
 
 
@@ -44,6 +46,7 @@ class Adoption:
         self.start_run = start_run
         self.active_ids = active_ids
         self.here = Here.now()
+        self.leftover_after = max(LEFTOVER_SECONDS, 2 * stale_after)
 
     def adopt_orphans(self, now: datetime) -> None:
         candidates, ours = self.store.adoption_candidates(self.owner)
@@ -73,6 +76,37 @@ class Adoption:
                 extra={"run": run.id, "job": run.job},
             )
             self.reattach(run)
+
+    def sweep_leftovers(self, now: datetime) -> None:
+        """Remove our containers that outlived their run: not running, of a run that
+        ended a while ago (`leftover_after`: its follower removes it within a second of
+        the end). Such are left when a run's follower died after another scheduler
+        cancelled it (replace), or a scheduler was killed between create and record."""
+        if self.launcher.settings.keep_containers:
+            return
+        for workload in self.engine.managed():
+            if workload.run_id is None or workload.status in ("running", "restarting"):
+                continue
+            try:
+                run = self.store.run(workload.run_id)
+            except RunNotFoundError:
+                continue  # another database's run on the same engine
+            if (
+                run.job != workload.job
+                or not run.status.finished
+                or run.finished_at is None
+                or now - run.finished_at < self.leftover_after
+            ):
+                continue
+            if self.engine.discard_unstarted(workload.handle):
+                log.info(
+                    "removed container %s left by run %s of %s (%s)",
+                    workload.handle[:12],
+                    run.id,
+                    run.job,
+                    run.status.value,
+                    extra={"run": run.id, "job": run.job},
+                )
 
     def reattach(self, run: RunRecord) -> None:
         try:

@@ -14,7 +14,6 @@ from datetime import datetime
 from orchestrator import events
 from orchestrator.engine import Engine
 from orchestrator.errors import DuplicateFireError, OrchestratorError
-from orchestrator.operations.runs import cancel_run
 from orchestrator.overlap import decide_overlap
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.service.health import LoopBeats
@@ -158,10 +157,24 @@ class ClaimWorkers:
             return False
         for other in decision.cancel:  # replace: the old run makes way
             try:
-                cancel_run(
-                    self.store, lambda: self.engine, other, self.stop_grace_seconds, self.clock()
-                )
-                log.info("run %s of %s replaced by run %s", other, spec.name, run.id)
+                cancelled = self.store.request_cancel(other, self.clock())
             except OrchestratorError as error:
                 log.warning("could not replace run %s: %s", other, error)
+                continue
+            log.info("run %s of %s replaced by run %s", other, spec.name, run.id)
+            if cancelled.container_id:
+                # The stop lasts the grace (a container that ignores SIGTERM), or longer
+                # (a wedged engine): not in a claim worker, whose fires it would delay.
+                threading.Thread(
+                    target=self._stop,
+                    args=(cancelled.container_id,),
+                    name=f"replace-{other}",
+                    daemon=True,
+                ).start()
         return decision.start
+
+    def _stop(self, container_id: str) -> None:
+        try:
+            self.engine.stop(container_id, self.stop_grace_seconds)
+        except OrchestratorError as error:
+            log.warning("could not stop replaced container %s: %s", container_id[:12], error)

@@ -212,6 +212,7 @@ class SchedulerService:
             ("jobs", self.settings.job_poll_seconds, lambda: self.timetable.sync(self.store, now)),
             ("adopt", self.settings.adopt_check_seconds, lambda: self.adoption.adopt_orphans(now)),
             ("saturation", 1.0, self.launches.tell_saturation),
+            ("leftovers", 10.0, lambda: self.adoption.sweep_leftovers(now)),
         ]
         for name, every, duty in duties:
             if not self._due(name, every):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from orchestrator.records import NewRun, RunStatus, RunTrigger
 from orchestrator.store.facade import Store
@@ -44,3 +44,24 @@ def test_a_run_whose_container_will_not_stop_ends_at_its_timeout_plus_the_grace(
     steady = [r for r in service.runs("steady") if r.started_at is not None]
     assert len(steady) >= 2
     assert all((r.started_at - r.scheduled_for).total_seconds() < 1.0 for r in steady)
+
+
+def test_replacing_a_run_whose_stop_does_not_return_delays_no_fire(serve: Serve) -> None:
+    service = serve(service_settings={"claim_workers": 2})
+    service.apply(
+        {"name": "replaced", "schedule": "@every 1s", "concurrency": "replace"},
+        {"name": "steady", "schedule": "@every 1s", "concurrency": "allow"},
+    )
+    service.engine.script("replaced", seconds=60)
+    service.engine.delays["stop"] = 30  # each replace meets a stop that does not return
+    time.sleep(8)
+    replaced = [r for r in service.runs("replaced") if r.status is RunStatus.CANCELLED]
+    assert len(replaced) >= 5  # more replaces than claim workers
+    cutoff = datetime.now(UTC) - timedelta(seconds=2)  # fires due long enough ago
+    steady = [r for r in service.runs("steady") if r.scheduled_for < cutoff]
+    late = [
+        r.id
+        for r in steady
+        if r.started_at is None or (r.started_at - r.scheduled_for).total_seconds() > 2
+    ]
+    assert len(steady) >= 5 and late == [], late
