@@ -307,12 +307,15 @@ class Soak:
             disabled_at[name] = datetime.now(UTC)
             self.cli("jobs", "disable", name)
         drained = self.drain()
+        swept = self.sweep_wait()
         for index in range(3):
             self.scheduler(index).send_signal(signal.SIGTERM)
         codes = [self.scheduler(index).wait(60) for index in range(3)]
         time.sleep(1)
         self.events.close()
-        return self.check(disabled_at, drained, codes)
+        result = self.check(disabled_at, drained, codes)
+        result["leftovers_swept_seconds"] = round(swept, 1)
+        return result
 
     def drain(self, seconds: float = 180) -> float:
         """Seconds until no run is pending or running any more (or the limit)."""
@@ -322,6 +325,19 @@ class Soak:
             if not any(run.status.value in ("pending", "running") for run in runs):
                 break
             time.sleep(1)
+        return time.monotonic() - started
+
+    def sweep_wait(self, seconds: float = 90) -> float:
+        """Seconds until no container of ours is left: containers whose follower died
+        are removed by the schedulers' sweep, twice --adopt-after (at least 30 s) after
+        their run ended (the limit passed, the check names what is left)."""
+        ((key, value),) = self.label.items()
+        selector = {"label": [f"{key}={value}", "orchestrator.managed=true"]}
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            if not self.client.containers.list(all=True, filters=selector):
+                break
+            time.sleep(2)
         return time.monotonic() - started
 
     def runs(self) -> list[Any]:
@@ -477,7 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"faults injected: {result['faults']}")
     print(f"fires: {result['fires_checked']}, runs: {result['runs']} {result['statuses']}")
     print(f"invariants checked: {result['checked']}")
-    print(f"drained in {result['drain_seconds']} s after the jobs were disabled")
+    print(
+        f"drained in {result['drain_seconds']} s after the jobs were disabled; leftovers "
+        f"swept in {result['leftovers_swept_seconds']} s"
+    )
     print(f"violations: {len(result['violations'])}")
     for violation in result["violations"]:
         print(f"  {violation}")
