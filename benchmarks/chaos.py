@@ -257,7 +257,7 @@ class Soak:
     def kill_container(self) -> None:
         ((key, value),) = self.label.items()
         running = self.client.containers.list(
-            filters={"label": [f"{key}={value}", "orchestrator.job=allow"]}
+            ignore_removed=True, filters={"label": [f"{key}={value}", "orchestrator.job=allow"]}
         )
         if not running:
             return
@@ -335,7 +335,7 @@ class Soak:
         selector = {"label": [f"{key}={value}", "orchestrator.managed=true"]}
         started = time.monotonic()
         while time.monotonic() - started < seconds:
-            if not self.client.containers.list(all=True, filters=selector):
+            if not self.client.containers.list(ignore_removed=True, all=True, filters=selector):
                 break
             time.sleep(2)
         return time.monotonic() - started
@@ -406,7 +406,9 @@ class Soak:
             violations.append(f"port leases left: {len(leases)}")
         ((key, value),) = self.label.items()
         left = self.client.containers.list(
-            all=True, filters={"label": [f"{key}={value}", "orchestrator.managed=true"]}
+            ignore_removed=True,
+            all=True,
+            filters={"label": [f"{key}={value}", "orchestrator.managed=true"]},
         )
         by_id = {run.container_id: run for run in runs if run.container_id}
         for container in left:
@@ -465,7 +467,9 @@ class Soak:
                     process.send_signal(signal.SIGCONT)
                 process.kill()
         ((key, value),) = self.label.items()
-        for container in self.client.containers.list(all=True, filters={"label": f"{key}={value}"}):
+        for container in self.client.containers.list(
+            ignore_removed=True, all=True, filters={"label": f"{key}={value}"}
+        ):
             container.remove(force=True)
 
 
