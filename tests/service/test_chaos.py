@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(900)  # two minutes of faults, the drain, the sweep, the checks
 def test_two_minutes_of_chaos_break_no_invariant(tmp_path: Path) -> None:
     figures = tmp_path / "chaos.json"
     soak = subprocess.run(
