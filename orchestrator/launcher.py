@@ -128,8 +128,8 @@ class LaunchSettings:
     # Told of the runs of jobs that name no `notify:` of their own (ORCHESTRATOR_NOTIFY).
     default_notify: tuple[NotifySpec, ...] = ()
     max_parallel_launches: int = DEFAULT_MAX_PARALLEL_LAUNCHES
-    # How often the runs this process holds are beaten for; the service makes it a third
-    # of --adopt-after, so that one late beat never makes a live run look orphaned.
+    # How often the runs this process holds are beaten for (the service: at most a third
+    # of --adopt-after).
     heartbeat_seconds: float = HEARTBEAT_SECONDS
 
 

@@ -208,7 +208,6 @@ def serve(
 
     Example: orchestrator serve --jobs /etc/orchestrator/jobs
     """
-    from orchestrator.launcher import HEARTBEAT_SECONDS
     from orchestrator.logsetup import configure_logging
     from orchestrator.service.scheduler import SchedulerService, ServiceSettings
     from orchestrator.spec import load_jobs
@@ -238,7 +237,6 @@ def serve(
             app.launch_settings(),
             engine_patience_seconds=ENGINE_PATIENCE_SECONDS,
             max_parallel_launches=max_parallel_launches,
-            heartbeat_seconds=min(HEARTBEAT_SECONDS, adopt_after_seconds / 3),
         ),
         ServiceSettings(
             shutdown_grace_seconds=grace,

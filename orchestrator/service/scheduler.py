@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -87,7 +87,12 @@ class SchedulerService:
         self.settings = settings
         self.clock = clock
         self.owner = make_owner_id()
-        self.launcher = RunLauncher(database, engine, where, launch, owner=self.owner)
+        # A beat every third of --adopt-after: one late beat never makes a live run of
+        # ours look orphaned to another scheduler.
+        beat = min(launch.heartbeat_seconds, settings.stale_after_seconds / 3)
+        self.launcher = RunLauncher(
+            database, engine, where, replace(launch, heartbeat_seconds=beat), owner=self.owner
+        )
         self.beats = LoopBeats()
         self.observers = Observers()
         self.launches = LaunchPool(

@@ -227,7 +227,8 @@ def test_saturation_is_logged_once_and_written_to_the_health_file(
 
 
 def test_queued_runs_are_beaten_for_so_no_other_scheduler_adopts_them(serve: Serve) -> None:
-    service = serve(max_parallel_launches=1, heartbeat_seconds=0.2)
+    # Beats every third of --adopt-after (0.6 s here), not every 5 s.
+    service = serve(max_parallel_launches=1, service_settings={"stale_after_seconds": 0.6})
     service.apply({"name": "waits", "schedule": "@yearly", "concurrency": "allow"})
     service.engine.delays["create"] = 1.0
     queue(service, "waits", 4)
