@@ -63,9 +63,14 @@ def test_replace_stops_the_old_run_and_starts_the_new(serve: Callable[..., Servi
     )
     old = cancelled[0]
     assert old.container_id is not None
-    # Really stopped on the engine, not only marked: the fake saw it end early.
-    state = running.engine.state(old.container_id)
-    assert state is None or not state.running
+    # Really stopped on the engine (in a thread of its own), not only marked: the fake
+    # sees it end 30 s early.
+    container = old.container_id
+    running.wait_for(
+        lambda: (state := running.engine.state(container)) is None or not state.running,
+        5,
+        "the replaced container to stop",
+    )
     assert "stop" in running.engine.calls or "kill" in running.engine.calls
     running.wait_for(
         lambda: any(r.status is RunStatus.RUNNING and r.id > old.id for r in running.runs("long")),
