@@ -50,6 +50,7 @@ from orchestrator.spec import PullPolicy
 log = logging.getLogger(__name__)
 
 LOG_BLOCK_BYTES = 256 * 1024
+PROBE_LABEL = "orchestrator.probe"
 _PORT_TAKEN = re.compile(
     r"Bind for \S*?:(?P<port1>\d+) failed: port is already allocated"
     r"|listen (?:tcp|udp)[46]? \S*?:(?P<port2>\d+): bind: address already in use"
@@ -249,13 +250,14 @@ class DockerEngine:
             config = self.api.inspect_image(image).get("Config") or {}
         except (APIError, requests.RequestException) as error:
             raise _engine_error(f"cannot inspect image {image!r}", error) from None
-        # The caller's own labels (a test's, an operator's) without the run's: the probe
-        # is no run's workload.
+        # The caller's own labels (a test's, an operator's), not ours: the probe is no
+        # workload (a scheduler SIGKILLed in these milliseconds leaves it `Created`).
         marks = {
             key: value
             for key, value in labels.items()
-            if key not in (JOB_LABEL, RUN_LABEL, LAUNCH_LABEL)
+            if key not in (MANAGED_LABEL, JOB_LABEL, RUN_LABEL, LAUNCH_LABEL)
         }
+        marks[PROBE_LABEL] = "shell"
         has_shell = False
         try:
             probe = self.api.create_container(image, entrypoint=[SHELL], labels=marks)

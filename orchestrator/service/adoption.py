@@ -85,7 +85,9 @@ class Adoption:
         if self.launcher.settings.keep_containers:
             return
         for workload in self.engine.managed():
-            if workload.run_id is None or workload.status in ("running", "restarting"):
+            if workload.status in ("running", "restarting"):
+                continue
+            if workload.run_id is None:
                 continue
             try:
                 run = self.store.run(workload.run_id)

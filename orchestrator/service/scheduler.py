@@ -24,10 +24,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from orchestrator.backoff import with_backoff
 from orchestrator.engine import Engine
-from orchestrator.errors import DuplicateFireError, JobNotFoundError, OrchestratorError
+from orchestrator.errors import (
+    DatabaseUnavailableError,
+    DuplicateFireError,
+    JobNotFoundError,
+    OrchestratorError,
+)
 from orchestrator.hostpaths import SelfContainer
-from orchestrator.launcher import LaunchSettings, RunLauncher
+from orchestrator.launcher import DATABASE_PATIENCE_SECONDS, LaunchSettings, RunLauncher
 from orchestrator.ownership import make_owner_id
 from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.retries import plan_retry
@@ -147,17 +153,28 @@ class SchedulerService:
     def start(self) -> None:
         now = self.clock()
         log.info("scheduler %s starting", self.owner)
-        self._release_stale_leases(now)
-        self.adoption.adopt_orphans(now)
-        self.timetable.sync(self.store, now)
-        for job, moment in self.timetable.missed_fires(self.store.last_fires(), now):
-            self.claims.put(job, moment, RunTrigger.CATCHUP)
+        # A database that goes away meanwhile (a restart) is waited for, as later on:
+        # each step may be done again.
+        with_backoff(
+            lambda: self._recover(now),
+            retry_on=DatabaseUnavailableError,
+            patience_seconds=DATABASE_PATIENCE_SECONDS,
+            what="database unavailable",
+        )
         self.launches.start()
         self.claims.start(self.settings.claim_workers)
         self.deliveries.start()
         self.timetable.every(self.settings.health_seconds, "health", self._health_tick)
         self.timetable.start()
         log.info("scheduler %s started with %d enabled jobs", self.owner, len(self.timetable))
+
+    def _recover(self, now: datetime) -> None:
+        """What a start finds: stale leases, runs to adopt, the jobs, missed fires."""
+        self._release_stale_leases(now)
+        self.adoption.adopt_orphans(now)
+        self.timetable.sync(self.store, now)
+        for job, moment in self.timetable.missed_fires(self.store.last_fires(), now):
+            self.claims.put(job, moment, RunTrigger.CATCHUP)
 
     def run_forever(self) -> None:
         """Start, then keep the database and the timetable in step until stop()."""

@@ -8,6 +8,9 @@ import itertools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from orchestrator.engine.fake import Script
 from orchestrator.records import NewRun, RunStatus, RunTrigger
@@ -131,3 +134,30 @@ def test_fires_wait_for_an_engine_that_went_away(serve: Callable[..., Service]) 
     fires = sorted(r.scheduled_for for r in after)
     gaps = [later - earlier for earlier, later in itertools.pairwise(fires)]
     assert all(gap == timedelta(seconds=1) for gap in gaps)  # none lost while it was away
+
+
+def test_a_database_that_goes_away_while_the_service_starts_is_waited_for(
+    serve: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduler started again during a restart of PostgreSQL (the chaos soak did
+    that) waits for it instead of exiting."""
+    from orchestrator.errors import DatabaseUnavailableError
+    from orchestrator.store.facade import Store
+
+    real = Store.adoption_candidates
+    failures = iter([True, True])
+
+    def away_twice(store: Store, owner: str) -> Any:
+        if next(failures, False):
+            raise DatabaseUnavailableError("cannot reach database: the database is shutting down")
+        return real(store, owner)
+
+    monkeypatch.setattr(Store, "adoption_candidates", away_twice)
+    running = serve()
+    running.apply({"name": "tick", "concurrency": "allow", **EVERY_SECOND})
+    running.wait_for(
+        lambda: any(r.status is RunStatus.SUCCEEDED for r in running.runs("tick")),
+        15,
+        "a fire after the outage",
+    )
+    assert running.thread.is_alive()
