@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -12,10 +13,64 @@ from orchestrator import __version__, settings
 from orchestrator.cli.context import AppContext, read_file_twin
 from orchestrator.errors import InvalidInputError, OrchestratorError
 
+# Subcommands, loaded only when invoked: `--help` and each command import what they use
+# and no more (the docker SDK, SQLAlchemy and APScheduler stay out of `--help`). The
+# short help is here so that the top-level listing need not import every module; a test
+# checks it against each command's own.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "audit": (
+        "orchestrator.cli.audit",
+        "The audit trail: every write through the CLI or the HTTP API.",
+    ),
+    "db": ("orchestrator.cli.db", "Create or upgrade the database schema (Alembic)."),
+    "doctor": (
+        "orchestrator.cli.doctor",
+        "Check the engine, where we run (host or container), our mounts, the port pool and...",
+    ),
+    "health": (
+        "orchestrator.cli.serve",
+        "Exit 0 while every loop of the service (fires, claims, maintenance) made progress...",
+    ),
+    "jobs": (
+        "orchestrator.cli.jobs",
+        "Job definitions: validate and apply YAML files, list, show and switch jobs.",
+    ),
+    "notifications": (
+        "orchestrator.cli.notifications",
+        "Notifications of run events (`notify:` in a job file): list them, test a job's.",
+    ),
+    "ports": ("orchestrator.cli.ports", "Host ports leased to running jobs."),
+    "runs": ("orchestrator.cli.runs", "Run history: list, show, prune."),
+    "serve": (
+        "orchestrator.cli.serve",
+        "Run the scheduler service in the foreground: every enabled job fires on its...",
+    ),
+}
+
 
 class ErrorBoundaryGroup(click.Group):
     """Turns our errors into one line per problem on stderr and the error's exit code;
-    click's own usage errors too (one line, exit 2), instead of a usage block."""
+    click's own usage errors too (one line, exit 2), instead of a usage block. Its
+    subcommands (SUBCOMMANDS) are imported when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*SUBCOMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in SUBCOMMANDS:
+            module = importlib.import_module(SUBCOMMANDS[cmd_name][0])
+            self.add_command(getattr(module, cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [
+            (name, self.commands[name].get_short_help_str(formatter.width))
+            if name in self.commands
+            else (name, SUBCOMMANDS[name][1])
+            for name in self.list_commands(ctx)
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -190,30 +245,6 @@ def _configure_logging() -> None:
         from orchestrator.logsetup import configure_logging
 
         configure_logging("text", "warning")
-
-
-def _register() -> None:
-    from orchestrator.cli.audit import audit
-    from orchestrator.cli.db import db
-    from orchestrator.cli.doctor import doctor
-    from orchestrator.cli.jobs import jobs
-    from orchestrator.cli.notifications import notifications
-    from orchestrator.cli.ports import ports
-    from orchestrator.cli.runs import runs
-    from orchestrator.cli.serve import health, serve
-
-    cli.add_command(db)
-    cli.add_command(jobs)
-    cli.add_command(runs)
-    cli.add_command(ports)
-    cli.add_command(doctor)
-    cli.add_command(serve)
-    cli.add_command(health)
-    cli.add_command(audit)
-    cli.add_command(notifications)
-
-
-_register()
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.cli.main import cli
+from orchestrator.cli.main import SUBCOMMANDS, cli
 from orchestrator.store.migrations import HEAD
 from tests.conftest import Cli
 
@@ -92,7 +92,10 @@ def _commands(
     group: click.Group, prefix: tuple[str, ...] = ()
 ) -> list[tuple[tuple[str, ...], click.Command]]:
     found = []
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
         path = (*prefix, name)
         if isinstance(command, click.Group):
             found.extend(_commands(command, path))
@@ -110,6 +113,40 @@ def test_every_command_has_help_with_an_example(
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0
     assert command.help and "Example: orchestrator" in command.help, path
+
+
+def test_the_listing_of_commands_says_what_each_command_says_of_itself() -> None:
+    # The top-level help lists the commands from SUBCOMMANDS without importing them.
+    context = click.Context(cli)
+    for name, (_, short) in SUBCOMMANDS.items():
+        command = cli.get_command(context, name)
+        assert command is not None, name
+        assert command.get_short_help_str(limit=84) == short, name
+    listed = CliRunner().invoke(cli, ["--help"]).output
+    assert all(f"  {name} " in listed for name in SUBCOMMANDS)
+
+
+def test_help_loads_neither_the_engine_nor_the_database_nor_any_subcommand() -> None:
+    heavy = ("docker", "sqlalchemy", "apscheduler", "alembic", "yaml", "orchestrator.store")
+    heavy += tuple({module for module, _ in SUBCOMMANDS.values()})
+    code = (
+        "import sys\n"
+        "from orchestrator.cli.main import main\n"
+        "sys.argv = ['orchestrator', '--help']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = {heavy!r}\n"
+        "print(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.')\n"
+        "                                          for h in heavy)))\n"
+    )
+    loaded = (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert loaded == "[]"
 
 
 def test_help_names_the_environment_variables() -> None:
