@@ -677,8 +677,16 @@ class RunLauncher:
         timeout: float | None,
         masker: OutputMasker | None,
     ) -> RunRecord:
-        """Read the output to its end (in this thread), then the exit. A timeout is kept
-        by the shared deadline thread, which kills the container when it is due."""
+        """The output and the exit, in this thread. A timeout is kept by the shared
+        deadline thread, which kills the container when it is due.
+
+        Followed live only when someone takes it live (`on_output`: a foreground `jobs
+        run`). Otherwise the exit is waited for and the output read once after it: the
+        same engine calls as a bare create, start, wait, logs, remove, where a live
+        stream costs the engine a follower per run and the stream, which can end early
+        (moby#43860), must be read again after the exit. Live viewers read the
+        container's own stream (`runs logs --follow`, the API's SSE), not this one; the
+        engine keeps a stopped container's output until we remove it."""
         tail = TailBuffer(self.settings.output_limit)
 
         def deliver(chunk: bytes) -> None:
@@ -724,17 +732,22 @@ class RunLauncher:
                 f"the end of run {run.id} after its timeout",
             )
         try:
+            live = on_output is not None
+            if not live:
+                exit_ = self._wait_through_outages(container_id)
             if masker is None:
                 deliver(b"(output withheld: the job's secrets cannot be read to mask it)\n")
             else:
                 try:
-                    for chunk in self.engine.follow_output(container_id):
+                    read = self.engine.follow_output if live else self.engine.output
+                    for chunk in read(container_id):
                         deliver(masker.feed(chunk))
                 except (ContainerGoneError, EngineError) as error:
                     log.warning("output of run %s cut short: %s", run.id, error)
                 finally:
                     deliver(masker.flush())
-            exit_ = self._wait_through_outages(container_id)
+            if live:
+                exit_ = self._wait_through_outages(container_id)
         except ContainerGoneError as gone:
             return self._finish(run.id, RunStatus.FAILED, spec, error=str(gone), **_captured(tail))
         finally:

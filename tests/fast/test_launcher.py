@@ -38,3 +38,30 @@ def test_an_interrupted_start_leaves_no_container(engine: Any, tmp_path: Path) -
     assert engine.managed() == []  # created, started, interrupted: removed all the same
     assert launcher.store.run(run.id).status is RunStatus.CANCELLED
     database.dispose()
+
+
+def test_a_run_no_one_watches_live_is_waited_for_then_read_once(tmp_path: Path) -> None:
+    # The service's followers: the same engine calls as a bare create, start, wait, logs,
+    # remove; no live stream (a follower per run in the engine, read twice at the end).
+    database = Database(f"sqlite:///{tmp_path / 'l.db'}")
+    migrations.upgrade(database)
+    engine = FakeEngine()
+    engine.add_image(IMAGE)
+    engine.script("j", output=b"one\ntwo\n", exit_code=3)
+    launcher = RunLauncher(database, engine, ON_HOST, LaunchSettings(engine_socket=None))
+    spec = parse_job({"name": "j", "schedule": "@daily", "image": IMAGE})
+    run = launcher.queue(spec, RunTrigger.MANUAL)
+    engine.calls.clear()
+    finished = launcher.execute(run, spec)
+    assert (finished.status, finished.exit_code) == (RunStatus.FAILED, 3)
+    assert launcher.store.run(run.id).output == "one\ntwo\n"
+    after_start = engine.calls[engine.calls.index("start") + 1 :]
+    assert "follow_output" not in after_start
+    assert after_start.index("wait") < after_start.index("output") < after_start.index("remove")
+    # Watched live (a foreground `jobs run`): followed as it comes.
+    shown: list[bytes] = []
+    run = launcher.queue(spec, RunTrigger.MANUAL)
+    engine.calls.clear()
+    launcher.execute(run, spec, on_output=shown.append)
+    assert b"".join(shown) == b"one\ntwo\n" and "follow_output" in engine.calls
+    database.dispose()
