@@ -62,10 +62,18 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+READ_ONLY_OPTION = "orchestrator_read_only"
+
+
 def _sqlite_on_begin(connection: Connection) -> None:
     # IMMEDIATE takes the write lock up front. A deferred transaction that reads and
     # then writes can fail at once with "database is locked", busy timeout or not.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only unit of work (Database.reading) takes no lock: in WAL mode readers
+    # never wait for the writer, nor it for them.
+    if connection.get_execution_options().get(READ_ONLY_OPTION):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -88,6 +96,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,6 +138,14 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A unit of work: committed when the block ends, rolled back if it raises."""
         with self.translate_errors(), self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A unit of work that only reads. On SQLite it does not hold the write lock, so
+        the service's pollers (due runs, due notifications, the jobs' signature) never
+        make a launch wait to write; it must not write."""
+        with self.translate_errors(), self._readers.begin() as session:
             yield session
 
     @contextmanager

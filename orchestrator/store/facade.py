@@ -91,12 +91,12 @@ class Store:
 
     def jobs(self) -> list[JobRecord]:
         """Every job by name, each with the status of its latest run."""
-        with self.database.session() as session:
+        with self.database.reading() as session:
             return JobRepository(session).list()
 
     def job_listing(self) -> list[JobListing]:
         """Every job by name, for a listing (name, schedule, zone, image, last status)."""
-        with self.database.session() as session:
+        with self.database.reading() as session:
             return JobRepository(session).listing()
 
     def set_job_enabled(self, name: str, enabled: bool) -> bool:
@@ -109,11 +109,11 @@ class Store:
             JobRepository(session).delete(name, force=force)
 
     def enabled_jobs(self) -> list[JobRecord]:
-        with self.database.session() as session:
+        with self.database.reading() as session:
             return [record for record in JobRepository(session).list() if record.enabled]
 
     def jobs_signature(self) -> tuple[object, ...]:
-        with self.database.session() as session:
+        with self.database.reading() as session:
             return JobRepository(session).signature()
 
     # --- runs: claiming, recording, finishing -----------------------------------------------
@@ -241,11 +241,11 @@ class Store:
     # --- runs: queued, owned, adopted -------------------------------------------------------
 
     def due_pending(self, now: datetime) -> list[RunRecord]:
-        with self.database.session() as session:
+        with self.database.reading() as session:
             return RunRepository(session).due_pending(now)
 
     def runs_waiting(self, now: datetime) -> tuple[int, datetime | None]:
-        with self.database.session() as session:
+        with self.database.reading() as session:
             return RunRepository(session).waiting(now)
 
     def claim_pending(self, run_id: int, owner: str, now: datetime) -> bool:
@@ -349,7 +349,7 @@ class Store:
     # --- notifications (the outbox) --------------------------------------------------------
 
     def due_notifications(self, now: datetime, limit: int = 20) -> list[Notification]:
-        with self.database.session() as session:
+        with self.database.reading() as session:
             return NotificationRepository(session).due(now, limit)
 
     def claim_notification(

@@ -164,3 +164,25 @@ def test_an_adopted_run_is_fenced_from_its_former_owner(database: Database) -> N
         # Its former owner cannot fill in an exit code afterwards either.
         runs.finish(run_id, status=RunStatus.FAILED, finished_at=T0, exit_code=9, owner="a:1:x")
         assert runs.get(run_id).exit_code == 0
+
+
+def test_a_unit_of_work_that_only_reads_never_makes_a_write_wait(database_url: str) -> None:
+    # The service's pollers read (due runs, due notifications, the jobs' signature) while
+    # launches write; on SQLite a read holding the write lock made each launch wait.
+    reader, writer = Database(database_url), Database(database_url)
+    wrote = threading.Event()
+
+    def write() -> None:
+        add(writer, NewRun("w", T0, RunTrigger.SCHEDULE))
+        wrote.set()
+
+    with reader.reading() as session:
+        assert RunRepository(session).list(limit=None) == []
+        thread = threading.Thread(target=write)
+        thread.start()
+        assert wrote.wait(5), "the write waited for the reading unit of work to end"
+    thread.join()
+    with reader.reading() as session:
+        assert [run.job for run in RunRepository(session).list(limit=None)] == ["w"]
+    reader.dispose()
+    writer.dispose()
