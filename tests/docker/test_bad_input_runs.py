@@ -26,7 +26,9 @@ pytestmark = pytest.mark.docker
 def managed(docker_client: Any, test_label: dict[str, str]) -> list[Any]:
     ((key, value),) = test_label.items()
     return docker_client.containers.list(
-        all=True, filters={"label": [f"{key}={value}", "orchestrator.managed=true"]}
+        all=True,
+        filters={"label": [f"{key}={value}", "orchestrator.managed=true"]},
+        ignore_removed=True,  # one removed between the engine's list and its inspect
     )
 
 
@@ -149,13 +151,18 @@ def test_sigterm_to_a_foreground_run_cancels_it(
     cli = [sys.executable, "-m", "orchestrator"]
     subprocess.run([*cli, "jobs", "apply", str(tmp_path / "s.yaml")], env=env, check=True)
     running = subprocess.Popen([*cli, "jobs", "run", "sleeper"], env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(
-        c.status == "running" for c in managed(docker_client, test_label)
-    ):
-        time.sleep(0.2)
-    running.send_signal(signal.SIGTERM)
-    _, err = running.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            c.status == "running" for c in managed(docker_client, test_label)
+        ):
+            time.sleep(0.2)
+        running.send_signal(signal.SIGTERM)
+        _, err = running.communicate(timeout=60)
+    finally:
+        if running.poll() is None:  # the test failed before the signal: no stray process
+            running.kill()
+            running.communicate()
     assert running.returncode == 130, err
     shown = subprocess.run(
         [*cli, "runs", "show", "1", "--json"], env=env, capture_output=True, text=True, check=True
