@@ -10,9 +10,8 @@ import calendar
 import logging
 import os
 import re
-import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -365,7 +364,7 @@ class DockerEngine:
         *,
         follow: bool,
         timestamps: bool = False,
-        since: float | None = None,
+        since: str | None = None,
     ) -> Iterator[bytes]:
         """stdout and stderr as they come, interleaved: one chunk per log entry.
 
@@ -419,7 +418,12 @@ class DockerEngine:
         since = None
         if last:
             nanoseconds, _ = _split_timestamp(last + b" ")
-            since = max(nanoseconds // 1_000_000_000 - 1, 0) if nanoseconds >= 0 else None
+            # The engine takes `since` to the nanosecond ("SECONDS.NANOSECONDS"): from
+            # just before the last entry seen, not from the second before it, which read
+            # again all the output of a job that wrote it within two seconds.
+            if nanoseconds > 0:
+                before = nanoseconds - 1
+                since = f"{before // 1_000_000_000}.{before % 1_000_000_000:09d}"
         skip_equal = seen_at_last
         for entry in self.logs(container_id, follow=False, timestamps=True, since=since):
             stamp, payload = _cut_timestamp(entry)
@@ -431,9 +435,9 @@ class DockerEngine:
             yield payload
 
     def _await_stop(self, container_id: str, seconds: float = 10) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and self.is_running(container_id):
-            time.sleep(0.05)
+        # One wait, not a poll of the state: the engine answers when the container stops.
+        with suppress(EngineError):  # ContainerGoneError too: the read below tells
+            self.wait(container_id, seconds)
 
     def stop(self, container_id: str, grace_seconds: int = 10) -> None:
         """SIGTERM, then SIGKILL after the grace period. A container already gone is fine."""

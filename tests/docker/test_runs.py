@@ -81,6 +81,31 @@ def test_output_keeps_a_bounded_tail(make_launcher: Any) -> None:
     assert run.output.endswith("line-29999\nTHE-END\n")
 
 
+def test_output_followed_live_is_read_from_the_engine_once(make_launcher: Any) -> None:
+    # A live stream can end early (moby#43860), so it is read again after the exit from
+    # the last entry seen: to the nanosecond, not the whole last second or two, which
+    # read a fast job's whole output twice.
+    launcher = make_launcher()
+    entries = 0
+    logs = launcher.engine.logs
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal entries
+        for entry in logs(*args, **kwargs):
+            entries += 1
+            yield entry
+
+    launcher.engine.logs = counted
+    shown: list[bytes] = []
+    run = run_once(
+        launcher, job_spec(name="fast", command=["seq", "20000"]), on_output=shown.append
+    )
+    expected = "".join(f"{i}\n" for i in range(1, 20001))
+    assert run.status is RunStatus.SUCCEEDED and run.output == expected
+    assert b"".join(shown).decode() == expected
+    assert entries < 20000 * 1.1, f"{entries} log entries read for 20,000 lines"
+
+
 def test_environment_user_workdir_entrypoint_and_limits(
     make_launcher: Any, docker_client: Any, database: Database
 ) -> None:
