@@ -27,25 +27,37 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_saturation import saturation
+from benchmarks.bench_sustained import sustained
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("ORCHESTRATOR_JOB_IMAGE", "local/busybox:latest")
 LABEL = "orchestrator.bench"
 
-# (key, the floor, how it compares, what it says): a quick run fails at twice the floor.
+# (key, the floor, how it compares, what it says). A quick run fails at twice the floor,
+# except for the figures in NOT_GATED, which it reports only.
 FLOORS: list[tuple[str, float, str, str]] = [
     ("dispatch.ratio", 1.15, "max", "dispatch vs raw create+start"),
     ("burst.ratio", 1.15, "max", "50-job burst vs raw burst of 50"),
     ("burst.missing_fires", 0, "zero", "fires missing in the burst window"),
+    ("sustained.lateness_ratio", 1.15, "max", "start lateness, 20 jobs every 5 s, vs raw loop"),
+    ("sustained.missing_fires", 0, "zero", "fires missing under sustained load"),
     ("output.rate_ratio", 0.8, "min", "output capture rate vs docker logs"),
     ("saturation.ratio", 0.9, "min", "runs started per second at saturation vs raw best"),
     ("output.rss_growth_mb", 20, "max", "memory growth capturing output"),
     ("cli.help_ratio", 3.0, "max", "orchestrator --help vs bare python"),
+    ("cli.help_click_ratio", 1.5, "max", "orchestrator --help vs python -c 'import click'"),
     ("cli.list_1000_s", 0.5, "max", "jobs list --json of 1,000 jobs"),
+    ("cli.list_ratio", 1.5, "max", "jobs list --json vs SQLAlchemy reading the same rows"),
     ("history.sqlite.by_job_ms", 50, "max", "GET /api/runs?job=X (SQLite)"),
     ("history.postgresql.by_job_ms", 50, "max", "GET /api/runs?job=X (PostgreSQL)"),
     ("history.sqlite.jobs_page_ms", 300, "max", "dashboard jobs page, 1,000 jobs (SQLite)"),
 ]
+# Absolute times that this host's interpreter cannot meet whatever we do: importing
+# SQLAlchemy alone takes longer than 0.5 s here, and `import click` alone three times the
+# bare interpreter (both measured in the same run: `cli.list_raw_s`, `cli.import_click_s`).
+# Reported, and the full run marks them missed; the quick run's gate is on the ratios to
+# those floors instead (`cli.list_ratio`, `cli.help_click_ratio`).
+NOT_GATED = {"cli.list_1000_s", "cli.help_ratio"}
 
 
 def _docker() -> Any:
@@ -355,9 +367,22 @@ def output(megabytes: int) -> dict[str, Any]:
 # --- the CLI's start-up ---------------------------------------------------------------------
 
 
+# The floor of `jobs list --json` for any program that keeps its jobs through SQLAlchemy's
+# ORM: the interpreter, SQLAlchemy and its ORM imported, the rows read in one query and
+# printed as JSON; nothing of ours.
+RAW_LIST = """
+import json, sys
+import sqlalchemy
+from sqlalchemy.orm import Session
+with Session(sqlalchemy.create_engine(sys.argv[1])) as session:
+    rows = session.execute(sqlalchemy.text("SELECT name, definition, enabled FROM jobs")).all()
+print(json.dumps([{"name": n, "job": json.loads(d), "enabled": bool(e)} for n, d, e in rows]))
+"""
+
+
 def cli(repeat: int, jobs: int) -> dict[str, Any]:
-    """`orchestrator --help` beside the bare interpreter's start-up, and `jobs list
-    --json` of `jobs` jobs; medians of `repeat`."""
+    """`orchestrator --help` beside the bare interpreter's start-up and `import click`;
+    `jobs list --json` of `jobs` jobs beside RAW_LIST; medians of `repeat`, interleaved."""
     from benchmarks.bench_jobs import write_definitions
 
     def timed(args: list[str], env: dict[str, str], cwd: str) -> float:
@@ -372,17 +397,25 @@ def cli(repeat: int, jobs: int) -> dict[str, Any]:
         write_definitions(folder, jobs)
         _orchestrator(env, scratch, "db", "upgrade")
         _orchestrator(env, scratch, "jobs", "apply", str(folder))
-        bare, helped, listed = [], [], []
+        bare, click, helped, listed, raw = [], [], [], [], []
         orchestrator = [sys.executable, "-m", "orchestrator"]
         for _ in range(repeat):  # interleaved
             bare.append(timed([sys.executable, "-c", "pass"], env, scratch))
+            click.append(timed([sys.executable, "-c", "import click"], env, scratch))
             helped.append(timed([*orchestrator, "--help"], env, scratch))
             listed.append(timed([*orchestrator, "jobs", "list", "--json"], env, scratch))
+            url = env["ORCHESTRATOR_DATABASE_URL"]
+            raw.append(timed([sys.executable, "-c", RAW_LIST, url], env, scratch))
+    median = statistics.median
     return {
-        "python_s": round(statistics.median(bare), 3),
-        "help_s": round(statistics.median(helped), 3),
-        "help_ratio": round(statistics.median(helped) / statistics.median(bare), 2),
-        "list_1000_s": round(statistics.median(listed), 3),
+        "python_s": round(median(bare), 3),
+        "import_click_s": round(median(click), 3),
+        "help_s": round(median(helped), 3),
+        "help_ratio": round(median(helped) / median(bare), 2),
+        "help_click_ratio": round(median(helped) / median(click), 2),
+        "list_1000_s": round(median(listed), 3),
+        "list_raw_s": round(median(raw), 3),
+        "list_ratio": round(median(listed) / median(raw), 2),
         "jobs": jobs,
     }
 
@@ -417,6 +450,7 @@ def history(runs: int, samples: int) -> dict[str, Any]:
 QUICK = {
     "dispatch": lambda: dispatch(8),
     "burst": lambda: burst(50, 40, 2),
+    "sustained": lambda: sustained(20, 5, 30, 1),
     "output": lambda: output(20),
     "cli": lambda: cli(3, 1000),
     "history": lambda: history(20_000, 60),
@@ -425,6 +459,7 @@ QUICK = {
 FULL = {
     "dispatch": lambda: dispatch(30),
     "burst": lambda: burst(50, 120, 5),
+    "sustained": lambda: sustained(20, 5, 120, 3),
     "output": lambda: output(100),
     "cli": lambda: cli(5, 1000),
     "history": lambda: history(100_000, 200),
@@ -498,10 +533,17 @@ def main() -> None:
     checks = verdicts(flat, 2.0 if options.quick else 1.0)
     print("\n| floor | figure | value | allowed | |\n|---|---|---|---|---|")
     for key, what, value, shown, passed in checks:
-        print(f"| {what} | `{key}` | {value} | {shown} | {'ok' if passed else 'MISSED'} |")
+        verdict = "ok" if passed else "MISSED"
+        if not passed and options.quick and key in NOT_GATED:
+            verdict += " (reported, not gated)"
+        print(f"| {what} | `{key}` | {value} | {shown} | {verdict} |")
     if options.json:
         options.json.write_text(json.dumps(results, indent=2) + "\n")
-    missed = [key for key, _, _, _, passed in checks if not passed]
+    missed = [
+        key
+        for key, _, _, _, passed in checks
+        if not passed and not (options.quick and key in NOT_GATED)
+    ]
     if missed:
         slack = " by more than 2x" if options.quick else ""
         print(f"\nfloors missed{slack}: {', '.join(missed)}", file=sys.stderr)

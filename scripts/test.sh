@@ -2,8 +2,10 @@
 # The test command. First it provisions what the tests need (scripts/lib/provision.sh:
 # as root on Debian 12 it installs and starts the Docker engine, PostgreSQL, HAProxy,
 # docker-compose, the images, a venv with the dev tools; run again, it skips what is
-# done). Then: lint, format check, type check, the whole pytest suite. Extra arguments
-# go to pytest. ORCHESTRATOR_TEST_POSTGRES_URL points it at another PostgreSQL.
+# done). Then: lint, format check, type check, the whole pytest suite, and (for the whole
+# suite only) the quick benchmarks, which fail only where a floor is missed by far.
+# Extra arguments go to pytest. ORCHESTRATOR_TEST_POSTGRES_URL points it at another
+# PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/provision.sh
@@ -20,5 +22,9 @@ status=0
 if [ "$status" = 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
   exit 1
+fi
+if [ "$status" = 0 ] && [ "$#" = 0 ]; then
+  echo "-- benchmarks (quick)"
+  "$bin/python" -m benchmarks --quick || status=$?
 fi
 exit "$status"
