@@ -44,6 +44,11 @@ class DeliveryWorkers:
         self.poll_seconds = poll_seconds
         self.public_url = public_url
         self._threads: list[threading.Thread] = []
+        # The turn to look in the outbox: one worker at a time, and one that found it
+        # empty keeps the turn while it waits, so an idle outbox is read once per
+        # poll_seconds, not once per worker (reads that cost a busy service's launches).
+        # A worker that claimed one gives the turn up before it delivers.
+        self._turn = threading.Lock()
 
     def start(self) -> None:
         for index in range(self.workers):
@@ -53,26 +58,37 @@ class DeliveryWorkers:
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
+            if not self._turn.acquire(timeout=self.poll_seconds):
+                continue
             try:
-                worked = self.deliver_due()
-            except OrchestratorError as error:
-                log.warning("deliveries: %s (will retry)", error)
-                worked = False
-            except Exception:
-                log.exception("deliveries failed (will retry)")
-                worked = False
-            if not worked:
-                self.stopping.wait(self.poll_seconds)
-
-    def deliver_due(self) -> bool:
-        """Deliver one due notification this worker could claim; False when none was."""
-        now = self.clock()
-        for item in self.store.due_notifications(now, limit=10):
-            until = now + timedelta(seconds=CLAIM_SECONDS)
-            if self.store.claim_notification(item.id, self.owner, now, until):
+                item = self._claim_due()
+                if item is None:
+                    self.stopping.wait(self.poll_seconds)
+            finally:
+                self._turn.release()
+            if item is None:
+                continue
+            try:
                 self._deliver(item)
-                return True
-        return False
+            except OrchestratorError as error:  # its claim runs out: tried again then
+                log.warning("deliveries: %s (will retry)", error)
+            except Exception:
+                log.exception("delivering notification %s failed (will retry)", item.id)
+
+    def _claim_due(self) -> Notification | None:
+        """One due notification, claimed for this scheduler; None when there is none
+        (or the database did not answer: logged, and tried again at the next turn)."""
+        now = self.clock()
+        try:
+            for item in self.store.due_notifications(now, limit=10):
+                until = now + timedelta(seconds=CLAIM_SECONDS)
+                if self.store.claim_notification(item.id, self.owner, now, until):
+                    return item
+        except OrchestratorError as error:
+            log.warning("deliveries: %s (will retry)", error)
+        except Exception:
+            log.exception("deliveries failed (will retry)")
+        return None
 
     def _deliver(self, item: Notification) -> None:
         started = self.clock()
