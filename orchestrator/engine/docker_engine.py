@@ -10,6 +10,7 @@ import calendar
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -49,6 +50,10 @@ from orchestrator.spec import PullPolicy
 log = logging.getLogger(__name__)
 
 LOG_BLOCK_BYTES = 256 * 1024
+# An image's id, once asked, serves the launches of the next seconds (pull policies
+# `missing` and `never`): a burst of runs of one image asks the engine once, not once
+# per run. A tag moved meanwhile is seen this much later.
+IMAGE_ID_REUSE_SECONDS = 5.0
 PROBE_LABEL = "orchestrator.probe"
 _PORT_TAKEN = re.compile(
     r"Bind for \S*?:(?P<port1>\d+) failed: port is already allocated"
@@ -64,6 +69,7 @@ class DockerEngine:
         self.client = client
         self.api = client.api
         self._shapes: dict[str, ImageShape] = {}  # image id -> its shape, probed once
+        self._image_ids: dict[str, tuple[str, float]] = {}  # reference -> (id, when asked)
 
     @classmethod
     def from_env(cls, *, timeout: int = 60, max_pool_size: int = 32) -> DockerEngine:
@@ -168,8 +174,13 @@ class DockerEngine:
         """The image id of `reference`, pulled as the policy says (with `auth`, a registry
         login that is used for this pull only and never kept or logged)."""
         if policy is not PullPolicy.ALWAYS:
+            known = self._image_ids.get(reference)
+            if known is not None and time.monotonic() - known[1] < IMAGE_ID_REUSE_SECONDS:
+                return known[0]
             try:
-                return str(self.api.inspect_image(reference)["Id"])
+                image_id = str(self.api.inspect_image(reference)["Id"])
+                self._image_ids[reference] = (image_id, time.monotonic())
+                return image_id
             except ImageNotFound:
                 if policy is PullPolicy.NEVER:
                     raise ImageUnavailableError(

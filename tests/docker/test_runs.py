@@ -106,6 +106,31 @@ def test_output_followed_live_is_read_from_the_engine_once(make_launcher: Any) -
     assert entries < 20000 * 1.1, f"{entries} log entries read for 20,000 lines"
 
 
+def test_runs_of_one_image_in_the_same_seconds_ask_the_engine_for_it_once(
+    make_launcher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.engine import docker_engine
+
+    launcher = make_launcher()
+    asked: list[str] = []
+    inspect = launcher.engine.api.inspect_image
+
+    def counted(reference: str) -> Any:
+        asked.append(reference)
+        return inspect(reference)
+
+    launcher.engine.api.inspect_image = counted
+    spec = job_spec(name="again", command=["true"])
+    run_once(launcher, spec)
+    first = len(asked)  # the image's id, and its shape (whether it has a shell)
+    for _ in range(2):
+        assert run_once(launcher, spec).status is RunStatus.SUCCEEDED
+    assert len(asked) == first
+    monkeypatch.setattr(docker_engine, "IMAGE_ID_REUSE_SECONDS", 0.0)
+    assert run_once(launcher, spec).status is RunStatus.SUCCEEDED
+    assert len(asked) == first + 1  # asked again once the id is old
+
+
 def test_environment_user_workdir_entrypoint_and_limits(
     make_launcher: Any, docker_client: Any, database: Database
 ) -> None:
