@@ -1,0 +1,27 @@
+"""The benchmark harness's verdicts: what fails a quick run (CI) and a full one."""
+
+from __future__ import annotations
+
+from benchmarks.__main__ import failing, verdicts
+
+
+def test_a_quick_run_fails_only_where_a_floor_is_missed_by_more_than_twice() -> None:
+    figures = {
+        "dispatch.ratio": 2.4,  # floor 1.15: more than twice over
+        "burst.ratio": 2.0,  # within twice
+        "burst.missing_fires": 1,  # any missing fire fails
+        "output.rate_ratio": 0.41,  # floor 0.8 (min): within half
+        "cli.list_1000_s": 5.0,  # absolute, reported only in a quick run
+        "cli.list_ratio": 3.1,  # its gated ratio
+    }
+    quick = failing(verdicts(figures, 2.0), quick=True)
+    assert quick == ["dispatch.ratio", "burst.missing_fires", "cli.list_ratio"]
+    full = failing(verdicts(figures, 1.0), quick=False)
+    assert full == [
+        "dispatch.ratio",
+        "burst.ratio",
+        "burst.missing_fires",
+        "output.rate_ratio",
+        "cli.list_1000_s",
+        "cli.list_ratio",
+    ]
