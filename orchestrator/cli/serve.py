@@ -26,9 +26,12 @@ from orchestrator.units import parse_duration
 if TYPE_CHECKING:
     from orchestrator.api.auth import ApiSettings
     from orchestrator.api.server import HttpServer
+    from orchestrator.engine import DockerEngine
     from orchestrator.service.scheduler import SchedulerService
 
 DATABASE_WAIT_SECONDS = 60
+# A scheduler started while the engine restarts (or before it is up) waits this long.
+ENGINE_WAIT_SECONDS = 120
 # A fire that comes while the engine is away waits this long for it, then fails.
 ENGINE_PATIENCE_SECONDS = 600
 
@@ -60,6 +63,26 @@ def _upgrade_when_reachable(app: AppContext) -> None:
             click.echo(f"waiting for the database: {error}", err=True)
             time.sleep(delay)
             delay = min(delay * 2, 5)
+
+
+def _engine_when_reachable(app: AppContext, connections: int) -> DockerEngine:
+    """The engine and where we run in it; an engine that is restarting, or not up yet
+    (its socket not there), is waited for instead of exiting (the chaos soak started a
+    scheduler again during an engine restart: it exited 1)."""
+    from orchestrator.backoff import with_backoff
+    from orchestrator.engine.errors import EngineUnavailableError
+
+    def reach() -> DockerEngine:
+        engine = app.engine(connections=connections)
+        app.where()
+        return engine
+
+    return with_backoff(
+        reach,
+        retry_on=EngineUnavailableError,
+        patience_seconds=ENGINE_WAIT_SECONDS,
+        what="waiting for the engine",
+    )
 
 
 def _seconds(text: str, what: str) -> float:
@@ -229,9 +252,10 @@ def serve(
             f"{len(result.updated)} updated, {len(result.unchanged)} unchanged",
             err=True,
         )
+    engine = _engine_when_reachable(app, max_running + max_parallel_launches + 16)
     service = SchedulerService(
         app.database(),
-        app.engine(connections=max_running + max_parallel_launches + 16),
+        engine,
         app.where(),
         replace(
             app.launch_settings(),

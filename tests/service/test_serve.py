@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -413,4 +414,18 @@ def test_a_foreground_run_whose_cli_was_killed_is_adopted_by_the_service(
     with database.session() as session:
         finished = RunRepository(session).get(run.id)
     assert (finished.status, finished.exit_code, finished.output) == (RunStatus.FAILED, 4, "over\n")
+    assert service.terminate() == 0
+
+
+def test_a_service_started_before_the_engine_answers_waits_for_it(
+    start_service: Any, database: Database, tmp_path: Path
+) -> None:
+    # The chaos soak started a scheduler again while the engine restarted: it exited 1.
+    real = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+    socket_path = tmp_path / "engine.sock"  # not there yet: the engine is "restarting"
+    service = start_service(env={"DOCKER_HOST": f"unix://{socket_path}"})
+    wait_for(lambda: "waiting for the engine" in service.output(), 30, "the wait to be told")
+    assert service.process.poll() is None
+    socket_path.symlink_to(real)  # the engine is back
+    wait_for(lambda: (tmp_path / "health.json").exists(), 60, "the service to start")
     assert service.terminate() == 0
