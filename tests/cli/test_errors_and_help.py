@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli.main import SUBCOMMANDS, cli
+from orchestrator.cli.top_help import HELP_TEXT
 from orchestrator.store.migrations import HEAD
+from scripts.write_top_help import click_help
 from tests.conftest import Cli
 
 
@@ -126,12 +128,18 @@ def test_the_listing_of_commands_says_what_each_command_says_of_itself() -> None
     assert all(f"  {name} " in listed for name in SUBCOMMANDS)
 
 
-def test_help_loads_neither_the_engine_nor_the_database_nor_any_subcommand() -> None:
+@pytest.mark.parametrize(
+    ("columns", "light"),
+    [("80", ("click",)), ("60", ())],  # 80: the entry's own text; 60: click renders it
+)
+def test_help_loads_neither_the_engine_nor_the_database_nor_any_subcommand(
+    columns: str, light: tuple[str, ...]
+) -> None:
     heavy = ("docker", "sqlalchemy", "apscheduler", "alembic", "yaml", "orchestrator.store")
-    heavy += tuple({module for module, _ in SUBCOMMANDS.values()})
+    heavy += tuple({module for module, _ in SUBCOMMANDS.values()}) + light
     code = (
         "import sys\n"
-        "from orchestrator.cli.main import main\n"
+        "from orchestrator.cli.entry import main\n"
         "sys.argv = ['orchestrator', '--help']\n"
         "try:\n"
         "    main()\n"
@@ -142,11 +150,44 @@ def test_help_loads_neither_the_engine_nor_the_database_nor_any_subcommand() -> 
         "                                          for h in heavy)))\n"
     )
     loaded = (
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "COLUMNS": columns},
+        )
         .stdout.strip()
         .splitlines()[-1]
     )
     assert loaded == "[]"
+
+
+def help_of(*args: str, columns: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        env={**os.environ, "COLUMNS": str(columns)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_help_printed_without_click_is_clicks_own() -> None:
+    # From 80 columns on the executable prints top_help.HELP_TEXT; it must be what click
+    # renders now (regenerate it with scripts/write_top_help.py when an option changes).
+    assert click_help(80) == HELP_TEXT, "run: .venv/bin/python scripts/write_top_help.py"
+    for columns in (80, 200):
+        for option in ("--help", "-h"):
+            result = help_of(option, columns=columns)
+            assert (result.returncode, result.stdout, result.stderr) == (0, HELP_TEXT, "")
+    narrow = help_of("--help", columns=60)  # click wraps narrower than the stored text
+    assert (narrow.returncode, narrow.stdout) == (0, click_help(60))
+    assert narrow.stdout != HELP_TEXT
+    # Anything more than the bare option is click's: a subcommand's help, a bad option.
+    assert "Usage: orchestrator jobs" in help_of("jobs", "--help", columns=80).stdout
+    bad = help_of("--help", "--nope", columns=80)
+    assert bad.returncode == 2 and "--nope" in bad.stderr
 
 
 def test_help_names_the_environment_variables() -> None:
