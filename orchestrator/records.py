@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # (only types here: the CLI starts faster without the parser)
     from orchestrator.schedule import Schedule
@@ -84,6 +84,33 @@ class JobListing:
     created_at: datetime
     updated_at: datetime
     last_status: RunStatus | None = None
+
+    @classmethod
+    def from_stored(
+        cls,
+        name: str,
+        enabled: bool,
+        definition: dict[str, Any],
+        revision: int,
+        source: str | None,
+        created_at: datetime,
+        updated_at: datetime,
+        last_status: str | None,
+    ) -> JobListing:
+        """From a stored job's columns and its latest run's status (both readers of the
+        listing build it here: the store's and orchestrator.store.sqlite_listing)."""
+        return cls(
+            name=name,
+            enabled=enabled,
+            schedule=definition["schedule"],
+            timezone=definition.get("timezone", "UTC"),
+            image=definition["image"],
+            revision=revision,
+            source=source,
+            created_at=created_at,
+            updated_at=updated_at,
+            last_status=RunStatus(last_status) if last_status else None,
+        )
 
     @property
     def trigger(self) -> Schedule:

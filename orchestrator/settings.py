@@ -5,6 +5,8 @@ from __future__ import annotations
 
 DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///orchestrator.db"
+# How long an SQLite connection waits for another's write lock before it fails.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 PORT_RANGE_ENV = "ORCHESTRATOR_PORT_RANGE"
 DEFAULT_PORT_RANGE = "20000-20999"

@@ -21,11 +21,11 @@ from orchestrator.errors import (
     SchemaOutOfDateError,
     quote,
 )
+from orchestrator.settings import SQLITE_BUSY_TIMEOUT_MS
 from orchestrator.store.migrations import HEAD
 
 log = logging.getLogger(__name__)
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 5
 
 

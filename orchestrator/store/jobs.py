@@ -147,21 +147,7 @@ class JobRepository:
                 _latest_status(),
             ).order_by(JobRow.name)
         )
-        return [
-            JobListing(
-                name=name,
-                enabled=enabled,
-                schedule=definition["schedule"],
-                timezone=definition.get("timezone", "UTC"),
-                image=definition["image"],
-                revision=revision,
-                source=source,
-                created_at=created_at,
-                updated_at=updated_at,
-                last_status=RunStatus(status) if status else None,
-            )
-            for name, enabled, definition, revision, source, created_at, updated_at, status in rows
-        ]
+        return [JobListing.from_stored(*row) for row in rows]
 
     def list(self) -> list[JobRecord]:
         """All jobs by name, each with the status of its latest run."""

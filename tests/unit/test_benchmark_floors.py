@@ -11,17 +11,17 @@ def test_a_quick_run_fails_only_where_a_floor_is_missed_by_more_than_twice() -> 
         "burst.ratio": 2.0,  # within twice
         "burst.missing_fires": 1,  # any missing fire fails
         "output.rate_ratio": 0.41,  # floor 0.8 (min): within half
-        "cli.list_1000_s": 5.0,  # absolute, reported only in a quick run
-        "cli.list_ratio": 3.1,  # its gated ratio
+        "cli.help_ratio": 5.9,  # floor 3: within twice
+        "cli.list_1000_s": 1.01,  # floor 0.5 s: more than twice over
     }
-    quick = failing(verdicts(figures, 2.0), quick=True)
-    assert quick == ["dispatch.ratio", "burst.missing_fires", "cli.list_ratio"]
-    full = failing(verdicts(figures, 1.0), quick=False)
+    quick = failing(verdicts(figures, 2.0))
+    assert quick == ["dispatch.ratio", "burst.missing_fires", "cli.list_1000_s"]
+    full = failing(verdicts(figures, 1.0))
     assert full == [
         "dispatch.ratio",
         "burst.ratio",
         "burst.missing_fires",
         "output.rate_ratio",
+        "cli.help_ratio",
         "cli.list_1000_s",
-        "cli.list_ratio",
     ]

@@ -124,11 +124,13 @@ def test_nothing_imports_the_cli() -> None:
 
 
 # What an edge (the CLI now, the HTTP API next) may use of the store: open the database
-# and migrate it. Everything else goes through the use cases (orchestrator.operations).
+# and migrate it; and `jobs list` reads an SQLite listing without SQLAlchemy (which the
+# use cases import). Everything else goes through the use cases (orchestrator.operations).
 EDGE_STORE_ALLOWED = (
     "orchestrator.store.database",
     "orchestrator.store.migrations",
     "orchestrator.store.facade",
+    "orchestrator.store.sqlite_listing",
 )
 
 
