@@ -7,10 +7,11 @@ run row ends in a final status, its port leases are released and its container r
 A run is launched (`launch`: its container created and started) and then followed
 (`follow`: its output read to the end, its exit recorded); the service does the two in
 different threads, so that launches are bounded by a pool and following a run costs one
-thread. At most `max_parallel_launches` create, start and remove calls are in flight
-at once. A create or start the engine did not answer is reconciled before it is tried
-again: the container it may have made is found by its launch label, followed if it
-started, removed if not, so a run never has two containers and none is left `Created`.
+thread. At most `max_parallel_launches` create and start calls are in flight at once,
+and as many remove calls: a slow remove holds up no launch. A create or start the engine
+did not answer is reconciled before it is tried again: the container it may have made is
+found by its launch label, followed if it started, removed if not, so a run never has two
+containers and none is left `Created`.
 """
 
 from __future__ import annotations
@@ -209,8 +210,10 @@ class RunLauncher:
         self.owner = owner or make_owner_id()
         self.heartbeats = Heartbeats(self.store, self.owner, settings.heartbeat_seconds)
         self.deadlines = Deadlines("run-timeouts")
-        # Bounds the create, start and remove calls in flight (see the module doc).
+        # Bound the create and start calls in flight, and apart the removes (they shared
+        # one bound, and launches waited behind the removes of runs that had ended).
         self.engine_calls = threading.BoundedSemaphore(settings.max_parallel_launches)
+        self.removals = threading.BoundedSemaphore(settings.max_parallel_launches)
         self.leaser = PortLeaser(database, engine, settings.port_pool, settings.port_host_ip)
         self.policy = HostPolicy(
             allow_privileged_jobs=settings.allow_privileged_jobs,
@@ -443,7 +446,7 @@ class RunLauncher:
 
     def _remove(self, container_id: str) -> None:
         try:
-            with self.engine_calls:
+            with self.removals:
                 self.engine.remove(container_id)
         except EngineError as error:
             log.warning("could not remove container %s: %s", container_id[:12], error)

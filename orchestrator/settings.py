@@ -46,8 +46,9 @@ METRICS_PER_JOB_ENV = "ORCHESTRATOR_METRICS_PER_JOB_HISTOGRAMS"
 # The service's address as its users reach it (a reverse proxy's): links in notifications.
 PUBLIC_URL_ENV = "ORCHESTRATOR_PUBLIC_URL"
 MAX_PARALLEL_LAUNCHES_ENV = "ORCHESTRATOR_MAX_PARALLEL_LAUNCHES"
-# Create, start and remove calls in flight at once: on a small host the engine does not
-# start containers faster with more, it answers each call later (benchmarks/RESULTS.md).
+# Create and start calls in flight at once (and as many removes): on a small host the
+# engine does not start containers faster with more, it answers each call later
+# (benchmarks/RESULTS.md).
 DEFAULT_MAX_PARALLEL_LAUNCHES = 4
 MAX_RUNNING_ENV = "ORCHESTRATOR_MAX_RUNNING"
 # Runs followed at once by one service: each costs a thread and an engine connection.

@@ -115,8 +115,8 @@ def _positive_seconds(text: str, what: str) -> float:
     show_envvar=True,
     type=click.IntRange(1, 64),
     default=settings.DEFAULT_MAX_PARALLEL_LAUNCHES,
-    help="Container create, start and remove calls in flight at once; fires beyond what "
-    "the engine takes wait, in order of due time, as pending runs.",
+    help="Container create and start calls in flight at once (and as many removes); "
+    "fires beyond what the engine takes wait, in order of due time, as pending runs.",
 )
 @click.option(
     "--max-running",

@@ -93,8 +93,10 @@ class FakeEngine:
     calls: list[str] = field(default_factory=list)
     # Seconds that each create, start, remove, stop or kill call takes (a busy engine).
     delays: dict[str, float] = field(default_factory=dict)
-    # The most create, start or remove calls (together) that were ever in flight at once.
+    # The most create and start calls (together) that were ever in flight at once, and
+    # the most remove calls (bounded apart: a slow remove holds up no launch).
     peak_in_flight: int = 0
+    peak_removing: int = 0
 
     def __post_init__(self) -> None:
         self._scripts: dict[str, Script] = {}
@@ -104,6 +106,7 @@ class FakeEngine:
         self._available = True
         self._faults: dict[str, list[_Fault]] = {}
         self._in_flight = 0
+        self._removing = 0
 
     # --- scripting ----------------------------------------------------------------------
 
@@ -329,8 +332,12 @@ class FakeEngine:
         with self._changed:
             faults = self._faults.get(name)
             fault = faults.pop(0) if faults else None
-            self._in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            if name == "remove":
+                self._removing += 1
+                self.peak_removing = max(self.peak_removing, self._removing)
+            else:
+                self._in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         try:
             time.sleep(self.delays.get(name, 0.0))
             if fault is not None and not fault.done:
@@ -340,7 +347,10 @@ class FakeEngine:
                 raise fault.error
         finally:
             with self._changed:
-                self._in_flight -= 1
+                if name == "remove":
+                    self._removing -= 1
+                else:
+                    self._in_flight -= 1
 
     def _get(self, handle: Handle) -> _Workload:
         workload = self._workloads.get(handle)

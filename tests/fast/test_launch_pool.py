@@ -81,6 +81,7 @@ def test_engine_calls_in_flight_never_exceed_the_pool_and_threads_stay_bounded(
     runs = service.runs("busy")
     assert [run.status for run in runs] == [RunStatus.SUCCEEDED] * 40
     assert service.engine.peak_in_flight <= 3
+    assert 0 < service.engine.peak_removing <= 3
     # 5 runs followed at once, a thread each; one thread for every run's heartbeat.
     assert peak_threads - threads_before <= 5 + 1, peak_names
     service.wait_for(lambda: not service.engine.managed(), 10, "every container removed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,44 @@ def test_a_run_no_one_watches_live_is_waited_for_then_read_once(tmp_path: Path) 
     launcher.execute(run, spec, on_output=shown.append)
     assert b"".join(shown) == b"one\ntwo\n" and "follow_output" in engine.calls
     database.dispose()
+
+
+class SlowRemoval(FakeEngine):
+    """An engine whose removes hang until told to go on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go_on = threading.Event()
+        self.removing = threading.Event()
+
+    def remove(self, handle: str) -> None:
+        self.removing.set()
+        self.go_on.wait(30)
+        super().remove(handle)
+
+
+def test_a_slow_removal_does_not_hold_up_the_next_launch(tmp_path: Path) -> None:
+    # Removes have their own bound: with as many removes in flight as launches allowed,
+    # the next run is still created and started (they shared one, and launches waited).
+    database = Database(f"sqlite:///{tmp_path / 'l.db'}")
+    migrations.upgrade(database)
+    engine = SlowRemoval()
+    engine.add_image(IMAGE)
+    settings = LaunchSettings(engine_socket=None, max_parallel_launches=1)
+    launcher = RunLauncher(database, engine, ON_HOST, settings)
+    spec = parse_job({"name": "j", "schedule": "@daily", "image": IMAGE})
+    first = launcher.queue(spec, RunTrigger.MANUAL)
+    ending = threading.Thread(target=launcher.execute, args=(first, spec))
+    ending.start()
+    try:
+        assert engine.removing.wait(10)  # the first run's remove is in flight
+        second = launcher.queue(spec, RunTrigger.MANUAL)
+        launching = threading.Thread(target=launcher.launch, args=(second, spec))
+        launching.start()
+        launching.join(5)
+        assert not launching.is_alive(), "the launch waited for another run's remove"
+        assert engine.calls.count("start") == 2
+    finally:
+        engine.go_on.set()
+        ending.join(10)
+        database.dispose()
