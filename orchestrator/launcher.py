@@ -144,6 +144,10 @@ class Launched:
     masker: OutputMasker
     # Every container made for the run (to remove at its end).
     created: list[str] = field(default_factory=list)
+    # When the engine said it started, and the host ports it publishes: recorded by
+    # its follower, so that a launch slot goes on to the next launch at once.
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ports: dict[str, int] = field(default_factory=dict)
 
 
 class Heartbeats:
@@ -315,22 +319,18 @@ class RunLauncher:
     ) -> RunRecord:
         """Run the job's container to its end and record it. Never raises for a job's
         own failure: that is the run's status. Infrastructure failures fail the run."""
-        launched = self.launch(run, spec, on_running)
+        launched = self.launch(run, spec)
         if launched is None:  # adopted by a scheduler: as it stands now
             return self.store.run(run.id)
         if isinstance(launched, RunRecord):
             return launched
-        return self.follow(launched, on_output)
+        return self.follow(launched, on_output, on_running)
 
-    def launch(
-        self,
-        run: RunRecord,
-        spec: JobSpec,
-        on_running: Callable[[RunRecord], None] | None = None,
-    ) -> Launched | RunRecord | None:
-        """Create and start the run's container: what following it needs, the run's
-        record when it ended before (it could not start: failed, with the reason), or
-        None when another scheduler adopted it meanwhile (nothing is recorded here)."""
+    def launch(self, run: RunRecord, spec: JobSpec) -> Launched | RunRecord | None:
+        """Create and start the run's container: what following it needs (its start is
+        recorded by `follow`), the run's record when it ended before (it could not
+        start: failed, with the reason), or None when another scheduler adopted it
+        meanwhile (nothing is recorded here)."""
         # Every container made for this run, the moment the engine made it: whatever
         # interrupts the start (Ctrl-C, SIGTERM, an error), they are removed.
         created: list[str] = []
@@ -338,9 +338,7 @@ class RunLauncher:
         launched: Launched | RunRecord | None = None
         taken_over = False
         try:
-            launched = self._guarded(
-                run, spec, lambda: self._launch(run, spec, created, on_running)
-            )
+            launched = self._guarded(run, spec, lambda: self._launch(run, spec, created))
             return launched
         except TakenOverError as error:
             log.warning("%s; not started here", error, extra={"run": run.id, "job": spec.name})
@@ -350,19 +348,27 @@ class RunLauncher:
             if not isinstance(launched, Launched):
                 self._clean_up(run.id, created, release_leases=not taken_over)
 
-    def follow(self, launched: Launched, on_output: OutputSink | None = None) -> RunRecord:
-        """Follow a launched run to its end and record it; its container is removed."""
+    def follow(
+        self,
+        launched: Launched,
+        on_output: OutputSink | None = None,
+        on_running: Callable[[RunRecord], None] | None = None,
+    ) -> RunRecord:
+        """Record a launched run's start (`on_running` is told then), follow it to its
+        end and record that; its container is removed."""
         run, spec = launched.run, launched.spec
         timeout = spec.timeout.total_seconds() if spec.timeout else None
         finished: RunRecord | None = None
         try:
-            finished = self._guarded(
-                run,
-                spec,
-                lambda: self._follow(
+
+            def to_the_end() -> RunRecord:
+                if self._mark_running(launched) and on_running is not None:
+                    on_running(run)
+                return self._follow(
                     run, spec, launched.container_id, on_output, timeout, launched.masker
-                ),
-            )
+                )
+
+            finished = self._guarded(run, spec, to_the_end)
             return finished
         finally:
             # A run adopted while we followed it (we looked dead) is the adopter's to end:
@@ -382,8 +388,7 @@ class RunLauncher:
         run: RunRecord,
         spec: JobSpec,
         created: list[str],
-        on_running: Callable[[RunRecord], None] | None,
-    ) -> Launched | RunRecord:
+    ) -> Launched:
         given = load_launch_secrets(spec, self.settings.secrets_dir)
         auth = self._registry_login(spec.image)
         image_id = self._when_engine_answers(
@@ -396,21 +401,26 @@ class RunLauncher:
             raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
         container_id, ports = self._start_container(run, spec, image_id, plans, given, created)
         started_at = datetime.now(UTC)
+        masker = OutputMasker(given.masked)
+        return Launched(run, spec, container_id, masker, created, started_at, ports)
+
+    def _mark_running(self, launched: Launched) -> bool:
+        """Record the run's start (in its follower: a launch slot spent a fifth of its
+        time on this write); False, and its container killed, if it was cancelled
+        meanwhile."""
 
         def mark() -> bool:
             return self.store.mark_running(
-                run.id,
-                started_at=started_at,
-                ports=ports,
-                notify=events.on_start(self.with_defaults(spec)),
+                launched.run.id,
+                started_at=launched.started_at,
+                ports=launched.ports,
+                notify=events.on_start(self.with_defaults(launched.spec)),
             )
 
-        running = self._persist(mark)
-        if not running:  # cancelled while we were starting it
-            self.engine.kill(container_id)
-        elif on_running is not None:
-            on_running(run)
-        return Launched(run, spec, container_id, OutputMasker(given.masked), created)
+        if self._persist(mark):
+            return True
+        self.engine.kill(launched.container_id)  # cancelled while we were starting it
+        return False
 
     def _guarded(self, run: RunRecord, spec: JobSpec, step: Callable[[], T]) -> T | RunRecord:
         """`step()`; an error ends the run: failed with the reason (the error is ours,

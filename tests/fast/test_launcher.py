@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.engine.fake import FakeEngine
 from orchestrator.hostpaths import ON_HOST
-from orchestrator.launcher import LaunchSettings, RunLauncher
+from orchestrator.launcher import Launched, LaunchSettings, RunLauncher
 from orchestrator.records import RunStatus, RunTrigger
 from orchestrator.spec import parse_job
 from orchestrator.store import migrations
@@ -107,3 +107,36 @@ def test_a_slow_removal_does_not_hold_up_the_next_launch(tmp_path: Path) -> None
         engine.go_on.set()
         ending.join(10)
         database.dispose()
+
+
+def test_a_launch_leaves_the_start_to_be_recorded_by_the_follower(tmp_path: Path) -> None:
+    # The launch slot creates and starts, then goes on to the next launch; the run's
+    # start is written by its follower (a fifth of a slot's time went to that write).
+    database = Database(f"sqlite:///{tmp_path / 'l.db'}")
+    migrations.upgrade(database)
+    engine = FakeEngine()
+    engine.add_image(IMAGE)
+    engine.script("j", seconds=30)
+    launcher = RunLauncher(database, engine, ON_HOST, LaunchSettings(engine_socket=None))
+    spec = parse_job({"name": "j", "schedule": "@daily", "image": IMAGE})
+    run = launcher.queue(spec, RunTrigger.MANUAL)
+    launched = launcher.launch(run, spec)
+    assert isinstance(launched, Launched)
+    stored = launcher.store.run(run.id)
+    assert (stored.status, stored.container_id) == (RunStatus.PENDING, launched.container_id)
+    # Cancelled between its start and its follower: the follower kills it, and it ends
+    # cancelled, its start never recorded as running.
+    launcher.store.request_cancel(run.id, launched.started_at)
+    told: list[int] = []
+    finished = launcher.follow(launched, on_running=lambda record: told.append(record.id))
+    assert finished.status is RunStatus.CANCELLED and told == []
+    assert "kill" in engine.calls and engine.managed() == []
+    again = launcher.queue(spec, RunTrigger.MANUAL)
+    launched = launcher.launch(again, spec)
+    assert isinstance(launched, Launched)
+    engine.script("j", seconds=0)
+    engine.kill(launched.container_id)  # ends it now: a job that exits 137
+    finished = launcher.follow(launched, on_running=lambda record: told.append(record.id))
+    assert told == [again.id]
+    assert finished.started_at == launched.started_at
+    database.dispose()
