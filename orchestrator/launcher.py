@@ -142,12 +142,12 @@ class Launched:
     spec: JobSpec
     container_id: str
     masker: OutputMasker
-    # Every container made for the run (to remove at its end).
-    created: list[str] = field(default_factory=list)
     # When the engine said it started, and the host ports it publishes: recorded by
     # its follower, so that a launch slot goes on to the next launch at once.
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    ports: dict[str, int] = field(default_factory=dict)
+    started_at: datetime
+    ports: dict[str, int]
+    # Every container made for the run (to remove at its end).
+    created: list[str] = field(default_factory=list)
 
 
 class Heartbeats:
@@ -359,15 +359,15 @@ class RunLauncher:
         run, spec = launched.run, launched.spec
         timeout = spec.timeout.total_seconds() if spec.timeout else None
         finished: RunRecord | None = None
+
+        def to_the_end() -> RunRecord:
+            if self._mark_running(launched) and on_running is not None:
+                on_running(run)
+            return self._follow(
+                run, spec, launched.container_id, on_output, timeout, launched.masker
+            )
+
         try:
-
-            def to_the_end() -> RunRecord:
-                if self._mark_running(launched) and on_running is not None:
-                    on_running(run)
-                return self._follow(
-                    run, spec, launched.container_id, on_output, timeout, launched.masker
-                )
-
             finished = self._guarded(run, spec, to_the_end)
             return finished
         finally:
@@ -402,7 +402,7 @@ class RunLauncher:
         container_id, ports = self._start_container(run, spec, image_id, plans, given, created)
         started_at = datetime.now(UTC)
         masker = OutputMasker(given.masked)
-        return Launched(run, spec, container_id, masker, created, started_at, ports)
+        return Launched(run, spec, container_id, masker, started_at, ports, created)
 
     def _mark_running(self, launched: Launched) -> bool:
         """Record the run's start (in its follower: a launch slot spent a fifth of its

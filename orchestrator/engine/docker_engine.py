@@ -62,6 +62,9 @@ _PORT_TAKEN = re.compile(
 )
 
 
+SHARED_POOL_KEY = "http+docker://localhost"
+
+
 class SharedUnixPool(UnixHTTPAdapter):  # type: ignore[misc]
     """One connection pool for every call over the engine's Unix socket.
 
@@ -69,14 +72,11 @@ class SharedUnixPool(UnixHTTPAdapter):  # type: ignore[misc]
     docker/transport/unixconn.py, docker 7.0-7.2), so each container's start, wait, logs
     and remove open a socket of their own and close it when 25 newer URLs evict its pool:
     no connection is ever reused. Here they share one pool (keep-alive), as large as the
-    service's users (`max_pool_size`). A test counts the sockets the engine accepts.
+    service's users (`max_pool_size`). A test counts the sockets opened for 5 runs.
     """
 
     def get_connection(self, url: str, proxies: Any = None) -> Any:
         return super().get_connection(SHARED_POOL_KEY, proxies)
-
-
-SHARED_POOL_KEY = "http+docker://localhost"
 
 
 def _share_one_pool(client: Any, timeout: int, max_pool_size: int) -> None:
