@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +187,55 @@ def test_a_unit_of_work_that_only_reads_never_makes_a_write_wait(database_url: s
         assert [run.job for run in RunRepository(session).list(limit=None)] == ["w"]
     reader.dispose()
     writer.dispose()
+
+
+def test_the_strip_of_recent_runs_is_each_jobs_newest_since(database: Database) -> None:
+    from orchestrator.spec import LoadedJob, parse_job
+    from orchestrator.store.jobs import JobRepository
+
+    with database.session() as session:
+        JobRepository(session).apply(
+            [
+                LoadedJob(parse_job({"name": n, "schedule": "@hourly", "image": "b"}), n)
+                for n in ("a", "b", "quiet")
+            ]
+        )
+    since = T0 + timedelta(hours=3)
+    add(database, *(NewRun("a", T0 + timedelta(hours=h), RunTrigger.SCHEDULE) for h in range(15)))
+    b_first, b_retry = add(
+        database,
+        NewRun("b", since, RunTrigger.SCHEDULE, RunStatus.FAILED),
+        NewRun("b", since, RunTrigger.RETRY, RunStatus.SUCCEEDED, attempt=2),
+    )
+    add(database, NewRun("gone", since, RunTrigger.SCHEDULE))  # its job was deleted
+    with database.session() as session:
+        strips = RunRepository(session).recent_by_job(since, 10)
+    assert sorted(strips) == ["a", "b"]
+    assert [dot.scheduled_for for dot in strips["a"]] == [
+        T0 + timedelta(hours=h) for h in range(14, 4, -1)
+    ]
+    assert [(dot.id, dot.status) for dot in strips["b"]] == [
+        (b_retry, RunStatus.SUCCEEDED),
+        (b_first, RunStatus.FAILED),
+    ]
+
+
+def test_the_strip_of_recent_runs_reads_no_run_it_does_not_show(tmp_path: Path) -> None:
+    # Through the (job, scheduled_for) index for each job: ranking every run of the
+    # window let SQLite scan them all (300 ms at 100,000 runs; 4 ms now).
+    from orchestrator.store import migrations
+    from orchestrator.store.runs import recent_by_job_query
+
+    database = Database(f"sqlite:///{tmp_path / 'plan.db'}")
+    migrations.upgrade(database)
+    with database.connect() as connection:
+        compiled = recent_by_job_query(T0, 10).compile(dialect=connection.dialect)
+        values = [compiled.params[name] for name in compiled.positiontup or ()]
+        values = [
+            v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in values
+        ]
+        plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(values)).all()
+    database.dispose()
+    details = [row[-1] for row in plan]
+    assert not [d for d in details if d.startswith("SCAN runs")], details
+    assert any(d.startswith("SEARCH runs") and "scheduled_for" in d for d in details), details
