@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, defer
 
@@ -57,12 +57,30 @@ def _record(row: RunRow, *, with_output: bool = False) -> RunRecord:
     )
 
 
-def recent_by_job_query(since: datetime, per_job: int) -> Select[int, str, str, datetime]:
-    """For each stored job, the ids of its newest `per_job` runs since `since`, looked up
-    through the (job_name, scheduled_for) index: a few index probes per job. (Ranking
-    every run of the window with a window function let SQLite scan all the runs, through
-    the chain index: 300 ms at 100,000 runs where this takes 4 ms.)"""
+def recent_by_job_query(
+    since: datetime, per_job: int, dialect: str
+) -> Select[int, str, str, datetime]:
+    """For each stored job, its newest `per_job` runs since `since`, each job's looked up
+    through the (job_name, scheduled_for) index: a few index probes per job. Ranking
+    every run of the window with a window function let SQLite scan all the runs (through
+    the chain index): 300 ms at 100,000 runs where this takes 4 to 12 ms. PostgreSQL
+    takes a LATERAL join; SQLite, which has none, a correlated `IN (... LIMIT)`, which
+    PostgreSQL would evaluate for every run."""
     newest = aliased(RunRow)
+    if dialect == "postgresql":
+        lateral = (
+            select(newest.id, newest.status, newest.scheduled_for)
+            .where(newest.job_name == JobRow.name, newest.scheduled_for >= since)
+            .order_by(newest.scheduled_for.desc(), newest.id.desc())
+            .limit(per_job)
+            .lateral("newest")
+        )
+        return (
+            select(lateral.c.id, JobRow.name, lateral.c.status, lateral.c.scheduled_for)
+            .select_from(JobRow)
+            .join(lateral, true())
+            .order_by(JobRow.name, lateral.c.scheduled_for.desc(), lateral.c.id.desc())
+        )
     ids = (
         select(newest.id)
         .where(newest.job_name == JobRow.name, newest.scheduled_for >= since)
@@ -336,7 +354,7 @@ class RunRepository:
         is read for every job on every load of that page."""
         found: dict[str, list[RunDot]] = {}
         for run_id, job, status, scheduled_for in self.session.execute(
-            recent_by_job_query(since, per_job)
+            recent_by_job_query(since, per_job, self.session.get_bind().dialect.name)
         ):
             found.setdefault(job, []).append(
                 RunDot(run_id, RunStatus(status), _as_utc(scheduled_for))

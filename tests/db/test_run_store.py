@@ -229,7 +229,8 @@ def test_the_strip_of_recent_runs_reads_no_run_it_does_not_show(tmp_path: Path) 
     database = Database(f"sqlite:///{tmp_path / 'plan.db'}")
     migrations.upgrade(database)
     with database.connect() as connection:
-        compiled = recent_by_job_query(T0, 10).compile(dialect=connection.dialect)
+        query = recent_by_job_query(T0, 10, "sqlite")
+        compiled = query.compile(dialect=connection.dialect)
         values = [compiled.params[name] for name in compiled.positiontup or ()]
         values = [
             v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in values
