@@ -1,8 +1,10 @@
-"""The launcher on the fake engine: what an interruption leaves behind."""
+"""The launcher on the fake engine: what an interruption leaves behind, the calls a run
+costs, and what a launch slot waits for."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,28 @@ from orchestrator.store import migrations
 from orchestrator.store.database import Database
 from tests.fast.conftest import IMAGE
 
+SPEC = parse_job({"name": "j", "schedule": "@daily", "image": IMAGE})
+MakeLauncher = Callable[..., RunLauncher]
+
+
+@pytest.fixture
+def make_launcher(tmp_path: Path) -> Iterator[MakeLauncher]:
+    """A launcher on a fresh SQLite database and the given fake engine (which has IMAGE)."""
+    opened: list[Database] = []
+
+    def make(engine: FakeEngine, **settings: Any) -> RunLauncher:
+        database = Database(f"sqlite:///{tmp_path / f'l{len(opened)}.db'}")
+        opened.append(database)
+        migrations.upgrade(database)
+        engine.add_image(IMAGE)
+        return RunLauncher(
+            database, engine, ON_HOST, LaunchSettings(engine_socket=None, **settings)
+        )
+
+    yield make
+    for database in opened:
+        database.dispose()
+
 
 class InterruptedStart(FakeEngine):
     """Ctrl-C or SIGTERM lands while the engine starts the container."""
@@ -27,33 +51,26 @@ class InterruptedStart(FakeEngine):
 
 
 @pytest.mark.parametrize("engine", [InterruptedStart()])
-def test_an_interrupted_start_leaves_no_container(engine: Any, tmp_path: Path) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'l.db'}")
-    migrations.upgrade(database)
-    engine.add_image(IMAGE)
-    launcher = RunLauncher(database, engine, ON_HOST, LaunchSettings(engine_socket=None))
-    spec = parse_job({"name": "j", "schedule": "@daily", "image": IMAGE})
-    run = launcher.queue(spec, RunTrigger.MANUAL)
+def test_an_interrupted_start_leaves_no_container(engine: Any, make_launcher: MakeLauncher) -> None:
+    launcher = make_launcher(engine)
+    run = launcher.queue(SPEC, RunTrigger.MANUAL)
     with pytest.raises(KeyboardInterrupt):
-        launcher.execute(run, spec)
+        launcher.execute(run, SPEC)
     assert engine.managed() == []  # created, started, interrupted: removed all the same
     assert launcher.store.run(run.id).status is RunStatus.CANCELLED
-    database.dispose()
 
 
-def test_a_run_no_one_watches_live_is_waited_for_then_read_once(tmp_path: Path) -> None:
+def test_a_run_no_one_watches_live_is_waited_for_then_read_once(
+    make_launcher: MakeLauncher,
+) -> None:
     # The service's followers: the same engine calls as a bare create, start, wait, logs,
     # remove; no live stream (a follower per run in the engine, read twice at the end).
-    database = Database(f"sqlite:///{tmp_path / 'l.db'}")
-    migrations.upgrade(database)
     engine = FakeEngine()
-    engine.add_image(IMAGE)
     engine.script("j", output=b"one\ntwo\n", exit_code=3)
-    launcher = RunLauncher(database, engine, ON_HOST, LaunchSettings(engine_socket=None))
-    spec = parse_job({"name": "j", "schedule": "@daily", "image": IMAGE})
-    run = launcher.queue(spec, RunTrigger.MANUAL)
+    launcher = make_launcher(engine)
+    run = launcher.queue(SPEC, RunTrigger.MANUAL)
     engine.calls.clear()
-    finished = launcher.execute(run, spec)
+    finished = launcher.execute(run, SPEC)
     assert (finished.status, finished.exit_code) == (RunStatus.FAILED, 3)
     assert launcher.store.run(run.id).output == "one\ntwo\n"
     after_start = engine.calls[engine.calls.index("start") + 1 :]
@@ -61,11 +78,10 @@ def test_a_run_no_one_watches_live_is_waited_for_then_read_once(tmp_path: Path) 
     assert after_start.index("wait") < after_start.index("output") < after_start.index("remove")
     # Watched live (a foreground `jobs run`): followed as it comes.
     shown: list[bytes] = []
-    run = launcher.queue(spec, RunTrigger.MANUAL)
+    run = launcher.queue(SPEC, RunTrigger.MANUAL)
     engine.calls.clear()
-    launcher.execute(run, spec, on_output=shown.append)
+    launcher.execute(run, SPEC, on_output=shown.append)
     assert b"".join(shown) == b"one\ntwo\n" and "follow_output" in engine.calls
-    database.dispose()
 
 
 class SlowRemoval(FakeEngine):
@@ -82,23 +98,18 @@ class SlowRemoval(FakeEngine):
         super().remove(handle)
 
 
-def test_a_slow_removal_does_not_hold_up_the_next_launch(tmp_path: Path) -> None:
+def test_a_slow_removal_does_not_hold_up_the_next_launch(make_launcher: MakeLauncher) -> None:
     # Removes have their own bound: with as many removes in flight as launches allowed,
     # the next run is still created and started (they shared one, and launches waited).
-    database = Database(f"sqlite:///{tmp_path / 'l.db'}")
-    migrations.upgrade(database)
     engine = SlowRemoval()
-    engine.add_image(IMAGE)
-    settings = LaunchSettings(engine_socket=None, max_parallel_launches=1)
-    launcher = RunLauncher(database, engine, ON_HOST, settings)
-    spec = parse_job({"name": "j", "schedule": "@daily", "image": IMAGE})
-    first = launcher.queue(spec, RunTrigger.MANUAL)
-    ending = threading.Thread(target=launcher.execute, args=(first, spec))
+    launcher = make_launcher(engine, max_parallel_launches=1)
+    first = launcher.queue(SPEC, RunTrigger.MANUAL)
+    ending = threading.Thread(target=launcher.execute, args=(first, SPEC))
     ending.start()
     try:
         assert engine.removing.wait(10)  # the first run's remove is in flight
-        second = launcher.queue(spec, RunTrigger.MANUAL)
-        launching = threading.Thread(target=launcher.launch, args=(second, spec))
+        second = launcher.queue(SPEC, RunTrigger.MANUAL)
+        launching = threading.Thread(target=launcher.launch, args=(second, SPEC))
         launching.start()
         launching.join(5)
         assert not launching.is_alive(), "the launch waited for another run's remove"
@@ -106,21 +117,18 @@ def test_a_slow_removal_does_not_hold_up_the_next_launch(tmp_path: Path) -> None
     finally:
         engine.go_on.set()
         ending.join(10)
-        database.dispose()
 
 
-def test_a_launch_leaves_the_start_to_be_recorded_by_the_follower(tmp_path: Path) -> None:
+def test_a_launch_leaves_the_start_to_be_recorded_by_the_follower(
+    make_launcher: MakeLauncher,
+) -> None:
     # The launch slot creates and starts, then goes on to the next launch; the run's
     # start is written by its follower (a fifth of a slot's time went to that write).
-    database = Database(f"sqlite:///{tmp_path / 'l.db'}")
-    migrations.upgrade(database)
     engine = FakeEngine()
-    engine.add_image(IMAGE)
     engine.script("j", seconds=30)
-    launcher = RunLauncher(database, engine, ON_HOST, LaunchSettings(engine_socket=None))
-    spec = parse_job({"name": "j", "schedule": "@daily", "image": IMAGE})
-    run = launcher.queue(spec, RunTrigger.MANUAL)
-    launched = launcher.launch(run, spec)
+    launcher = make_launcher(engine)
+    run = launcher.queue(SPEC, RunTrigger.MANUAL)
+    launched = launcher.launch(run, SPEC)
     assert isinstance(launched, Launched)
     stored = launcher.store.run(run.id)
     assert (stored.status, stored.container_id) == (RunStatus.PENDING, launched.container_id)
@@ -131,12 +139,11 @@ def test_a_launch_leaves_the_start_to_be_recorded_by_the_follower(tmp_path: Path
     finished = launcher.follow(launched, on_running=lambda record: told.append(record.id))
     assert finished.status is RunStatus.CANCELLED and told == []
     assert "kill" in engine.calls and engine.managed() == []
-    again = launcher.queue(spec, RunTrigger.MANUAL)
-    launched = launcher.launch(again, spec)
+    again = launcher.queue(SPEC, RunTrigger.MANUAL)
+    launched = launcher.launch(again, SPEC)
     assert isinstance(launched, Launched)
     engine.script("j", seconds=0)
     engine.kill(launched.container_id)  # ends it now: a job that exits 137
     finished = launcher.follow(launched, on_running=lambda record: told.append(record.id))
     assert told == [again.id]
     assert finished.started_at == launched.started_at
-    database.dispose()
