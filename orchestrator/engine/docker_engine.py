@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.transport import UnixHTTPAdapter
 from docker.types import LogConfig, Mount
 
 from orchestrator.engine.contract import (
@@ -62,36 +61,6 @@ _PORT_TAKEN = re.compile(
 )
 
 
-SHARED_POOL_KEY = "http+docker://localhost"
-
-
-class SharedUnixPool(UnixHTTPAdapter):  # type: ignore[misc]
-    """One connection pool for every call over the engine's Unix socket.
-
-    docker-py's adapter keeps a pool per request URL (`get_connection(request.url)` in
-    docker/transport/unixconn.py, docker 7.0-7.2), so each container's start, wait, logs
-    and remove open a socket of their own and close it when 25 newer URLs evict its pool:
-    no connection is ever reused. Here they share one pool (keep-alive), as large as the
-    service's users (`max_pool_size`). A test counts the sockets opened for 5 runs.
-    """
-
-    def get_connection(self, url: str, proxies: Any = None) -> Any:
-        return super().get_connection(SHARED_POOL_KEY, proxies)
-
-
-def _share_one_pool(client: Any, timeout: int, max_pool_size: int) -> None:
-    """Mount SharedUnixPool on a client that talks over a Unix socket (others pool by
-    host already: TCP through requests, and ssh)."""
-    adapter = client.api.adapters.get("http+docker://")
-    if type(adapter) is not UnixHTTPAdapter:
-        return
-    shared = SharedUnixPool(
-        "http+unix://" + adapter.socket_path, timeout=timeout, max_pool_size=max_pool_size
-    )
-    client.api.mount("http+docker://", shared)
-    adapter.close()
-
-
 class DockerEngine:
     """The engine contract (orchestrator.engine.contract) over the docker SDK, for one
     Docker engine. Thread-safe with a pool as large as its users."""
@@ -107,7 +76,6 @@ class DockerEngine:
         """Connect as DOCKER_HOST (or the local socket) says; fail with one clear line."""
         try:
             client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
-            _share_one_pool(client, timeout, max_pool_size)
             client.ping()
         except (DockerException, requests.RequestException) as error:
             where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"

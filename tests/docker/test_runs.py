@@ -131,29 +131,6 @@ def test_runs_of_one_image_in_the_same_seconds_ask_the_engine_for_it_once(
     assert len(asked) == first + 1  # asked again once the id is old
 
 
-def test_the_engine_reuses_its_connections(
-    make_launcher: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # docker-py keeps a pool per request URL, so every container's start, wait, logs and
-    # remove opened a socket of its own (about 6 a run); the engine shares one pool.
-    from docker.transport import unixconn
-
-    connects = 0
-    connect = unixconn.UnixHTTPConnection.connect
-
-    def counted(self: Any) -> None:
-        nonlocal connects
-        connects += 1
-        connect(self)
-
-    monkeypatch.setattr(unixconn.UnixHTTPConnection, "connect", counted)
-    launcher = make_launcher()
-    spec = job_spec(name="reuse", command=["true"])
-    for _ in range(5):
-        assert run_once(launcher, spec).status is RunStatus.SUCCEEDED
-    assert 0 < connects <= 4, f"{connects} sockets opened for 5 runs"
-
-
 def test_environment_user_workdir_entrypoint_and_limits(
     make_launcher: Any, docker_client: Any, database: Database
 ) -> None:
