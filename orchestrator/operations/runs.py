@@ -138,7 +138,7 @@ class RunOperations:
             yield Withheld(run)
             yield Ended(self._wait_for_end(run) if follow else run, streamed=False)
             return
-        from orchestrator.engine.errors import ContainerGoneError
+        from orchestrator.engine.errors import ContainerGoneError, EngineError
 
         engine = self._backends.engine()
         try:
@@ -155,6 +155,14 @@ class RunOperations:
         except ContainerGoneError:
             # It ended while we looked: its output is in the history by now, or soon.
             yield Ended(self._wait_for_end(run, limit=10), streamed=False)
+            return
+        except EngineError:
+            # A container being removed answers 409, not 404: if the run has ended, its
+            # end (and output) is in the history; otherwise the engine's error stands.
+            ended = self._store.run(run.id)
+            if not ended.status.finished:
+                raise
+            yield Ended(ended, streamed=False)
             return
         if follow:
             run = self._wait_for_end(run, limit=END_RECORDED_WITHIN_SECONDS)
