@@ -147,3 +147,51 @@ def test_a_launch_leaves_the_start_to_be_recorded_by_the_follower(
     finished = launcher.follow(launched, on_running=lambda record: told.append(record.id))
     assert told == [again.id]
     assert finished.started_at == launched.started_at
+
+
+def test_a_viewer_whose_run_ended_meanwhile_gets_its_end_not_the_engines_error(
+    make_launcher: MakeLauncher,
+) -> None:
+    # A container being removed answers 409 (not 404) to a log read: if the run has
+    # ended meanwhile, the viewer gets the run's end from the history.
+    from datetime import UTC, datetime
+
+    from orchestrator.engine.errors import EngineError
+    from orchestrator.operations import Backends, Operations
+    from orchestrator.operations.runs import Ended
+    from orchestrator.spec import LoadedJob
+    from orchestrator.store.facade import Store
+
+    class BeingRemoved(FakeEngine):
+        ended = True
+
+        def follow_output(self, handle: str) -> Any:
+            if self.ended:
+                store.finish_run(run.id, status=RunStatus.SUCCEEDED, finished_at=datetime.now(UTC))
+            raise EngineError("reading the container's output: 409 marked for removal")
+            yield b""
+
+    engine = BeingRemoved()
+    launcher = make_launcher(engine)
+    store = launcher.store
+    store.apply_jobs([LoadedJob(SPEC, "test")])
+    run = launcher.queue(SPEC, RunTrigger.MANUAL)
+    store.set_container(run.id, "c1", "sha256:x", launcher.owner)
+    store.mark_running(run.id, started_at=datetime.now(UTC), ports={})
+    backends = Backends(
+        open_store=lambda: Store(launcher.database),
+        engine=lambda: engine,
+        where=lambda: ON_HOST,
+        launch_settings=lambda: launcher.settings,
+        launcher=lambda: launcher,
+        secrets_dir="/nonexistent",
+    )
+    events = list(Operations(backends, actor="test").runs.watch(run.id, follow=True))
+    assert isinstance(events[-1], Ended) and events[-1].run.status is RunStatus.SUCCEEDED
+    # Still running: the engine's error is the viewer's answer.
+    engine.ended = False
+    again = launcher.queue(SPEC, RunTrigger.MANUAL)
+    store.set_container(again.id, "c2", "sha256:x", launcher.owner)
+    store.mark_running(again.id, started_at=datetime.now(UTC), ports={})
+    with pytest.raises(EngineError):
+        list(Operations(backends, actor="test").runs.watch(again.id, follow=True))
