@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +78,19 @@ def _sqlite_on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# One lock per SQLite file for the writers of this process (see Database._writing); a
+# writer waits for it as long as SQLite would for its own lock.
+WRITERS_PATIENCE_SECONDS = SQLITE_BUSY_TIMEOUT_MS / 1000
+_WRITERS: dict[str, threading.RLock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writers_of(path: str) -> threading.RLock:
+    key = os.path.realpath(path)
+    with _WRITERS_GUARD:
+        return _WRITERS.setdefault(key, threading.RLock())
+
+
 class Database:
     """One database: an engine, a session factory, and the schema check."""
 
@@ -98,6 +113,9 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(
             self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
+        self._writers = (
+            _writers_of(self.url.database or "") if self.is_sqlite and not self.in_memory else None
         )
 
     @property
@@ -135,9 +153,26 @@ class Database:
             raise DatabaseError(f"database {self.display_url}: {reason}") from error
 
     @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """On an SQLite file, this process's writers take turns on a lock of ours before
+        SQLite's. A writer that finds SQLite's lock taken polls for it, asleep for up to
+        100 ms between tries, long after the holder is done; one waiting here is woken
+        when the holder ends. Writers in other processes still meet at SQLite's lock."""
+        if self._writers is None:
+            yield
+            return
+        # Past SQLite's own patience, go on to its lock, and its error.
+        acquired = self._writers.acquire(timeout=WRITERS_PATIENCE_SECONDS)
+        try:
+            yield
+        finally:
+            if acquired:
+                self._writers.release()
+
+    @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed when the block ends, rolled back if it raises."""
-        with self.translate_errors(), self._sessions.begin() as session:
+        with self._writing(), self.translate_errors(), self._sessions.begin() as session:
             yield session
 
     @contextmanager
@@ -150,7 +185,7 @@ class Database:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with self.translate_errors(), self.engine.begin() as connection:
+        with self._writing(), self.translate_errors(), self.engine.begin() as connection:
             yield connection
 
     def current_revision(self) -> str | None:
