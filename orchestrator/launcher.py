@@ -346,7 +346,8 @@ class RunLauncher:
             return None
         finally:
             if not isinstance(launched, Launched):
-                self._clean_up(run.id, created, release_leases=not taken_over)
+                # A job without ports leased none: no write for it.
+                self._clean_up(run.id, created, release_leases=not taken_over and bool(spec.ports))
 
     def follow(
         self,
@@ -374,7 +375,11 @@ class RunLauncher:
             # A run adopted while we followed it (we looked dead) is the adopter's to end:
             # its container and its leases stay for it.
             ours = finished is None or finished.owner in (None, self.owner)
-            self._clean_up(run.id, launched.created if ours else [], release_leases=ours)
+            self._clean_up(
+                run.id,
+                launched.created if ours else [],
+                release_leases=ours and bool(spec.ports),
+            )
 
     def skip(self, run: RunRecord, spec: JobSpec, reason: str) -> RunRecord:
         """Record a run that will not start (it missed its start deadline) as skipped."""
@@ -633,7 +638,8 @@ class RunLauncher:
             except EngineError:
                 # The engine refused the start (a command not in the image, say): the run
                 # fails, and its container, which never ran, goes (at the run's end).
-                self.leaser.release(run.id)
+                if ports:
+                    self.leaser.release(run.id)
                 raise
         raise PortPoolExhaustedError(
             f"job {spec.name!r}: {len(busy)} pool ports in a row were taken outside our "

@@ -195,3 +195,32 @@ def test_a_viewer_whose_run_ended_meanwhile_gets_its_end_not_the_engines_error(
     store.mark_running(again.id, started_at=datetime.now(UTC), ports={})
     with pytest.raises(EngineError):
         list(Operations(backends, actor="test").runs.watch(again.id, follow=True))
+
+
+def test_a_run_releases_port_leases_only_for_a_job_that_has_ports(
+    make_launcher: MakeLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A write per run that changes nothing costs every writer a turn at the database's
+    # lock under load.
+    engine = FakeEngine()
+    launcher = make_launcher(engine)
+    released: list[int] = []
+    release = launcher.leaser.release
+
+    def spy(run_id: int, port: int | None = None) -> None:
+        released.append(run_id)
+        release(run_id, port)
+
+    monkeypatch.setattr(launcher.leaser, "release", spy)
+    plain = launcher.execute(launcher.queue(SPEC, RunTrigger.MANUAL), SPEC)
+    assert plain.status is RunStatus.SUCCEEDED
+    engine.fail("start")  # one that never starts is cleaned up by the launch
+    refused = launcher.execute(launcher.queue(SPEC, RunTrigger.MANUAL), SPEC)
+    assert refused.status is RunStatus.FAILED
+    assert released == []
+    ported = parse_job({"name": "p", "schedule": "@daily", "image": IMAGE, "ports": ["8080"]})
+    run = launcher.queue(ported, RunTrigger.MANUAL)
+    finished = launcher.execute(run, ported)
+    assert finished.status is RunStatus.SUCCEEDED and finished.ports
+    assert released == [run.id]
+    assert launcher.store.leases() == []
