@@ -396,7 +396,15 @@ class DockerEngine:
             self.api._raise_for_status(response)
         except NotFound:
             raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
-        except (APIError, requests.RequestException) as error:
+        except APIError as error:
+            # A container being removed (or dead) is answered 409, not 404: gone all the
+            # same for a reader (a fast job's follower removes it as a viewer arrives).
+            if error.status_code == 409 and "marked for removal" in _reason(error):
+                raise ContainerGoneError(
+                    f"container {container_id[:12]} is gone: {_reason(error)}"
+                ) from None
+            raise _engine_error("reading the container's output", error) from None
+        except requests.RequestException as error:
             raise _engine_error("reading the container's output", error) from None
         try:
             yield from demultiplex(response.iter_content(chunk_size=LOG_BLOCK_BYTES))

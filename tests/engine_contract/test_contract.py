@@ -128,6 +128,8 @@ def test_a_removed_workload_is_gone_and_removing_again_is_fine(stage: Stage) -> 
     engine.stop(handle, 1)
     with pytest.raises(ContainerGoneError):
         engine.wait(handle, 1)
+    with pytest.raises(ContainerGoneError):  # its output too: a viewer then shows the run's end
+        list(engine.output(handle))
 
 
 def test_discard_unstarted_removes_only_what_does_not_run(stage: Stage) -> None:

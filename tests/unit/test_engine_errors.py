@@ -3,14 +3,19 @@ engine goes away in the middle of a stop, kill or remove (an engine restart)."""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
+import docker
 import pytest
 import requests
 
 from orchestrator.engine import DockerEngine
-from orchestrator.engine.errors import EngineUnavailableError
+from orchestrator.engine.errors import ContainerGoneError, EngineError, EngineUnavailableError
 
 
 class GoneApi:
@@ -45,3 +50,56 @@ def test_the_private_docker_calls_the_log_reader_relies_on_exist() -> None:
     assert "stream" in inspect.signature(APIClient._get).parameters or "kwargs" in str(
         inspect.signature(APIClient._get)
     )
+
+
+class Refusing(BaseHTTPRequestHandler):
+    """An engine that answers every request with the status and message it is given."""
+
+    answer: tuple[int, str] = (500, "")
+
+    def do_GET(self) -> None:
+        status, message = self.answer
+        body = json.dumps({"message": message}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_engine() -> Iterator[tuple[DockerEngine, type[Refusing]]]:
+    """Our adapter over the real SDK, talking to an engine that refuses as told."""
+    handler = type("Handler", (Refusing,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{server.server_port}", version="1.41")
+    try:
+        yield DockerEngine(client), handler
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+
+
+# Docker's words (daemon/logs.go) for a container being removed, or dead.
+BEING_REMOVED = "can not get logs from container which is dead or marked for removal"
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_the_output_of_a_container_being_removed_is_gone(
+    refusing_engine: tuple[DockerEngine, type[Refusing]], follow: bool
+) -> None:
+    engine, handler = refusing_engine
+    handler.answer = (409, BEING_REMOVED)
+    with pytest.raises(ContainerGoneError, match="marked for removal"):
+        list(engine.logs("abc123", follow=follow))
+    # Another conflict is the engine's error, not a gone container.
+    handler.answer = (409, "container abc123 is paused")
+    with pytest.raises(EngineError) as refused:
+        list(engine.logs("abc123", follow=follow))
+    assert not isinstance(refused.value, ContainerGoneError)
