@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import signal
 from datetime import UTC, datetime
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
 
+from orchestrator import interrupts
 from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
 from orchestrator.cli.formatting import (
     emit_json,
@@ -248,10 +248,6 @@ def delete(app: AppContext, name: str, force: bool) -> None:
     click.echo(f"deleted {name}; its run history stays")
 
 
-def _interrupt(number: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 # Exit codes of `jobs run` when the job's own exit code does not apply (as docker run
 # and timeout(1) use them).
 EXIT_TIMED_OUT = 124
@@ -297,7 +293,9 @@ def run_job(
     app.allow_privileged_jobs = allow_privileged_jobs
     out = sys.stdout.buffer
     # SIGTERM cancels the run as Ctrl-C does (as `docker run` does): recorded cancelled.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Either waits for a database write in progress (orchestrator/interrupts.py).
+    signal.signal(signal.SIGTERM, interrupts.interrupt)
+    signal.signal(signal.SIGINT, interrupts.interrupt)
 
     def write(chunk: bytes) -> None:
         out.write(chunk if raw else terminal_safe(chunk))

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator import interrupts
 from orchestrator.errors import (
     ConflictError,
     DatabaseError,
@@ -172,7 +173,12 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed when the block ends, rolled back if it raises."""
-        with self._writing(), self.translate_errors(), self._sessions.begin() as session:
+        with (
+            self._writing(),
+            interrupts.held(),
+            self.translate_errors(),
+            self._sessions.begin() as session,
+        ):
             yield session
 
     @contextmanager
@@ -180,12 +186,17 @@ class Database:
         """A unit of work that only reads. On SQLite it does not hold the write lock, so
         the service's pollers (due runs, due notifications, the jobs' signature) never
         make a launch wait to write; it must not write."""
-        with self.translate_errors(), self._readers.begin() as session:
+        with interrupts.held(), self.translate_errors(), self._readers.begin() as session:
             yield session
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        with self._writing(), self.translate_errors(), self.engine.begin() as connection:
+        with (
+            self._writing(),
+            interrupts.held(),
+            self.translate_errors(),
+            self.engine.begin() as connection,
+        ):
             yield connection
 
     def current_revision(self) -> str | None:
