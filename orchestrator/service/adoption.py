@@ -49,13 +49,17 @@ class Adoption:
         self.leftover_after = max(LEFTOVER_SECONDS, 2 * stale_after)
 
     def adopt_orphans(self, now: datetime) -> None:
-        candidates, ours = self.store.adoption_candidates(self.owner)
         # Our own runs that no thread of ours follows (a write that failed mid-outage).
+        # The threads are asked first: a run that ends meanwhile is no longer unfinished
+        # in the database, so it is not taken for forgotten.
         active = self.active_ids()
-        forgotten = [
-            run for run in ours if run.id not in active and now - run.created_at > self.stale_after
-        ]
-        for run in forgotten:
+        candidates, ours = self.store.adoption_candidates(self.owner, now - self.stale_after)
+        for run_id in ours:
+            if run_id in active:
+                continue
+            run = self.store.run(run_id)
+            if run.status.finished or run.owner != self.owner:
+                continue
             log.warning(
                 "run %s of %s lost its thread; taking it up again",
                 run.id,

@@ -256,11 +256,14 @@ class Store:
         with self.database.session() as session:
             RunRepository(session).heartbeat(owner, run_ids, now)
 
-    def adoption_candidates(self, owner: str) -> tuple[list[RunRecord], list[RunRecord]]:
-        """(unfinished runs of other owners, unfinished runs of ours), in one transaction."""
-        with self.database.session() as session:
+    def adoption_candidates(
+        self, owner: str, created_before: datetime
+    ) -> tuple[list[RunRecord], list[int]]:
+        """(unfinished runs of other owners, the ids of our unfinished runs recorded
+        before `created_before`), read in one transaction."""
+        with self.database.reading() as session:
             runs = RunRepository(session)
-            return runs.owned_elsewhere(owner), runs.unfinished_of(owner)
+            return runs.owned_elsewhere(owner), runs.unfinished_ids_of(owner, created_before)
 
     def adopt(self, run: RunRecord, owner: str, now: datetime) -> bool:
         with self.database.session() as session:

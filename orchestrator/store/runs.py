@@ -300,17 +300,19 @@ class RunRepository:
         )
         return _record(row) if row is not None else None
 
-    def unfinished_of(self, owner: str) -> list[RunRecord]:
+    def unfinished_ids_of(self, owner: str, created_before: datetime) -> list[int]:
+        """Our unfinished runs recorded before `created_before`: only their ids, for under
+        an overload they are the whole backlog."""
         query = (
-            select(RunRow)
-            .options(defer(RunRow.output))
+            select(RunRow.id)
             .where(
                 RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
                 RunRow.owner == owner,
+                RunRow.created_at < created_before,
             )
             .order_by(RunRow.id)
         )
-        return [_record(row) for row in self.session.scalars(query)]
+        return list(self.session.scalars(query))
 
     def owned_elsewhere(self, owner: str) -> list[RunRecord]:
         """Unfinished runs that another scheduler (or an earlier life of ours) owns."""

@@ -147,10 +147,10 @@ def test_a_database_that_goes_away_while_the_service_starts_is_waited_for(
     real = Store.adoption_candidates
     failures = iter([True, True])
 
-    def away_twice(store: Store, owner: str) -> Any:
+    def away_twice(store: Store, *args: Any) -> Any:
         if next(failures, False):
             raise DatabaseUnavailableError("cannot reach database: the database is shutting down")
-        return real(store, owner)
+        return real(store, *args)
 
     monkeypatch.setattr(Store, "adoption_candidates", away_twice)
     running = serve()
@@ -161,3 +161,31 @@ def test_a_database_that_goes_away_while_the_service_starts_is_waited_for(
         "a fire after the outage",
     )
     assert running.thread.is_alive()
+
+
+def test_a_run_of_ours_no_thread_follows_is_taken_up_again_once_stale(
+    serve: Callable[..., Service],
+) -> None:
+    """A run of ours that no thread follows (a write failed mid-outage) is taken up
+    again; one recorded less than --adopt-after ago is not: it may be between its claim
+    and its launch (under an overload, the whole backlog is)."""
+    from tests.fast.conftest import IMAGE
+
+    running = serve(service_settings={"adopt_check_seconds": 3600})  # only when told
+    running.apply({"name": "kept", "schedule": "@yearly"})
+    owner = running.service.owner
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(minutes=5)
+    with running.database.session() as session:
+        runs = RunRepository(session)
+        stale = runs.add(
+            NewRun("kept", long_ago, RunTrigger.MANUAL, image=IMAGE, owner=owner), now=long_ago
+        )
+        fresh = runs.add(NewRun("kept", now, RunTrigger.MANUAL, image=IMAGE, owner=owner))
+    running.service.adoption.adopt_orphans(datetime.now(UTC))
+    running.wait_for(
+        lambda: running.runs("kept")[0].status is RunStatus.SUCCEEDED, 15, "the stale run"
+    )
+    by_id = {run.id: run for run in running.runs("kept")}
+    assert by_id[stale.id].status is RunStatus.SUCCEEDED
+    assert by_id[fresh.id].status is RunStatus.PENDING
