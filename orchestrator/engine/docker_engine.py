@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.transport import UnixHTTPAdapter
 from docker.types import LogConfig, Mount
 
 from orchestrator.engine.contract import (
@@ -65,6 +66,34 @@ _PORT_TAKEN = re.compile(
 UNIX_SOCKET_URL = "http+docker://"
 
 
+class _OnePoolAdapter(UnixHTTPAdapter):  # type: ignore[misc]
+    """docker-py's unix-socket adapter keeps a connection pool per request URL, and
+    every call on a container has a URL of its own (its id): each start, wait, logs and
+    remove opened a new connection, in a new pool that filled a queue of `max_pool_size`
+    slots (the service's is 220) and emptied it again when evicted. One pool for the
+    socket: connections are reused, as docker-py does for a TCP engine. The docker
+    dependency is pinned to the versions where `get_connection(url, proxies)` is the
+    hook (tests/unit/test_engine_errors.py checks it)."""
+
+    def get_connection(self, url: str, proxies: Any = None) -> Any:
+        return super().get_connection(UNIX_SOCKET_URL, proxies)
+
+
+def _share_one_pool(api: Any) -> None:
+    adapter = api.get_adapter(UNIX_SOCKET_URL)
+    if type(adapter) is not UnixHTTPAdapter:
+        return
+    api.mount(
+        UNIX_SOCKET_URL,
+        _OnePoolAdapter(
+            f"http+unix://{adapter.socket_path}",
+            adapter.timeout,
+            max_pool_size=adapter.max_pool_size,
+        ),
+    )
+    adapter.close()
+
+
 class DockerEngine:
     """The engine contract (orchestrator.engine.contract) over the docker SDK, for one
     Docker engine. Thread-safe with a pool as large as its users."""
@@ -76,6 +105,7 @@ class DockerEngine:
             # Proxies and .netrc from the environment have no business with a local
             # socket, and reading them again for every call cost a quarter of its CPU.
             self.api.trust_env = False
+            _share_one_pool(self.api)
         self._shapes: dict[str, ImageShape] = {}  # image id -> its shape, probed once
         self._image_ids: dict[str, tuple[str, float]] = {}  # reference -> (id, when asked)
 

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import docker
 import pytest
@@ -142,3 +142,51 @@ def test_calls_over_the_local_socket_do_not_read_the_environment_each_time(
         client.close()
         server.shutdown()
         server.server_close()
+
+
+class Counting(Refusing):
+    """An engine that keeps connections open (HTTP/1.1) and counts them."""
+
+    protocol_version = "HTTP/1.1"
+    answer = (200, "ok")
+    connections: ClassVar[list[int]] = []
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(1)
+
+
+def test_calls_on_many_containers_share_connections_over_the_local_socket(
+    tmp_path: Any,
+) -> None:
+    """docker-py keeps a pool per URL: every call on another container (its id in the
+    URL) opened a connection, and a pool of `max_pool_size` slots, of its own. Ours reuse
+    one pool; the hook it overrides (`get_connection(url, proxies)`) is checked here."""
+    from docker.transport import UnixHTTPAdapter
+
+    assert list(inspect_parameters(UnixHTTPAdapter.get_connection))[:3] == [
+        "self",
+        "url",
+        "proxies",
+    ]
+    handler = type("Handler", (Counting,), {"connections": []})
+    server = UnixHTTPServer(str(tmp_path / "engine.sock"), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = docker.DockerClient(
+        base_url=f"unix://{tmp_path / 'engine.sock'}", version="1.41", max_pool_size=220
+    )
+    try:
+        engine = DockerEngine(client)
+        for index in range(12):
+            engine.state(f"container{index}")
+        assert len(handler.connections) == 1
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+
+
+def inspect_parameters(function: Any) -> Any:
+    import inspect
+
+    return inspect.signature(function).parameters
