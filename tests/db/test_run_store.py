@@ -240,3 +240,24 @@ def test_the_strip_of_recent_runs_reads_no_run_it_does_not_show(tmp_path: Path) 
     details = [row[-1] for row in plan]
     assert not [d for d in details if d.startswith("SCAN runs")], details
     assert any(d.startswith("SEARCH runs") and "scheduled_for" in d for d in details), details
+
+
+def test_due_pending_runs_are_the_unowned_ones_whose_time_has_come(database: Database) -> None:
+    """What a scheduler's poll starts: pending, no owner, no due time or one that has
+    come; oldest first, at most `limit`."""
+    later = T0 + timedelta(minutes=5)
+    ids = add(
+        database,
+        NewRun("a", T0, RunTrigger.MANUAL),
+        NewRun("a", T0, RunTrigger.RETRY, attempt=2, due_at=later),
+        NewRun("b", T0, RunTrigger.MANUAL, owner="another"),
+        NewRun("c", T0, RunTrigger.MANUAL, status=RunStatus.SUCCEEDED),
+        NewRun("d", T0, RunTrigger.RETRY, attempt=2, due_at=T0),
+        NewRun("e", T0, RunTrigger.MANUAL),
+    )
+    with database.reading() as session:
+        runs = RunRepository(session)
+        assert [run.id for run in runs.due_pending(T0)] == [ids[0], ids[4], ids[5]]
+        assert [run.id for run in runs.due_pending(later)] == [ids[0], ids[1], ids[4], ids[5]]
+        assert [run.id for run in runs.due_pending(later, limit=2)] == [ids[0], ids[1]]
+        assert runs.due_pending(later)[1].due_at == later  # whole records
