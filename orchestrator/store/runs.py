@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, defer
 
@@ -33,7 +34,13 @@ from orchestrator.records import (
 from orchestrator.store.database import rowcount
 from orchestrator.store.models import JobRow, RunRow
 
+# The writes of a run's life (a container, its start, its end, heartbeats, claims) and
+# `get` are Core statements on the table: the ORM's UPDATE (which compiles an evaluator
+# for the session's objects) and its row objects cost twice the CPU, and the service
+# makes these for every run. No session keeps run objects across them.
 _RUNS = cast(Table, RunRow.__table__)
+_C = _RUNS.c
+_UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 # Polled four times a second by every scheduler: a Core statement of ids, built once,
 # is cheap to run; the records are loaded only when there are runs to start.
 _DUE_PENDING_IDS = (
@@ -55,7 +62,8 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _record(row: RunRow, *, with_output: bool = False) -> RunRecord:
+def _record(row: RunRow | Row[Any], *, with_output: bool = False) -> RunRecord:
+    # An ORM row or a Core one: the table's columns are named as the mapped attributes.
     return RunRecord(
         id=row.id,
         job=row.job_name,
@@ -185,8 +193,8 @@ class RunRepository:
         """Record the container before it starts, so that a cancel can find it. With
         `owner`: only while the run is still that owner's (False: it was adopted)."""
         result = self.session.execute(
-            update(RunRow)
-            .where(RunRow.id == run_id, *_owned_by(owner))
+            update(_RUNS)
+            .where(_C.id == run_id, *_owned_by(owner))
             .values(container_id=container_id, image_digest=image_digest)
         )
         return rowcount(result) == 1
@@ -194,8 +202,8 @@ class RunRepository:
     def mark_running(self, run_id: int, *, started_at: datetime, ports: dict[str, int]) -> bool:
         """pending -> running; False if the run is no longer pending (it was cancelled)."""
         result = self.session.execute(
-            update(RunRow)
-            .where(RunRow.id == run_id, RunRow.status == RunStatus.PENDING.value)
+            update(_RUNS)
+            .where(_C.id == run_id, _C.status == RunStatus.PENDING.value)
             .values(status=RunStatus.RUNNING.value, started_at=started_at, ports=ports)
         )
         return rowcount(result) == 1
@@ -223,18 +231,14 @@ class RunRepository:
             "output_limit": output_limit,
         }
         result = self.session.execute(
-            update(RunRow)
-            .where(
-                RunRow.id == run_id,
-                RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
-                *_owned_by(owner),
-            )
+            update(_RUNS)
+            .where(_C.id == run_id, _C.status.in_(_UNFINISHED), *_owned_by(owner))
             .values(status=status.value, finished_at=finished_at, error=error, **captured)
         )
         if rowcount(result) == 0:
             self.session.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.exit_code.is_(None), *_owned_by(owner))
+                update(_RUNS)
+                .where(_C.id == run_id, _C.exit_code.is_(None), *_owned_by(owner))
                 .values(**captured)
             )
         return self.get(run_id)
@@ -242,11 +246,8 @@ class RunRepository:
     def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
         """Mark an unfinished run cancelled; whoever runs it stops its container."""
         result = self.session.execute(
-            update(RunRow)
-            .where(
-                RunRow.id == run_id,
-                RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
-            )
+            update(_RUNS)
+            .where(_C.id == run_id, _C.status.in_(_UNFINISHED))
             .values(status=RunStatus.CANCELLED.value, finished_at=now, error="cancelled")
         )
         run = self.get(run_id)
@@ -259,12 +260,8 @@ class RunRepository:
     def claim_pending(self, run_id: int, owner: str, now: datetime) -> bool:
         """Take an unowned pending run (queued by `jobs run --detach`, or a retry)."""
         result = self.session.execute(
-            update(RunRow)
-            .where(
-                RunRow.id == run_id,
-                RunRow.status == RunStatus.PENDING.value,
-                RunRow.owner.is_(None),
-            )
+            update(_RUNS)
+            .where(_C.id == run_id, _C.status == RunStatus.PENDING.value, _C.owner.is_(None))
             .values(owner=owner, heartbeat_at=now)
         )
         return rowcount(result) == 1
@@ -309,9 +306,7 @@ class RunRepository:
     def heartbeat(self, owner: str, run_ids: list[int], now: datetime) -> None:
         if run_ids:
             self.session.execute(
-                update(RunRow)
-                .where(RunRow.id.in_(run_ids), RunRow.owner == owner)
-                .values(heartbeat_at=now)
+                update(_RUNS).where(_C.id.in_(run_ids), _C.owner == owner).values(heartbeat_at=now)
             )
 
     def find_fire(self, job: str, scheduled_for: datetime, attempt: int = 1) -> RunRecord | None:
@@ -355,12 +350,8 @@ class RunRepository:
     def adopt(self, run: RunRecord, owner: str, now: datetime) -> bool:
         """Take over a run from its dead owner; False if someone else was quicker."""
         result = self.session.execute(
-            update(RunRow)
-            .where(
-                RunRow.id == run.id,
-                RunRow.owner == run.owner,
-                RunRow.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value]),
-            )
+            update(_RUNS)
+            .where(_C.id == run.id, _C.owner == run.owner, _C.status.in_(_UNFINISHED))
             .values(owner=owner, heartbeat_at=now)
         )
         return rowcount(result) == 1
@@ -437,7 +428,7 @@ class RunRepository:
         return RunStatus(row[0]) if row else None
 
     def get(self, run_id: int) -> RunRecord:
-        row = self.session.get(RunRow, run_id)
+        row = self.session.execute(select(_RUNS).where(_C.id == run_id)).first()
         if row is None:
             raise RunNotFoundError(run_id)
         return _record(row, with_output=True)
@@ -511,4 +502,4 @@ def _owned_by(owner: str | None) -> tuple[ColumnElement[bool], ...]:
     anyone's); none without an owner."""
     if owner is None:
         return ()
-    return (or_(RunRow.owner.is_(None), RunRow.owner == owner),)
+    return (or_(_C.owner.is_(None), _C.owner == owner),)
