@@ -9,7 +9,7 @@ records out; the repositories behind keep the queries.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -247,6 +247,10 @@ class Store:
     def runs_waiting(self, now: datetime) -> tuple[int, datetime | None]:
         with self.database.reading() as session:
             return RunRepository(session).waiting(now)
+
+    def runs_ended_before(self, run_ids: Collection[int], before: datetime) -> list[RunRecord]:
+        with self.database.reading() as session:
+            return RunRepository(session).ended_before(run_ids, before)
 
     def claim_pending(self, run_id: int, owner: str, now: datetime) -> bool:
         with self.database.session() as session:

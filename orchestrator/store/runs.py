@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -332,6 +333,21 @@ class RunRepository:
             .order_by(RunRow.id)
         )
         return list(self.session.scalars(query))
+
+    def ended_before(self, run_ids: Collection[int], before: datetime) -> list[RunRecord]:
+        """Of these runs, those that ended before `before`, without their output: the
+        leftover sweep asks this once for all the containers it sees."""
+        wanted = sorted(set(run_ids))
+        columns = [column for column in _RUNS.c if column.name != "output"]
+        found: list[RunRecord] = []
+        for start in range(0, len(wanted), 500):
+            query = select(*columns).where(
+                _C.id.in_(wanted[start : start + 500]),
+                _C.status.in_([status.value for status in FINISHED_STATUSES]),
+                _C.finished_at < before,
+            )
+            found += [_record(row) for row in self.session.execute(query)]
+        return found
 
     def owned_elsewhere(self, owner: str) -> list[RunRecord]:
         """Unfinished runs that another scheduler (or an earlier life of ours) owns."""
