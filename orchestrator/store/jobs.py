@@ -6,9 +6,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -194,13 +194,15 @@ class JobRepository:
     def signature(self) -> tuple[object, ...]:
         """Changes whenever any job is added, changed or deleted: (count, newest change,
         sum of revisions). One cheap query, polled by the service."""
-        row = self.session.execute(
-            select(func.count(), func.max(JobRow.updated_at), func.sum(JobRow.revision))
-        ).one()
-        return tuple(row)
+        return tuple(self.session.execute(_SIGNATURE).one())
 
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(JobRow)) or 0
+
+
+_JOBS = cast(Table, JobRow.__table__)
+# Polled by every scheduler once a second: a Core statement, built once.
+_SIGNATURE = select(func.count(), func.max(_JOBS.c.updated_at), func.sum(_JOBS.c.revision))
 
 
 def _chain_targets(definition: dict[str, Any]) -> tuple[str, ...]:
