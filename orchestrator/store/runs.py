@@ -14,6 +14,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    insert,
     or_,
     select,
     true,
@@ -35,12 +36,13 @@ from orchestrator.records import (
 from orchestrator.store.database import rowcount
 from orchestrator.store.models import JobRow, RunRow
 
-# The writes of a run's life (a container, its start, its end, heartbeats, claims) and
-# `get` are Core statements on the table: the ORM's UPDATE (which compiles an evaluator
+# The writes of a run's life (its insert, container, start, end, heartbeats, claims)
+# and `get` are Core statements on the table: the ORM's UPDATE (which compiles an evaluator
 # for the session's objects) and its row objects cost twice the CPU, and the service
 # makes these for every run. No session keeps run objects across them.
 _RUNS = cast(Table, RunRow.__table__)
 _C = _RUNS.c
+_INSERT_RUN = insert(_RUNS).returning(*_RUNS.c)
 _UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 # Polled four times a second by every scheduler: a Core statement of ids, built once,
 # is cheap to run; the records are loaded only when there are runs to start.
@@ -138,7 +140,8 @@ class RunRepository:
     def add(self, run: NewRun, now: datetime | None = None) -> RunRecord:
         """Record a run. The database decides: a second run for the same fire
         (job, scheduled_for, attempt) raises DuplicateFireError and changes nothing."""
-        row = RunRow(
+        moment = now or datetime.now(UTC)
+        values = dict(
             job_name=run.job,
             trigger=run.trigger.value,
             attempt=run.attempt,
@@ -146,7 +149,7 @@ class RunRepository:
             parent_run_id=run.parent_run_id,
             scheduled_for=run.scheduled_for,
             status=run.status.value,
-            created_at=now or datetime.now(UTC),
+            created_at=moment,
             started_at=run.started_at,
             finished_at=run.finished_at,
             exit_code=run.exit_code,
@@ -156,12 +159,12 @@ class RunRepository:
             output=run.output,
             output_truncated=run.output_truncated,
             owner=run.owner,
-            heartbeat_at=now or datetime.now(UTC) if run.owner else None,
+            heartbeat_at=moment if run.owner else None,
             due_at=run.due_at,
         )
         try:
             with self.session.begin_nested():
-                self.session.add(row)
+                row = self.session.execute(_INSERT_RUN, values).one()
         except IntegrityError:
             raise DuplicateFireError(
                 f"job {run.job!r} already has a run for {run.scheduled_for.isoformat()} "
