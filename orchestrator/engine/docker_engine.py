@@ -69,14 +69,24 @@ UNIX_SOCKET_URL = "http+docker://"
 class _OnePoolAdapter(UnixHTTPAdapter):  # type: ignore[misc]
     """docker-py's unix-socket adapter keeps a connection pool per request URL, and
     every call on a container has a URL of its own (its id): each start, wait, logs and
-    remove opened a new connection, in a new pool that filled a queue of `max_pool_size`
-    slots (the service's is 220) and emptied it again when evicted. One pool for the
-    socket: connections are reused, as docker-py does for a TCP engine. The docker
-    dependency is pinned to the versions where `get_connection(url, proxies)` is the
-    hook (tests/unit/test_engine_errors.py checks it)."""
+    remove made a new pool that filled a queue of `max_pool_size` slots (the service's
+    is 220) and emptied it again when evicted. One pool for the socket.
+
+    Each request still asks for a connection of its own (`Connection: close`), as it
+    had one before: a dockerd that is stopping closes its listener but goes on serving
+    the connections it has, and answered a start on a kept-alive one with "failed to
+    update store for object type *libnetwork.endpoint" (a run failed) where a new
+    connection is refused (the engine is unavailable: the start waits for it).
+
+    The docker dependency is pinned to the versions where `get_connection(url,
+    proxies)` is the hook (tests/unit/test_engine_errors.py checks it)."""
 
     def get_connection(self, url: str, proxies: Any = None) -> Any:
         return super().get_connection(UNIX_SOCKET_URL, proxies)
+
+    def add_headers(self, request: Any, **kwargs: Any) -> None:
+        if str(request.headers.get("Connection", "")).lower() != "upgrade":  # attach, exec
+            request.headers["Connection"] = "close"
 
 
 def _share_one_pool(api: Any) -> None:

@@ -151,17 +151,32 @@ class Counting(Refusing):
     answer = (200, "ok")
     connections: ClassVar[list[int]] = []
 
+    closing: ClassVar[list[str]] = []
+
     def setup(self) -> None:
         super().setup()
         self.connections.append(1)
 
+    def do_GET(self) -> None:
+        # As Go's server: a request that asks for it gets `Connection: close` back.
+        asked = self.headers.get("Connection", "")
+        self.closing.append(asked)
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        if asked.lower() == "close":
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
-def test_calls_on_many_containers_share_connections_over_the_local_socket(
+
+def test_calls_on_many_containers_share_one_pool_over_the_local_socket(
     tmp_path: Any,
 ) -> None:
     """docker-py keeps a pool per URL: every call on another container (its id in the
-    URL) opened a connection, and a pool of `max_pool_size` slots, of its own. Ours reuse
-    one pool; the hook it overrides (`get_connection(url, proxies)`) is checked here."""
+    URL) made a pool of `max_pool_size` slots of its own. Ours share one pool (the hook
+    it overrides, `get_connection(url, proxies)`, is checked here), and each call asks
+    for a connection of its own, which a stopping engine refuses instead of serving."""
     from docker.transport import UnixHTTPAdapter
 
     assert list(inspect_parameters(UnixHTTPAdapter.get_connection))[:3] == [
@@ -169,7 +184,7 @@ def test_calls_on_many_containers_share_connections_over_the_local_socket(
         "url",
         "proxies",
     ]
-    handler = type("Handler", (Counting,), {"connections": []})
+    handler = type("Handler", (Counting,), {"connections": [], "closing": []})
     server = UnixHTTPServer(str(tmp_path / "engine.sock"), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     client = docker.DockerClient(
@@ -177,9 +192,12 @@ def test_calls_on_many_containers_share_connections_over_the_local_socket(
     )
     try:
         engine = DockerEngine(client)
+        adapter = engine.api.get_adapter("http+docker://localhost")
         for index in range(12):
             engine.state(f"container{index}")
-        assert len(handler.connections) == 1
+        assert len(adapter.pools) == 1
+        assert len(handler.connections) == 12
+        assert handler.closing == ["close"] * 12
     finally:
         client.close()
         server.shutdown()
