@@ -141,6 +141,7 @@ class RunOperations:
         from orchestrator.engine.errors import ContainerGoneError, EngineError
 
         engine = self._backends.engine()
+        sent = bytearray()
         try:
             chunks = (
                 engine.follow_output(run.container_id)
@@ -149,20 +150,22 @@ class RunOperations:
             )
             for chunk in chunks:
                 if masked := masker.feed(chunk):
+                    sent += masked
                     yield Output(masked)
             if rest := masker.flush():
                 yield Output(rest)
         except ContainerGoneError:
             # It ended while we looked: its output is in the history by now, or soon.
-            yield Ended(self._wait_for_end(run, limit=10), streamed=False)
+            yield from _ended_midway(self._wait_for_end(run, limit=10), bytes(sent))
             return
         except EngineError:
-            # A container being removed answers 409, not 404: if the run has ended, its
-            # end (and output) is in the history; otherwise the engine's error stands.
+            # A container being removed answers 409, not 404, and a stream it ends can
+            # break off after its last entry: if the run has ended, its end (and output)
+            # is in the history; otherwise the engine's error stands.
             ended = self._store.run(run.id)
             if not ended.status.finished:
                 raise
-            yield Ended(ended, streamed=False)
+            yield from _ended_midway(ended, bytes(sent))
             return
         if follow:
             run = self._wait_for_end(run, limit=END_RECORDED_WITHIN_SECONDS)
@@ -188,3 +191,22 @@ class RunOperations:
             return OutputMasker(load_launch_secrets(spec, self._backends.secrets_dir).masked)
         except (JobNotFoundError, SecretUnavailableError):
             return None
+
+
+def _ended_midway(run: RunRecord, sent: bytes) -> Iterator[RunEvent]:
+    """The end of a live stream the engine broke off: the rest of the output from the
+    history, when the history holds all of it and it goes on from what was sent (then the
+    viewer has had it all, live); else the end alone, to show the recorded tail."""
+    recorded = run.output
+    shown = sent.decode("utf-8", errors="backslashreplace")
+    if (
+        not run.status.finished
+        or recorded is None
+        or run.output_truncated
+        or not recorded.startswith(shown)
+    ):
+        yield Ended(run, streamed=False)
+        return
+    if rest := recorded[len(shown) :]:
+        yield Output(rest.encode("utf-8"))
+    yield Ended(run, streamed=True)

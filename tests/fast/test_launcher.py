@@ -197,6 +197,65 @@ def test_a_viewer_whose_run_ended_meanwhile_gets_its_end_not_the_engines_error(
         list(Operations(backends, actor="test").runs.watch(again.id, follow=True))
 
 
+def test_a_live_stream_broken_off_after_its_output_ends_with_the_rest_from_the_history(
+    make_launcher: MakeLauncher,
+) -> None:
+    # The engine can break a follow stream off as the run's container is removed, after
+    # the last entry was sent: the viewer has had the output live, and gets what it
+    # missed from the history, not the whole tail again in place of the stream.
+    from datetime import UTC, datetime
+
+    from orchestrator.engine.errors import EngineUnavailableError
+    from orchestrator.operations import Backends, Operations
+    from orchestrator.operations.runs import Ended, Output
+    from orchestrator.spec import LoadedJob
+    from orchestrator.store.facade import Store
+
+    recorded = {"output": "first\nsecond\n", "output_truncated": False}
+
+    class BrokenOff(FakeEngine):
+        def follow_output(self, handle: str) -> Any:
+            yield b"first\n"
+            store.finish_run(
+                run.id, status=RunStatus.SUCCEEDED, finished_at=datetime.now(UTC), **recorded
+            )
+            raise EngineUnavailableError("reading the container's output: connection broken")
+
+    engine = BrokenOff()
+    launcher = make_launcher(engine)
+    store = launcher.store
+    store.apply_jobs([LoadedJob(SPEC, "test")])
+    backends = Backends(
+        open_store=lambda: Store(launcher.database),
+        engine=lambda: engine,
+        where=lambda: ON_HOST,
+        launch_settings=lambda: launcher.settings,
+        launcher=lambda: launcher,
+        secrets_dir="/nonexistent",
+    )
+
+    def watched() -> list[object]:
+        nonlocal run
+        run = launcher.queue(SPEC, RunTrigger.MANUAL)
+        store.set_container(run.id, f"c{run.id}", "sha256:x", launcher.owner)
+        store.mark_running(run.id, started_at=datetime.now(UTC), ports={})
+        return list(Operations(backends, actor="test").runs.watch(run.id, follow=True))
+
+    run = launcher.queue(SPEC, RunTrigger.MANUAL)
+    events = watched()
+    assert [e.data for e in events if isinstance(e, Output)] == [b"first\n", b"second\n"]
+    assert isinstance(events[-1], Ended) and events[-1].streamed is True
+    # A history that keeps only the tail, or that does not go on from what was sent,
+    # cannot tell what the viewer missed: the end says so, and the viewer shows the
+    # recorded tail.
+    for output, truncated in (("first\nsecond\n", True), ("other\n", False)):
+        recorded.update(output=output, output_truncated=truncated)
+        events = watched()
+        assert [e.data for e in events if isinstance(e, Output)] == [b"first\n"]
+        assert isinstance(events[-1], Ended) and events[-1].streamed is False
+        assert events[-1].run.output == output
+
+
 def test_a_run_releases_port_leases_only_for_a_job_that_has_ports(
     make_launcher: MakeLauncher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
