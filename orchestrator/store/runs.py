@@ -44,18 +44,21 @@ _RUNS = cast(Table, RunRow.__table__)
 _C = _RUNS.c
 _INSERT_RUN = insert(_RUNS).returning(*_RUNS.c)
 _UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+_FINISHED = tuple(status.value for status in FINISHED_STATUSES)
 # Polled four times a second by every scheduler: a Core statement of ids, built once,
 # is cheap to run; the records are loaded only when there are runs to start.
 _DUE_PENDING_IDS = (
-    select(_RUNS.c.id)
+    select(_C.id)
     .where(
-        _RUNS.c.status == RunStatus.PENDING.value,
-        _RUNS.c.owner.is_(None),
-        _RUNS.c.due_at.is_(None) | (_RUNS.c.due_at <= bindparam("now")),
+        _C.status == RunStatus.PENDING.value,
+        _C.owner.is_(None),
+        _C.due_at.is_(None) | (_C.due_at <= bindparam("now")),
     )
-    .order_by(_RUNS.c.id)
+    .order_by(_C.id)
     .limit(bindparam("limit"))
 )
+# A run's record without its output (the tail can be a megabyte).
+_WITHOUT_OUTPUT = tuple(column for column in _C if column.name != "output")
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -341,12 +344,11 @@ class RunRepository:
         """Of these runs, those that ended before `before`, without their output: the
         leftover sweep asks this once for all the containers it sees."""
         wanted = sorted(set(run_ids))
-        columns = [column for column in _RUNS.c if column.name != "output"]
         found: list[RunRecord] = []
         for start in range(0, len(wanted), 500):
-            query = select(*columns).where(
+            query = select(*_WITHOUT_OUTPUT).where(
                 _C.id.in_(wanted[start : start + 500]),
-                _C.status.in_([status.value for status in FINISHED_STATUSES]),
+                _C.status.in_(_FINISHED),
                 _C.finished_at < before,
             )
             found += [_record(row) for row in self.session.execute(query)]
@@ -438,7 +440,7 @@ class RunRepository:
             .where(
                 RunRow.job_name == run.job,
                 RunRow.scheduled_for < run.scheduled_for,
-                RunRow.status.in_([status.value for status in FINISHED_STATUSES]),
+                RunRow.status.in_(_FINISHED),
                 RunRow.status != RunStatus.SKIPPED.value,
             )
             .order_by(RunRow.scheduled_for.desc(), RunRow.attempt.desc(), RunRow.id.desc())
@@ -502,7 +504,7 @@ class RunRepository:
         )
         condition = (
             (RunRow.scheduled_for < older_than)
-            & RunRow.status.in_([status.value for status in FINISHED_STATUSES])
+            & RunRow.status.in_(_FINISHED)
             & (RunRow.id != newest_of_its_job)
         )
         if dry_run:
