@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +18,9 @@ from orchestrator.spec import parse_job
 from orchestrator.store import migrations
 from orchestrator.store.database import Database
 from tests.fast.conftest import IMAGE
+
+if TYPE_CHECKING:
+    from orchestrator.operations import Operations
 
 SPEC = parse_job({"name": "j", "schedule": "@daily", "image": IMAGE})
 MakeLauncher = Callable[..., RunLauncher]
@@ -149,6 +152,24 @@ def test_a_launch_leaves_the_start_to_be_recorded_by_the_follower(
     assert finished.started_at == launched.started_at
 
 
+def _operations(launcher: RunLauncher, engine: FakeEngine) -> Operations:
+    """The use cases over this launcher's store and engine (what a viewer calls)."""
+    from orchestrator.operations import Backends, Operations
+    from orchestrator.store.facade import Store
+
+    return Operations(
+        Backends(
+            open_store=lambda: Store(launcher.database),
+            engine=lambda: engine,
+            where=lambda: ON_HOST,
+            launch_settings=lambda: launcher.settings,
+            launcher=lambda: launcher,
+            secrets_dir="/nonexistent",
+        ),
+        actor="test",
+    )
+
+
 def test_a_viewer_whose_run_ended_meanwhile_gets_its_end_not_the_engines_error(
     make_launcher: MakeLauncher,
 ) -> None:
@@ -157,10 +178,8 @@ def test_a_viewer_whose_run_ended_meanwhile_gets_its_end_not_the_engines_error(
     from datetime import UTC, datetime
 
     from orchestrator.engine.errors import EngineError
-    from orchestrator.operations import Backends, Operations
     from orchestrator.operations.runs import Ended
     from orchestrator.spec import LoadedJob
-    from orchestrator.store.facade import Store
 
     class BeingRemoved(FakeEngine):
         ended = True
@@ -178,15 +197,7 @@ def test_a_viewer_whose_run_ended_meanwhile_gets_its_end_not_the_engines_error(
     run = launcher.queue(SPEC, RunTrigger.MANUAL)
     store.set_container(run.id, "c1", "sha256:x", launcher.owner)
     store.mark_running(run.id, started_at=datetime.now(UTC), ports={})
-    backends = Backends(
-        open_store=lambda: Store(launcher.database),
-        engine=lambda: engine,
-        where=lambda: ON_HOST,
-        launch_settings=lambda: launcher.settings,
-        launcher=lambda: launcher,
-        secrets_dir="/nonexistent",
-    )
-    events = list(Operations(backends, actor="test").runs.watch(run.id, follow=True))
+    events = list(_operations(launcher, engine).runs.watch(run.id, follow=True))
     assert isinstance(events[-1], Ended) and events[-1].run.status is RunStatus.SUCCEEDED
     # Still running: the engine's error is the viewer's answer.
     engine.ended = False
@@ -194,7 +205,7 @@ def test_a_viewer_whose_run_ended_meanwhile_gets_its_end_not_the_engines_error(
     store.set_container(again.id, "c2", "sha256:x", launcher.owner)
     store.mark_running(again.id, started_at=datetime.now(UTC), ports={})
     with pytest.raises(EngineError):
-        list(Operations(backends, actor="test").runs.watch(again.id, follow=True))
+        list(_operations(launcher, engine).runs.watch(again.id, follow=True))
 
 
 def test_a_live_stream_broken_off_after_its_output_ends_with_the_rest_from_the_history(
@@ -206,10 +217,8 @@ def test_a_live_stream_broken_off_after_its_output_ends_with_the_rest_from_the_h
     from datetime import UTC, datetime
 
     from orchestrator.engine.errors import EngineUnavailableError
-    from orchestrator.operations import Backends, Operations
     from orchestrator.operations.runs import Ended, Output
     from orchestrator.spec import LoadedJob
-    from orchestrator.store.facade import Store
 
     recorded = {"output": "first\nsecond\n", "output_truncated": False}
 
@@ -225,21 +234,13 @@ def test_a_live_stream_broken_off_after_its_output_ends_with_the_rest_from_the_h
     launcher = make_launcher(engine)
     store = launcher.store
     store.apply_jobs([LoadedJob(SPEC, "test")])
-    backends = Backends(
-        open_store=lambda: Store(launcher.database),
-        engine=lambda: engine,
-        where=lambda: ON_HOST,
-        launch_settings=lambda: launcher.settings,
-        launcher=lambda: launcher,
-        secrets_dir="/nonexistent",
-    )
 
     def watched() -> list[object]:
         nonlocal run
         run = launcher.queue(SPEC, RunTrigger.MANUAL)
         store.set_container(run.id, f"c{run.id}", "sha256:x", launcher.owner)
         store.mark_running(run.id, started_at=datetime.now(UTC), ports={})
-        return list(Operations(backends, actor="test").runs.watch(run.id, follow=True))
+        return list(_operations(launcher, engine).runs.watch(run.id, follow=True))
 
     run = launcher.queue(SPEC, RunTrigger.MANUAL)
     events = watched()
