@@ -30,7 +30,7 @@ from tests.api.conftest import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_JOBS = ("cache-warmer", "heartbeat-server", "nightly-report")
+EXAMPLE_JOBS = ("cache-warmer", "heartbeat-server", "hello", "nightly-report")
 
 
 @pytest.fixture(scope="module")
