@@ -84,4 +84,4 @@ def test_installed_wheel_migrates_a_database_outside_the_source_tree(tmp_path: P
     assert located.startswith(str(site)), located
     assert f"-> {HEAD} (head)" in run("db", "upgrade")
     assert run("db", "current").strip() == f"{HEAD} (head)"
-    assert "3 created" in run("jobs", "apply", str(ROOT / "jobs"))
+    assert "4 created" in run("jobs", "apply", str(ROOT / "jobs"))

@@ -5,7 +5,7 @@ no console errors; usable on a phone-sized window and by keyboard. The forms' gu
 (sign-in, CSRF, read tokens) are checked over plain HTTP too.
 
 Screenshots of the jobs page, a run page and the timeline go to ORCHESTRATOR_SCREENSHOTS
-when it is set (docs/screenshots holds the README's), else to the test's folder.
+when it is set (docs/screenshots holds docs/http.md's), else to the test's folder.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.api.conftest import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_JOBS = ("cache-warmer", "heartbeat-server", "nightly-report")
+EXAMPLE_JOBS = ("cache-warmer", "heartbeat-server", "hello", "nightly-report")
 
 
 @pytest.fixture(scope="module")

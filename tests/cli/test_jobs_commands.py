@@ -15,12 +15,12 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "jobs"
 
 def test_apply_the_examples_then_again(run_cli: Cli) -> None:
     first = run_cli("jobs", "apply", str(EXAMPLES))
-    assert "3 created, 0 updated, 0 unchanged, 0 deleted" in first.stdout
+    assert "4 created, 0 updated, 0 unchanged, 0 deleted" in first.stdout
     second = run_cli("jobs", "apply", str(EXAMPLES), "--json")
     assert json.loads(second.stdout) == {
         "created": [],
         "updated": [],
-        "unchanged": ["cache-warmer", "heartbeat-server", "nightly-report"],
+        "unchanged": ["cache-warmer", "heartbeat-server", "hello", "nightly-report"],
         "deleted": [],
         "dry_run": False,
     }
@@ -58,11 +58,12 @@ def test_an_invalid_file_in_the_batch_writes_nothing(
 def test_validate_touches_no_database(tmp_path: Path, write_jobs) -> None:  # type: ignore[no-untyped-def]
     cli = Cli(f"sqlite:///{tmp_path}/never-created/x.db")  # unreachable: not needed
     result = cli("jobs", "validate", str(EXAMPLES))
-    assert result.stdout.strip() == "3 job(s) in 3 file(s) are valid"
+    assert result.stdout.strip() == "4 job(s) in 4 file(s) are valid"
     as_json = json.loads(cli("jobs", "validate", str(EXAMPLES), "--json").stdout)
     assert {job["name"] for job in as_json} == {
         "cache-warmer",
         "heartbeat-server",
+        "hello",
         "nightly-report",
     }
     bad = write_jobs("x.yaml", "name: x\nschedule: '@daily'\nimage: b\ntimeout: forever\n")
@@ -77,7 +78,12 @@ def test_list_json_has_the_promised_shape(run_cli: Cli) -> None:
     run_cli("jobs", "apply", str(EXAMPLES))
     before = datetime.now(UTC)
     jobs = json.loads(run_cli("jobs", "list", "--json").stdout)
-    assert [job["name"] for job in jobs] == ["cache-warmer", "heartbeat-server", "nightly-report"]
+    assert [job["name"] for job in jobs] == [
+        "cache-warmer",
+        "heartbeat-server",
+        "hello",
+        "nightly-report",
+    ]
     for job in jobs:
         assert {
             "name",

@@ -422,6 +422,7 @@ def test_the_example_jobs_run(
         docker_cli("jobs", "apply", str(examples))
         assert "report written" in docker_cli("jobs", "run", "nightly-report").stdout
         assert docker_cli("jobs", "run", "cache-warmer").stdout.strip().isdigit()
+        assert "hello from run " in docker_cli("jobs", "run", "hello").stdout
     finally:
         if not existed:
             for found in docker_client.volumes.list(filters={"name": volume}):

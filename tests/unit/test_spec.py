@@ -20,6 +20,7 @@ from orchestrator.spec import (
     parse_job,
     parse_jobs_text,
 )
+from orchestrator.units import parse_duration
 
 DESIGN_EXAMPLE = """
 name: nightly-report            # unique, [a-z0-9][a-z0-9_.-]*
@@ -331,6 +332,12 @@ def test_example_jobs_are_valid_and_cover_the_promised_kinds() -> None:
     specs = [job.spec for job in load_jobs([jobs_dir])]
     assert len(specs) >= 3
     assert any(not spec.schedule.startswith("@every") for spec in specs)
+    # One fires within a service's first minute (run-local.sh shows a run at once).
+    assert any(
+        spec.schedule.startswith("@every ")
+        and parse_duration(spec.schedule.split()[1]) <= timedelta(seconds=30)
+        for spec in specs
+    )
     assert any(spec.schedule.startswith("@every") and spec.ports for spec in specs)
     assert any(
         any(v.is_bind for v in spec.volumes) and any(not v.is_bind for v in spec.volumes)
