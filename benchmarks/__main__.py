@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_saturation import saturation
-from benchmarks.bench_sustained import sustained
+from benchmarks.saturation import saturation
+from benchmarks.sustained import sustained
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("ORCHESTRATOR_JOB_IMAGE", "local/busybox:latest")
@@ -384,7 +384,7 @@ print(json.dumps([{"name": n, "job": json.loads(d), "enabled": bool(e)} for n, d
 def cli(repeat: int, jobs: int) -> dict[str, Any]:
     """`orchestrator --help` beside the bare interpreter's start-up and `import click`;
     `jobs list --json` of `jobs` jobs beside RAW_LIST; medians of `repeat`, interleaved."""
-    from benchmarks.bench_jobs import write_definitions
+    from benchmarks.jobs import write_definitions
 
     def timed(args: list[str], env: dict[str, str], cwd: str) -> float:
         started = time.perf_counter()
@@ -425,7 +425,7 @@ def cli(repeat: int, jobs: int) -> dict[str, Any]:
 
 
 def history(runs: int, samples: int) -> dict[str, Any]:
-    from benchmarks.bench_api import bench
+    from benchmarks.api import bench
 
     results: dict[str, Any] = {}
     urls = [("sqlite", None)]

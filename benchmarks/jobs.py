@@ -4,7 +4,7 @@ Each figure is the wall time of the real `orchestrator` command in a subprocess
 (interpreter start-up included), the median of --repeat runs on a fresh database.
 Targets (issue 2): apply under 5 s, list under 1 s, on SQLite.
 
-    .venv/bin/python benchmarks/bench_jobs.py [--jobs 1000] [--repeat 3] [--database-url URL]
+    .venv/bin/python -m benchmarks.jobs [--jobs 1000] [--repeat 3] [--database-url URL]
 """
 
 from __future__ import annotations

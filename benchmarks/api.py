@@ -9,7 +9,7 @@ straight through the store (no HTTP, no JSON): the raw figure beside ours. Media
 p90 of --samples requests each. The jobs page (`GET /jobs`, signed in, all 1,000 jobs
 with their next runs and recent-run strips) is timed beside its two store queries.
 
-    .venv/bin/python benchmarks/bench_api.py [--runs 100000] [--samples 200] [--json PATH]
+    .venv/bin/python -m benchmarks.api [--runs 100000] [--samples 200] [--json PATH]
 
 PostgreSQL comes from ORCHESTRATOR_TEST_POSTGRES_URL (its public schema is replaced).
 """

@@ -6,7 +6,7 @@ shims, the containers, the kernel), in alternating rounds of the sustained load.
 Not in the suite (it measures no floor): the figures behind the overload paragraph of
 benchmarks/RESULTS.md.
 
-    .venv/bin/python -m benchmarks.bench_engine_cpu [JOBS] [SECONDS] [ROUNDS]
+    .venv/bin/python -m benchmarks.engine_cpu [JOBS] [SECONDS] [ROUNDS]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import docker
 
-from benchmarks.bench_sustained import ours_loop, raw_loop
+from benchmarks.sustained import ours_loop, raw_loop
 from orchestrator.settings import DEFAULT_MAX_PARALLEL_LAUNCHES
 
 EVERY_S = 5.0
