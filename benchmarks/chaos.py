@@ -41,6 +41,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks import wiring
+
 ROOT = Path(__file__).resolve().parents[1]
 JOB_IMAGE = os.environ.get("ORCHESTRATOR_JOB_IMAGE", "local/busybox:latest")
 POSTGRES_IMAGE = "local/postgres:15"
@@ -350,26 +352,12 @@ class Soak:
         return time.monotonic() - started
 
     def runs(self) -> list[Any]:
-        from orchestrator.store.database import Database
-        from orchestrator.store.runs import RunRepository
-
-        database = Database(self.url)
-        try:
-            with database.session() as session:
-                return list(reversed(RunRepository(session).list(limit=None)))
-        finally:
-            database.dispose()
+        with wiring.store_at(self.url) as store:
+            return list(reversed(store.runs(limit=None)))
 
     def leases(self) -> list[Any]:
-        from orchestrator.store.database import Database
-        from orchestrator.store.leases import PortLeaseRepository
-
-        database = Database(self.url)
-        try:
-            with database.session() as session:
-                return PortLeaseRepository(session).list()
-        finally:
-            database.dispose()
+        with wiring.store_at(self.url) as store:
+            return store.leases()
 
     # --- the invariants ----------------------------------------------------------------
 
@@ -496,6 +484,30 @@ class Soak:
             container.remove(force=True)
 
 
+def soak(minutes: float, seed: int) -> dict[str, Any]:
+    """One soak in a scratch folder; the schedulers' log tails printed if it fails."""
+    with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
+        soaking = Soak(minutes, seed, Path(folder))
+        print(f"chaos soak: {minutes} min, seed {seed}", flush=True)
+        try:
+            result = soaking.run()
+        except BaseException:
+            for log in sorted(Path(folder).glob("scheduler-*.log")):
+                print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-3000:]}")
+            raise
+        finally:
+            soaking.cleanup()
+        if result["violations"]:
+            for log in sorted(Path(folder).glob("scheduler-*.log")):
+                print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-3000:]}")
+    return result
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """A soak of 2 minutes (quick) or 10, with a random seed."""
+    return soak(2.0 if quick else 10.0, random.randrange(1 << 30))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__)
     parser.add_argument("--minutes", type=float, default=2)
@@ -503,20 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     options = parser.parse_args(argv)
     seed = options.seed if options.seed is not None else random.randrange(1 << 30)
-    with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
-        soak = Soak(options.minutes, seed, Path(folder))
-        print(f"chaos soak: {options.minutes} min, seed {seed}", flush=True)
-        try:
-            result = soak.run()
-        except BaseException:
-            for log in sorted(Path(folder).glob("scheduler-*.log")):
-                print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-3000:]}")
-            raise
-        finally:
-            soak.cleanup()
-        if result["violations"]:
-            for log in sorted(Path(folder).glob("scheduler-*.log")):
-                print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-3000:]}")
+    result = soak(options.minutes, seed)
     print(f"faults injected: {result['faults']}")
     print(f"fires: {result['fires_checked']}, runs: {result['runs']} {result['statuses']}")
     print(f"invariants checked: {result['checked']}")

@@ -9,7 +9,7 @@ straight through the store (no HTTP, no JSON): the raw figure beside ours. Media
 p90 of --samples requests each. The jobs page (`GET /jobs`, signed in, all 1,000 jobs
 with their next runs and recent-run strips) is timed beside its two store queries.
 
-    .venv/bin/python benchmarks/bench_api.py [--runs 100000] [--samples 200] [--json PATH]
+    .venv/bin/python -m benchmarks.api [--runs 100000] [--samples 200] [--json PATH]
 
 PostgreSQL comes from ORCHESTRATOR_TEST_POSTGRES_URL (its public schema is replaced).
 """
@@ -34,9 +34,8 @@ from typing import Any
 import requests
 from sqlalchemy import insert, text
 
+from benchmarks import wiring
 from orchestrator.records import RunStatus
-from orchestrator.store import migrations
-from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
 from orchestrator.store.models import RunRow
 
@@ -45,7 +44,7 @@ JOBS = 100  # the runs belong to this many jobs
 PAGE_JOBS = 1000  # jobs defined, for the dashboard's jobs page
 
 
-def seed_jobs(database: Database, count: int) -> None:
+def seed_jobs(store: Store, count: int) -> None:
     """`count` jobs named as the runs' jobs are (job-000 ...), every fifth a cron line."""
     from orchestrator.spec import LoadedJob, parse_job
 
@@ -64,10 +63,12 @@ def seed_jobs(database: Database, count: int) -> None:
         )
         for index in range(count)
     ]
-    Store(database).apply_jobs(loaded)
+    store.apply_jobs(loaded)
 
 
-def seed(database: Database, runs: int) -> None:
+def seed(store: Store, runs: int) -> None:
+    """`runs` finished runs of JOBS jobs, one a minute up to now, written in bulk."""
+    database = store.database
     now = datetime.now(UTC)
     rows = []
     for index in range(runs):
@@ -122,15 +123,14 @@ def measure(samples: int, ours: Callable[[], None], raw: Callable[[], None]) -> 
 
 
 def bench(url: str, runs: int, samples: int, folder: Path) -> dict[str, Any]:
-    database = Database(url)
-    if not database.is_sqlite:
-        with database.connect() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    migrations.upgrade(database)
+    with wiring.store_at(url, empty=True, upgrade=True) as store:
+        return _bench(store, url, runs, samples, folder)
+
+
+def _bench(store: Store, url: str, runs: int, samples: int, folder: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    seed_jobs(database, PAGE_JOBS)
-    seed(database, runs)
+    seed_jobs(store, PAGE_JOBS)
+    seed(store, runs)
     seeded = time.perf_counter() - started
     log = folder / "serve.log"
     env = {
@@ -156,7 +156,6 @@ def bench(url: str, runs: int, samples: int, folder: Path) -> dict[str, Any]:
         base = found[1]
         session = requests.Session()  # keep-alive, as a dashboard or a script would
         session.headers["Authorization"] = f"Bearer {TOKEN}"
-        store = Store(database)
         pick = random.Random(7)
         since = datetime.now(UTC) - timedelta(days=7)
 
@@ -203,7 +202,22 @@ def bench(url: str, runs: int, samples: int, folder: Path) -> dict[str, Any]:
     finally:
         process.terminate()
         process.wait(15)
-        database.dispose()
+
+
+def bench_all(runs: int, samples: int) -> dict[str, Any]:
+    """`bench` on SQLite, and on ORCHESTRATOR_TEST_POSTGRES_URL when it is set."""
+    results: dict[str, Any] = {"cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as folder:
+        results["sqlite"] = bench(f"sqlite:///{folder}/bench.db", runs, samples, Path(folder))
+    postgres = os.environ.get("ORCHESTRATOR_TEST_POSTGRES_URL")
+    if postgres:
+        with tempfile.TemporaryDirectory() as folder:
+            results["postgresql"] = bench(postgres, runs, samples, Path(folder))
+    return results
+
+
+def run(quick: bool) -> dict[str, Any]:
+    return bench_all(20_000, 60) if quick else bench_all(100_000, 200)
 
 
 def main() -> None:
@@ -212,15 +226,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
-    results: dict[str, Any] = {"cores": os.cpu_count()}
-    with tempfile.TemporaryDirectory() as folder:
-        results["sqlite"] = bench(
-            f"sqlite:///{folder}/bench.db", args.runs, args.samples, Path(folder)
-        )
-    postgres = os.environ.get("ORCHESTRATOR_TEST_POSTGRES_URL")
-    if postgres:
-        with tempfile.TemporaryDirectory() as folder:
-            results["postgresql"] = bench(postgres, args.runs, args.samples, Path(folder))
+    results = bench_all(args.runs, args.samples)
     print("| database | query | ours median (p90) | raw store median (p90) |")
     print("|---|---|---|---|")
     for name in ("sqlite", "postgresql"):

@@ -6,7 +6,7 @@ shims, the containers, the kernel), in alternating rounds of the sustained load.
 Not in the suite (it measures no floor): the figures behind the overload paragraph of
 benchmarks/RESULTS.md.
 
-    .venv/bin/python -m benchmarks.bench_engine_cpu [JOBS] [SECONDS] [ROUNDS]
+    .venv/bin/python -m benchmarks.engine_cpu [JOBS] [SECONDS] [ROUNDS]
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
-import docker
-
-from benchmarks.bench_sustained import ours_loop, raw_loop
-from orchestrator.settings import DEFAULT_MAX_PARALLEL_LAUNCHES
+from benchmarks import raw
+from benchmarks.sustained import ours_loop
 
 EVERY_S = 5.0
 
@@ -37,7 +36,7 @@ def _cpu_s(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _measured(side: str, ours_is_child: bool, run: Callable[[], int]) -> str:
+def _measured(side: str, ours_is_child: bool, run: Callable[[], int]) -> dict[str, Any]:
     busy, mine, children = _busy_s(), _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
     began = time.monotonic()
     runs = run()
@@ -46,34 +45,51 @@ def _measured(side: str, ours_is_child: bool, run: Callable[[], int]) -> str:
     children = _cpu_s(resource.RUSAGE_CHILDREN) - children
     own = children if ours_is_child else mine
     rest = busy - mine - children
-    return (
-        f"| {side} | {runs} | {time.monotonic() - began:.1f} s | "
-        f"{own / runs * 1000:.1f} ms | {rest / runs * 1000:.1f} ms |"
-    )
+    return {
+        "side": side,
+        "runs": runs,
+        "wall_s": time.monotonic() - began,
+        "own_ms_per_run": own / runs * 1000,
+        "rest_ms_per_run": rest / runs * 1000,
+    }
+
+
+def rounds(jobs: int, seconds: float, count: int) -> Iterator[dict[str, Any]]:
+    """Each side's figures, raw then ours, `count` times (as each is measured)."""
+    from orchestrator.settings import DEFAULT_MAX_PARALLEL_LAUNCHES
+
+    engine = raw.client()
+    try:
+        for _ in range(count):
+            yield _measured(
+                "raw",
+                False,
+                lambda: len(
+                    raw.sustained(engine, jobs, EVERY_S, seconds, DEFAULT_MAX_PARALLEL_LAUNCHES)
+                ),
+            )
+            yield _measured(
+                "ours", True, lambda: len(ours_loop(jobs, EVERY_S, seconds)["lateness"])
+            )
+    finally:
+        engine.close()
+
+
+def run(quick: bool) -> dict[str, Any]:
+    return {"rows": list(rounds(20, 30, 1) if quick else rounds(40, 60, 2))}
 
 
 def main() -> None:
     given = [int(arg) for arg in sys.argv[1:4]]
-    jobs, seconds, rounds = given + [40, 60, 2][len(given) :]
-    client = docker.from_env(timeout=120, max_pool_size=64)
+    jobs, seconds, count = given + [40, 60, 2][len(given) :]
     print("| side | runs | wall | ours (or the raw loop's process) a run | everything else a run |")
     print("|---|---|---|---|---|")
-    for _ in range(rounds):
+    for row in rounds(jobs, seconds, count):
         print(
-            _measured(
-                "raw",
-                False,
-                lambda: len(
-                    raw_loop(client, jobs, EVERY_S, seconds, DEFAULT_MAX_PARALLEL_LAUNCHES)
-                ),
-            ),
+            f"| {row['side']} | {row['runs']} | {row['wall_s']:.1f} s | "
+            f"{row['own_ms_per_run']:.1f} ms | {row['rest_ms_per_run']:.1f} ms |",
             flush=True,
         )
-        print(
-            _measured("ours", True, lambda: len(ours_loop(jobs, EVERY_S, seconds)["lateness"])),
-            flush=True,
-        )
-    client.close()
 
 
 if __name__ == "__main__":

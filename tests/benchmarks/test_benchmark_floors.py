@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.__main__ import failing, verdicts
+from benchmarks.harness import failing, verdicts
 
 
 def test_a_quick_run_fails_only_where_a_floor_is_missed_by_more_than_twice() -> None:

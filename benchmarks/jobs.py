@@ -4,7 +4,7 @@ Each figure is the wall time of the real `orchestrator` command in a subprocess
 (interpreter start-up included), the median of --repeat runs on a fresh database.
 Targets (issue 2): apply under 5 s, list under 1 s, on SQLite.
 
-    .venv/bin/python benchmarks/bench_jobs.py [--jobs 1000] [--repeat 3] [--database-url URL]
+    .venv/bin/python -m benchmarks.jobs [--jobs 1000] [--repeat 3] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SCHEDULES = [
     "0 3 * * *",
@@ -68,13 +69,9 @@ def timed(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
     return elapsed, result.stdout
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file per repeat")
-    options = parser.parse_args()
-
+def measure(count: int, repeat: int, database_url: str | None = None) -> dict[str, list[float]]:
+    """Each figure's wall times, one a repeat (on a fresh SQLite file each, or on
+    `database_url` emptied of jobs first)."""
     figures: dict[str, list[float]] = {
         "apply (create)": [],
         "apply (unchanged)": [],
@@ -85,30 +82,54 @@ def main() -> None:
         root = Path(scratch)
         definitions = root / "jobs"
         definitions.mkdir()
-        write_definitions(definitions, options.jobs)
-        for repeat in range(options.repeat):
-            url = options.database_url or f"sqlite:///{root / f'bench-{repeat}.db'}"
+        write_definitions(definitions, count)
+        for index in range(repeat):
+            url = database_url or f"sqlite:///{root / f'bench-{index}.db'}"
             env = {**os.environ, "ORCHESTRATOR_DATABASE_URL": url}
             timed(["db", "upgrade"], env, root)
-            if options.database_url:  # reuse: start from no jobs
+            if database_url:  # reuse: start from no jobs
                 timed(["jobs", "apply", str(definitions), "--prune"], env, root)
                 empty = root / "empty"
                 empty.mkdir(exist_ok=True)
                 (empty / "one.yaml").write_text("name: placeholder\nschedule: '@daily'\nimage: x\n")
                 timed(["jobs", "apply", str(empty), "--prune"], env, root)
             seconds, out = timed(["jobs", "apply", str(definitions)], env, root)
-            assert f"{options.jobs} created" in out or options.database_url, out
+            assert f"{count} created" in out or database_url, out
             figures["apply (create)"].append(seconds)
             seconds, out = timed(["jobs", "apply", str(definitions)], env, root)
-            assert f"{options.jobs} unchanged" in out, out
+            assert f"{count} unchanged" in out, out
             figures["apply (unchanged)"].append(seconds)
             seconds, out = timed(["jobs", "list", "--json"], env, root)
-            assert out.count('"name"') >= options.jobs
+            assert out.count('"name"') >= count
             figures["list --json"].append(seconds)
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", "pass"], check=True)
             figures["interpreter start"].append(time.perf_counter() - start)
 
+    return figures
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """Each figure's median (seconds), of 1 repeat (quick) or 3."""
+    count, repeat = 1000, 1 if quick else 3
+    figures = measure(count, repeat)
+    keys = {
+        "apply (create)": "apply_create_s",
+        "apply (unchanged)": "apply_unchanged_s",
+        "list --json": "list_s",
+        "interpreter start": "python_s",
+    }
+    medians = {keys[name]: round(statistics.median(values), 3) for name, values in figures.items()}
+    return {"jobs": count, "repeat": repeat, **medians}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file per repeat")
+    options = parser.parse_args()
+    figures = measure(options.jobs, options.repeat, options.database_url)
     print(f"{options.jobs} job definitions, {options.repeat} repeats, median wall time:")
     for name, values in figures.items():
         print(
