@@ -429,7 +429,7 @@ class DockerEngine:
 
     def _await_stop(self, handle: Handle, seconds: float = 10) -> None:
         # One wait, not a poll of the state: the engine answers when the container stops.
-        with suppress(EngineError):  # ContainerGoneError too: the read below tells
+        with suppress(EngineError):  # ContainerGoneError too: the reread that follows tells
             self.wait(handle, seconds)
 
     def stop(self, handle: Handle, grace_seconds: int = 10) -> None:
