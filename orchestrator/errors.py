@@ -85,6 +85,62 @@ class TakenOverError(OrchestratorError):
     off from the database past --adopt-after): this one must not start or record it."""
 
 
+class EngineError(OrchestratorError):
+    """The engine refused or failed an operation."""
+
+
+class EngineUnavailableError(EngineError, ConnectionError):
+    """The engine cannot be reached."""
+
+
+class ImageUnavailableError(EngineError, LookupError):
+    """An image is not on the engine and cannot be pulled."""
+
+
+class NetworkNotFoundError(EngineError, LookupError):
+    """A job asks for a network that does not exist."""
+
+
+class ContainerGoneError(EngineError, LookupError):
+    """A container vanished (removed by someone else): normal, not a crash."""
+
+
+class PortAllocatedError(EngineError):
+    """The engine could not bind a host port we asked for."""
+
+    def __init__(self, port: int, reason: str) -> None:
+        super().__init__(reason)
+        self.port = port
+
+
+class HostPathError(OrchestratorError, ValueError):
+    """A job's path cannot be shared with a sibling container; the message says what to mount."""
+
+    exit_code = 2
+
+
+class UnsafeJobError(OrchestratorError, PermissionError):
+    """A job asks for what the policy refuses; the message names the job, what and the rule."""
+
+    exit_code = 2
+
+
+class PortPoolExhaustedError(OrchestratorError):
+    """Every port of the pool is leased or published."""
+
+
+class PinnedPortTakenError(OrchestratorError):
+    """A job's pinned host port is leased by another run or published by another container."""
+
+
+class SecretUnavailableError(OrchestratorError, LookupError):
+    """A secret or env file a job needs cannot be read; the run fails, naming the file."""
+
+
+class SelfDetectionError(OrchestratorError, RuntimeError):
+    """We run in a container but cannot tell which one."""
+
+
 QUOTE_LIMIT = 80
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = 60

@@ -13,16 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import HostPathError as HostPathError
 from orchestrator.spec import VolumeSpec
 
 VOLUME_SUBPATH_MIN_API = (1, 45)
-
-
-class HostPathError(OrchestratorError, ValueError):
-    """A job's path cannot be shared with a sibling container; the message says what to mount."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

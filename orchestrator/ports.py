@@ -6,15 +6,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from orchestrator.errors import InvalidInputError, OrchestratorError
-
-
-class PortPoolExhaustedError(OrchestratorError):
-    """Every port of the pool is leased or published."""
-
-
-class PinnedPortTakenError(OrchestratorError):
-    """A job's pinned host port is leased by another run or published by another container."""
+from orchestrator.errors import InvalidInputError
+from orchestrator.errors import PinnedPortTakenError as PinnedPortTakenError
+from orchestrator.errors import PortPoolExhaustedError as PortPoolExhaustedError
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import UnsafeJobError as UnsafeJobError
 from orchestrator.hostpaths import MountPlan, SelfContainer, covering_mount
 from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV, ALLOWED_HOST_PATHS_ENV
 from orchestrator.spec import JobSpec
@@ -39,12 +39,6 @@ WELL_KNOWN_SOCKETS = (
     "/run/containerd/containerd.sock",
 )
 SOCKET_FILE_NAMES = ("docker.sock", "containerd.sock", "podman.sock")
-
-
-class UnsafeJobError(OrchestratorError, PermissionError):
-    """A job asks for what the policy refuses; the message names the job, what and the rule."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

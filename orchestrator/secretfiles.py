@@ -13,15 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import SecretUnavailableError as SecretUnavailableError
 from orchestrator.spec import SECRET_LOOKING_NAME, JobSpec
 
 _ENV_LINE = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)")
 MAX_SECRET_BYTES = 1024 * 1024
-
-
-class SecretUnavailableError(OrchestratorError, LookupError):
-    """A secret or env file a job needs cannot be read; the run fails, naming the file."""
 
 
 @dataclass(frozen=True)

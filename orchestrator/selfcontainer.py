@@ -11,17 +11,13 @@ import socket
 from pathlib import Path
 
 from orchestrator.engine.contract import Engine
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import SelfDetectionError as SelfDetectionError
 from orchestrator.hostpaths import ON_HOST, SelfContainer
 from orchestrator.settings import CONTAINER_ID_ENV
 
 _MOUNTINFO_ID = re.compile(r"/containers/([0-9a-f]{64})/hostname")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX12 = re.compile(r"[0-9a-f]{12}")
-
-
-class SelfDetectionError(OrchestratorError, RuntimeError):
-    """We run in a container but cannot tell which one."""
 
 
 def detect_container_id(

@@ -25,19 +25,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator import __version__
 from orchestrator.api.auth import ApiSettings, Principal
+from orchestrator.api.errors import HttpError, status_of
 from orchestrator.api.metrics import ServiceMetrics
 from orchestrator.api.pages import COOKIE, add_pages
 from orchestrator.errors import (
-    ConflictError,
-    DatabaseUnavailableError,
-    DuplicateFireError,
     InvalidInputError,
     InvalidSpecError,
-    NotFoundError,
     OrchestratorError,
-    RefusedError,
-    RunFinishedError,
-    SchemaOutOfDateError,
     quote,
 )
 from orchestrator.operations import Ended, Operations, Output, Waiting, Withheld, shapes
@@ -51,32 +45,6 @@ MAX_ID = 2**63 - 1
 MAX_PAGE = 1000
 # A job file sent to `POST /api/jobs/apply`; the largest job file seen is a few KiB.
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def status_of(error: OrchestratorError) -> int:
-    """The HTTP status of one of our errors (the API and the pages answer alike)."""
-    if isinstance(error, NotFoundError):
-        return 404
-    if isinstance(error, InvalidSpecError):
-        return 422
-    if isinstance(error, InvalidInputError):
-        return 400
-    if isinstance(error, RefusedError | RunFinishedError | ConflictError | DuplicateFireError):
-        return 409
-    if isinstance(error, DatabaseUnavailableError | SchemaOutOfDateError):
-        return 503
-    from orchestrator.engine.errors import EngineUnavailableError
-
-    if isinstance(error, EngineUnavailableError):
-        return 503
-    return 500
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
@@ -108,8 +76,10 @@ def create_app(
         redoc_url=None,
     )
 
-    @app.exception_handler(ApiError)
-    async def api_error(_request: Request, error: ApiError) -> JSONResponse:
+    @app.exception_handler(HttpError)
+    async def api_error(request: Request, error: HttpError) -> Response:
+        if error.page:
+            return page_error(request, error)
         if error.status == 401:
             return _error(401, error.message, **{"WWW-Authenticate": "Bearer"})
         return _error(error.status, error.message)
@@ -144,37 +114,37 @@ def create_app(
             return identify_cookie(request) if cookie else None
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "the Authorization header is not 'Bearer TOKEN'")
+            raise HttpError(401, "the Authorization header is not 'Bearer TOKEN'")
         found = settings.tokens.identify(token.strip())
         if found is None:
-            raise ApiError(401, "the token is not known")
+            raise HttpError(401, "the token is not known")
         return found
 
     def reader(request: Request) -> Operations:
         who = principal(request, cookie=True)
         if who is None and not settings.read_open:
-            raise ApiError(401, "a token is needed: send 'Authorization: Bearer TOKEN'")
+            raise HttpError(401, "a token is needed: send 'Authorization: Bearer TOKEN'")
         return operations.as_actor(f"api:{who.name}" if who else "api:anonymous")
 
     def writer(request: Request) -> Operations:
         who = principal(request)
         if who is None:
             if not settings.tokens.configured:
-                raise ApiError(
+                raise HttpError(
                     401,
                     "no API token is configured, so nothing can be changed over HTTP: "
                     "set ORCHESTRATOR_API_TOKEN or ORCHESTRATOR_API_TOKENS_FILE",
                 )
-            raise ApiError(401, "writing needs a token: send 'Authorization: Bearer TOKEN'")
+            raise HttpError(401, "writing needs a token: send 'Authorization: Bearer TOKEN'")
         if not who.can_write:
-            raise ApiError(403, f"token {who.name!r} may only read")
+            raise HttpError(403, f"token {who.name!r} may only read")
         return operations.as_actor(f"api:{who.name}")
 
     def identify_cookie(request: Request) -> Principal | None:
         token = request.cookies.get(COOKIE)
         return settings.tokens.identify(token) if token else None
 
-    add_pages(app, operations, settings, identify_cookie)
+    page_error = add_pages(app, operations, settings, identify_cookie)
 
     # --- jobs -----------------------------------------------------------------------------
 
@@ -205,12 +175,12 @@ def create_app(
         ops = writer(request)
         declared = request.headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise ApiError(413, f"the job file is larger than {MAX_BODY_BYTES} bytes")
+            raise HttpError(413, f"the job file is larger than {MAX_BODY_BYTES} bytes")
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                raise ApiError(413, f"the job file is larger than {MAX_BODY_BYTES} bytes")
+                raise HttpError(413, f"the job file is larger than {MAX_BODY_BYTES} bytes")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -265,7 +235,7 @@ def create_app(
             try:
                 moment = parse_moment(since, datetime.now(UTC))
             except InvalidInputError as error:
-                raise ApiError(400, f"query parameter 'since': {error}") from None
+                raise HttpError(400, f"query parameter 'since': {error}") from None
         runs = ops.runs.list(job=job, status=status, since=moment, before=before, limit=limit)
         if len(runs) == limit:
             following = request.url.include_query_params(before=runs[-1].id)
@@ -349,7 +319,7 @@ def create_app(
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def prometheus_metrics(request: Request) -> Response:
         if settings.metrics_need_token and principal(request) is None:
-            raise ApiError(401, "metrics need a token: send 'Authorization: Bearer TOKEN'")
+            raise HttpError(401, "metrics need a token: send 'Authorization: Bearer TOKEN'")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from orchestrator import __version__
 from orchestrator.api.auth import ApiSettings, Principal
+from orchestrator.api.errors import HttpError, status_of
 from orchestrator.errors import InvalidInputError, OrchestratorError
 from orchestrator.operations import Operations, shapes
 from orchestrator.records import RunRecord, RunStatus
@@ -41,19 +42,14 @@ STRIP_RUNS = 10
 STRIP_DAYS = 7
 
 
-class PageError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def add_pages(
     app: FastAPI,
     operations: Operations,
     settings: ApiSettings,
     identify_cookie: Callable[[Request], Principal | None],
-) -> None:
+) -> Callable[[Request, HttpError], Response]:
+    """The dashboard's pages on `app`; gives how a page's HttpError is answered (the API's
+    handler of HttpError hands those raised with `page` to it)."""
     templates = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(["html"]),
@@ -70,7 +66,7 @@ def add_pages(
     def viewer(request: Request) -> tuple[Operations, Principal | None]:
         who = identify_cookie(request)
         if who is None and not settings.read_open:
-            raise PageError(401, "sign in")
+            raise HttpError(401, "sign in", page=True)
         return operations.as_actor(f"web:{who.name}" if who else "web:anonymous"), who
 
     def render(request: Request, name: str, code: int = 200, **values: Any) -> HTMLResponse:
@@ -108,22 +104,21 @@ def add_pages(
         form = {key: values[0] for key, values in parse_qs(body).items()}
         who = identify_cookie(request)
         if who is None:
-            raise PageError(401, "sign in")
+            raise HttpError(401, "sign in", page=True)
         if not hmac.compare_digest(form.get("csrf", ""), csrf_for(request)):
-            raise PageError(403, "this form has expired or came from elsewhere: reload the page")
+            raise HttpError(
+                403, "this form has expired or came from elsewhere: reload the page", page=True
+            )
         if not who.can_write:
-            raise PageError(403, f"token {who.name!r} may only read")
+            raise HttpError(403, f"token {who.name!r} may only read", page=True)
         return operations.as_actor(f"web:{who.name}"), form
 
-    @app.exception_handler(PageError)
-    async def page_error(request: Request, error: PageError) -> Response:
+    def page_error(request: Request, error: HttpError) -> Response:
         if error.status == 401:
             return signin_redirect(request)
         return render(request, "error.html", error.status, message=error.message)
 
     def page_failure(request: Request, error: OrchestratorError) -> HTMLResponse:
-        from orchestrator.api.app import status_of
-
         message = " ".join(str(error).splitlines()[:3])
         return render(request, "error.html", status_of(error), message=message)
 
@@ -351,6 +346,8 @@ def add_pages(
             end=shapes.iso(now),
             hours=hours,
         )
+
+    return page_error
 
 
 def _safe_next(target: str) -> str:

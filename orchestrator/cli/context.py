@@ -75,7 +75,9 @@ class AppContext:
                 )
             self._database = database
         if check_schema and not self._checked:
-            self._database.check_schema()
+            from orchestrator.store import migrations
+
+            migrations.check_schema(self._database)
             self._checked = True
         return self._database
 

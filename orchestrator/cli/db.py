@@ -38,7 +38,7 @@ def current(app: AppContext) -> None:
     Example: orchestrator db current
     """
     database = app.database(check_schema=False)
-    migrations.check_known(database)
+    migrations.check_schema(database, upgrading=True)
     revision = database.current_revision()
     if revision is None:
         click.echo("none (empty database: run 'orchestrator db upgrade')")

@@ -17,13 +17,13 @@ from orchestrator.engine.contract import (
 )
 
 if TYPE_CHECKING:
-    from orchestrator.engine.docker_engine import DockerEngine
+    from orchestrator.engine.docker import DockerEngine
 
 
 def __getattr__(name: str) -> Any:
     # The Docker adapter (and the docker SDK) loads only when asked for by name.
     if name == "DockerEngine":
-        from orchestrator.engine.docker_engine import DockerEngine
+        from orchestrator.engine.docker import DockerEngine
 
         return DockerEngine
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

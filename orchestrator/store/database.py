@@ -21,11 +21,9 @@ from orchestrator.errors import (
     DatabaseError,
     DatabaseUnavailableError,
     InvalidInputError,
-    SchemaOutOfDateError,
     quote,
 )
 from orchestrator.settings import SQLITE_BUSY_TIMEOUT_MS
-from orchestrator.store.migrations import HEAD
 
 log = logging.getLogger(__name__)
 
@@ -207,27 +205,6 @@ class Database:
                 return None
             row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
             return str(row[0]) if row else None
-
-    def check_schema(self) -> None:
-        """Refuse to work on a database that is not at the revision this code expects."""
-        revision = self.current_revision()
-        if revision == HEAD:
-            return
-        if revision is None:
-            raise SchemaOutOfDateError(
-                f"database {self.display_url} has no schema yet: run 'orchestrator db upgrade'"
-            )
-        from orchestrator.store.migrations import known_revisions
-
-        if revision not in known_revisions():
-            raise SchemaOutOfDateError(
-                f"database {self.display_url} is at revision {revision}, which this "
-                f"orchestrator does not know (it expects {HEAD}): upgrade the orchestrator"
-            )
-        raise SchemaOutOfDateError(
-            f"database {self.display_url} is at revision {revision}, this orchestrator "
-            f"needs {HEAD}: run 'orchestrator db upgrade'"
-        )
 
 
 def _is_connection_error(error: DBAPIError) -> bool:

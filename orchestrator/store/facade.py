@@ -29,6 +29,7 @@ from orchestrator.records import (
     RunStatus,
     RunTrigger,
 )
+from orchestrator.store import migrations
 from orchestrator.store.audit import AuditRepository
 from orchestrator.store.database import Database
 from orchestrator.store.jobs import JobRepository
@@ -347,7 +348,7 @@ class Store:
 
     def check_schema(self) -> None:
         """SchemaOutOfDateError unless the schema is at this code's head."""
-        self.database.check_schema()
+        migrations.check_schema(self.database)
 
     def ping(self) -> None:
         """DatabaseUnavailableError when the database cannot be reached."""

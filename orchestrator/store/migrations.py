@@ -45,19 +45,33 @@ def _run(database: Database, command: str, revision: str) -> None:
 
 
 def upgrade(database: Database, revision: str = "head") -> None:
-    check_known(database)
+    check_schema(database, upgrading=True)
     _run(database, "upgrade", revision)
 
 
-def check_known(database: Database) -> None:
-    """Refuse a database migrated by a newer orchestrator: we cannot read its schema."""
-    current = database.current_revision()
-    if current is not None and current not in known_revisions():
+def check_schema(database: Database, *, upgrading: bool = False) -> None:
+    """Refuse to work on a database that is not at the revision this code expects. With
+    `upgrading` (the database is about to be migrated, or only its revision is asked),
+    refuse only one migrated by a newer orchestrator: we cannot read its schema."""
+    revision = database.current_revision()
+    if revision == HEAD:
+        return
+    if revision is not None and revision not in known_revisions():
         raise SchemaOutOfDateError(
-            f"database {database.display_url} is at revision {current}, which this "
+            f"database {database.display_url} is at revision {revision}, which this "
             f"orchestrator does not know (its newest is {HEAD}): a newer orchestrator "
-            "migrated it; use that one (or restore a backup)"
+            "migrated it; use that one, upgrade this one (or restore a backup)"
         )
+    if upgrading:
+        return
+    if revision is None:
+        raise SchemaOutOfDateError(
+            f"database {database.display_url} has no schema yet: run 'orchestrator db upgrade'"
+        )
+    raise SchemaOutOfDateError(
+        f"database {database.display_url} is at revision {revision}, this orchestrator "
+        f"needs {HEAD}: run 'orchestrator db upgrade'"
+    )
 
 
 def downgrade(database: Database, revision: str) -> None:

@@ -68,13 +68,13 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:
 def test_check_schema_refuses_an_empty_or_old_database(empty_database_url: str) -> None:
     database = Database(empty_database_url)
     with pytest.raises(SchemaOutOfDateError, match="run 'orchestrator db upgrade'"):
-        database.check_schema()
+        migrations.check_schema(database)
     migrations.upgrade(database)
-    database.check_schema()
+    migrations.check_schema(database)
     with database.connect() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
     with pytest.raises(SchemaOutOfDateError, match="does not know"):
-        database.check_schema()
+        migrations.check_schema(database)
     database.dispose()
 
 

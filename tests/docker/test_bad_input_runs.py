@@ -73,7 +73,7 @@ command: [/no/such/program]
 """,
     )
     docker_cli("jobs", "apply", str(jobs))
-    # Through the image's shell (see orchestrator.engine.merging): 127, as docker run.
+    # Through the image's shell (see orchestrator.engine.docker.merging): 127, as docker run.
     result = docker_cli("jobs", "run", "nocmd", expect=127)
     assert "/no/such/program: not found" in result.stdout
     # No shell to go through: the engine refuses the start.

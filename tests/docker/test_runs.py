@@ -109,7 +109,7 @@ def test_output_followed_live_is_read_from_the_engine_once(make_launcher: Any) -
 def test_runs_of_one_image_in_the_same_seconds_ask_the_engine_for_it_once(
     make_launcher: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestrator.engine import docker_engine
+    from orchestrator.engine.docker import adapter
 
     launcher = make_launcher()
     asked: list[str] = []
@@ -126,7 +126,7 @@ def test_runs_of_one_image_in_the_same_seconds_ask_the_engine_for_it_once(
     for _ in range(2):
         assert run_once(launcher, spec).status is RunStatus.SUCCEEDED
     assert len(asked) == first
-    monkeypatch.setattr(docker_engine, "IMAGE_ID_REUSE_SECONDS", 0.0)
+    monkeypatch.setattr(adapter, "IMAGE_ID_REUSE_SECONDS", 0.0)
     assert run_once(launcher, spec).status is RunStatus.SUCCEEDED
     assert len(asked) == first + 1  # asked again once the id is old
 

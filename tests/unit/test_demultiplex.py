@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.engine.docker_engine import demultiplex
+from orchestrator.engine.docker.logstream import demultiplex
 
 
 def frame(stream: int, payload: bytes) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.engine.merging import MERGING_ENTRYPOINT, ImageShape, merged, program
+from orchestrator.engine.docker.merging import MERGING_ENTRYPOINT, ImageShape, merged, program
 
 IMAGE = ImageShape(entrypoint=("/entry.sh",), command=("serve", "--port", "1"), has_shell=True)
 

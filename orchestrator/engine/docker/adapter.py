@@ -1,25 +1,24 @@
-"""The Docker adapter: the only module that speaks to the engine. Knows nothing of the DB.
+"""The Docker adapter: the engine contract's methods over the docker SDK. Knows nothing of the DB.
 
-Docker SDK errors are translated here into our own errors, with the image, container or
-port they concern, so callers never see `docker.errors` or `requests` exceptions.
+Docker SDK errors are translated (see translate.py) into our own errors, with the image,
+container or port they concern, so callers never see `docker.errors` or `requests`
+exceptions. The socket's transport is in transport.py, the log stream in logstream.py.
 """
 
 from __future__ import annotations
 
-import calendar
 import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Mapping
+from contextlib import suppress
+from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.transport import UnixHTTPAdapter
 from docker.types import LogConfig, Mount
 
 from orchestrator.engine.contract import (
@@ -35,7 +34,11 @@ from orchestrator.engine.contract import (
     ManagedWorkload,
     WorkloadState,
 )
-from orchestrator.engine.errors import (
+from orchestrator.engine.docker.logstream import LOG_BLOCK_BYTES, demultiplex, follow_then_reread
+from orchestrator.engine.docker.merging import SHELL, ImageShape, merged
+from orchestrator.engine.docker.translate import _engine_error, _reason, _translated
+from orchestrator.engine.docker.transport import UNIX_SOCKET_URL, _share_one_pool
+from orchestrator.errors import (
     ContainerGoneError,
     EngineError,
     EngineUnavailableError,
@@ -43,14 +46,12 @@ from orchestrator.engine.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
-from orchestrator.engine.merging import SHELL, ImageShape, merged
 from orchestrator.hostpaths import ScannedMount, SelfContainer, parse_api_version
 from orchestrator.settings import CONTAINER_ID_ENV
 from orchestrator.spec import PullPolicy
 
 log = logging.getLogger(__name__)
 
-LOG_BLOCK_BYTES = 256 * 1024
 # An image's id, once asked, serves the launches of the next seconds (pull policies
 # `missing` and `never`): a burst of runs of one image asks the engine once, not once
 # per run. A tag moved meanwhile is seen this much later.
@@ -60,48 +61,6 @@ _PORT_TAKEN = re.compile(
     r"Bind for \S*?:(?P<port1>\d+) failed: port is already allocated"
     r"|listen (?:tcp|udp)[46]? \S*?:(?P<port2>\d+): bind: address already in use"
 )
-
-
-# How docker-py names a client of the engine's unix socket.
-UNIX_SOCKET_URL = "http+docker://"
-
-
-class _OnePoolAdapter(UnixHTTPAdapter):  # type: ignore[misc]
-    """docker-py's unix-socket adapter keeps a connection pool per request URL, and
-    every call on a container has a URL of its own (its id): each start, wait, logs and
-    remove made a new pool that filled a queue of `max_pool_size` slots (the service's
-    is 220) and emptied it again when evicted. One pool for the socket.
-
-    Each request still asks for a connection of its own (`Connection: close`), as it
-    had one before: a dockerd that is stopping closes its listener but goes on serving
-    the connections it has, and answered a start on a kept-alive one with "failed to
-    update store for object type *libnetwork.endpoint" (a run failed) where a new
-    connection is refused (the engine is unavailable: the start waits for it).
-
-    The docker dependency is pinned to the versions where `get_connection(url,
-    proxies)` is the hook (tests/unit/test_engine_errors.py checks it)."""
-
-    def get_connection(self, url: str, proxies: Any = None) -> Any:
-        return super().get_connection(UNIX_SOCKET_URL, proxies)
-
-    def add_headers(self, request: Any, **kwargs: Any) -> None:
-        if str(request.headers.get("Connection", "")).lower() != "upgrade":  # attach, exec
-            request.headers["Connection"] = "close"
-
-
-def _share_one_pool(api: Any) -> None:
-    adapter = api.get_adapter(UNIX_SOCKET_URL)
-    if type(adapter) is not UnixHTTPAdapter:
-        return
-    api.mount(
-        UNIX_SOCKET_URL,
-        _OnePoolAdapter(
-            f"http+unix://{adapter.socket_path}",
-            adapter.timeout,
-            max_pool_size=adapter.max_pool_size,
-        ),
-    )
-    adapter.close()
 
 
 class DockerEngine:
@@ -343,9 +302,9 @@ class DockerEngine:
         self._shapes[image] = shape
         return shape
 
-    def start(self, container_id: str) -> None:
+    def start(self, handle: Handle) -> None:
         try:
-            self.api.start(container_id)
+            self.api.start(handle)
         except (APIError, requests.RequestException) as error:
             reason = _reason(error)
             taken = _PORT_TAKEN.search(reason)
@@ -356,36 +315,36 @@ class DockerEngine:
                 raise NetworkNotFoundError(f"cannot start the container: {reason}") from None
             raise _engine_error("cannot start the container", error) from None
 
-    def wait(self, container_id: str, timeout: float | None) -> ContainerExit | None:
+    def wait(self, handle: Handle, timeout: float | None) -> ContainerExit | None:
         """The container's exit, or None if it is still running after `timeout` seconds."""
         try:
-            result = self.api.wait(container_id, timeout=timeout)
+            result = self.api.wait(handle, timeout=timeout)
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as error:
             # docker-py surfaces the HTTP read timeout as either of these; an engine that
             # went away looks the same, so ask it whether the container still runs.
-            if self.is_running(container_id):
+            if self.is_running(handle):
                 if timeout is None:
                     raise EngineUnavailableError(
                         f"waiting for the container: {_reason(error)}"
                     ) from None
                 return None
             try:
-                result = self.api.wait(container_id, timeout=10)
+                result = self.api.wait(handle, timeout=10)
             except requests.RequestException as again:
                 if isinstance(again, APIError) and not isinstance(again, NotFound):
                     raise _engine_error("waiting for the container", again) from None
                 if isinstance(again, NotFound):
-                    raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
+                    raise ContainerGoneError(f"container {handle[:12]} is gone") from None
                 raise EngineUnavailableError(
                     f"waiting for the container: {_reason(again)}"
                 ) from None
         except NotFound:
-            raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
+            raise ContainerGoneError(f"container {handle[:12]} is gone") from None
         except APIError as error:
             raise _engine_error("waiting for the container", error) from None
         exit_code = int(result.get("StatusCode", -1))
         # The kernel's OOM killer sends SIGKILL (137); only then is the state worth a call.
-        state = self.state(container_id) if exit_code == 137 else None
+        state = self.state(handle) if exit_code == 137 else None
         error_text = (
             (result.get("Error") or {}).get("Message") if isinstance(result, dict) else None
         )
@@ -410,8 +369,8 @@ class DockerEngine:
             oom_killed=bool(state.get("OOMKilled")),
         )
 
-    def is_running(self, container_id: str) -> bool:
-        state = self.state(container_id)
+    def is_running(self, handle: Handle) -> bool:
+        state = self.state(handle)
         return state is not None and state.running
 
     def output(self, handle: Handle) -> Iterator[bytes]:
@@ -419,7 +378,7 @@ class DockerEngine:
 
     def logs(
         self,
-        container_id: str,
+        handle: Handle,
         *,
         follow: bool,
         timestamps: bool = False,
@@ -439,17 +398,17 @@ class DockerEngine:
         if since is not None:
             params["since"] = since
         try:
-            url = self.api._url("/containers/{0}/logs", container_id)
+            url = self.api._url("/containers/{0}/logs", handle)
             response = self.api._get(url, params=params, stream=True)
             self.api._raise_for_status(response)
         except NotFound:
-            raise ContainerGoneError(f"container {container_id[:12]} is gone") from None
+            raise ContainerGoneError(f"container {handle[:12]} is gone") from None
         except APIError as error:
             # A container being removed (or dead) is answered 409, not 404: gone all the
             # same for a reader (a fast job's follower removes it as a viewer arrives).
             if error.status_code == 409 and "marked for removal" in _reason(error):
                 raise ContainerGoneError(
-                    f"container {container_id[:12]} is gone: {_reason(error)}"
+                    f"container {handle[:12]} is gone: {_reason(error)}"
                 ) from None
             raise _engine_error("reading the container's output", error) from None
         except requests.RequestException as error:
@@ -463,53 +422,20 @@ class DockerEngine:
         finally:
             response.close()
 
-    def follow_output(self, container_id: str) -> Iterator[bytes]:
-        """All of a container's output, live, to its very end.
+    def follow_output(self, handle: Handle) -> Iterator[bytes]:
+        """All of a container's output, live, to its very end (see
+        logstream.follow_then_reread)."""
+        return follow_then_reread(partial(self.logs, handle), partial(self._await_stop, handle))
 
-        A follow stream can end before the last entries are delivered when the container
-        exits (moby#43860 and kin). So entries carry timestamps, and once the stream
-        ends and the container has stopped, the entries after the last one seen are
-        read again without following.
-        """
-        # Docker's timestamps are fixed-width RFC 3339 (nanoseconds), so they compare as bytes.
-        last = b""
-        seen_at_last = 0
-        for entry in self.logs(container_id, follow=True, timestamps=True):
-            stamp, payload = _cut_timestamp(entry)
-            if stamp == last:
-                seen_at_last += 1
-            elif stamp > last:
-                last, seen_at_last = stamp, 1
-            yield payload
-        self._await_stop(container_id)
-        since = None
-        if last:
-            nanoseconds, _ = _split_timestamp(last + b" ")
-            # The engine takes `since` to the nanosecond ("SECONDS.NANOSECONDS"): from
-            # just before the last entry seen, not from the second before it, which read
-            # again all the output of a job that wrote it within two seconds.
-            if nanoseconds > 0:
-                before = nanoseconds - 1
-                since = f"{before // 1_000_000_000}.{before % 1_000_000_000:09d}"
-        skip_equal = seen_at_last
-        for entry in self.logs(container_id, follow=False, timestamps=True, since=since):
-            stamp, payload = _cut_timestamp(entry)
-            if stamp < last:
-                continue
-            if stamp == last and skip_equal > 0:
-                skip_equal -= 1
-                continue
-            yield payload
-
-    def _await_stop(self, container_id: str, seconds: float = 10) -> None:
+    def _await_stop(self, handle: Handle, seconds: float = 10) -> None:
         # One wait, not a poll of the state: the engine answers when the container stops.
-        with suppress(EngineError):  # ContainerGoneError too: the read below tells
-            self.wait(container_id, seconds)
+        with suppress(EngineError):  # ContainerGoneError too: the reread that follows tells
+            self.wait(handle, seconds)
 
-    def stop(self, container_id: str, grace_seconds: int = 10) -> None:
+    def stop(self, handle: Handle, grace_seconds: int = 10) -> None:
         """SIGTERM, then SIGKILL after the grace period. A container already gone is fine."""
         try:
-            self.api.stop(container_id, timeout=grace_seconds)
+            self.api.stop(handle, timeout=grace_seconds)
         except NotFound:
             return
         except APIError as error:
@@ -518,9 +444,9 @@ class DockerEngine:
         except requests.RequestException as error:  # the engine went away meanwhile
             raise _engine_error("stopping the container", error) from None
 
-    def kill(self, container_id: str) -> None:
+    def kill(self, handle: Handle) -> None:
         try:
-            self.api.kill(container_id)
+            self.api.kill(handle)
         except NotFound:
             return
         except APIError as error:
@@ -529,9 +455,9 @@ class DockerEngine:
         except requests.RequestException as error:  # the engine went away meanwhile
             raise _engine_error("killing the container", error) from None
 
-    def remove(self, container_id: str) -> None:
+    def remove(self, handle: Handle) -> None:
         try:
-            self.api.remove_container(container_id, force=True, v=False)
+            self.api.remove_container(handle, force=True, v=False)
         except NotFound:
             return
         except APIError as error:
@@ -540,10 +466,10 @@ class DockerEngine:
         except requests.RequestException as error:  # the engine went away meanwhile
             raise _engine_error("removing the container", error) from None
 
-    def discard_unstarted(self, container_id: str) -> bool:
+    def discard_unstarted(self, handle: Handle) -> bool:
         # Without force the engine refuses a running container, atomically with a start.
         try:
-            self.api.remove_container(container_id, force=False, v=False)
+            self.api.remove_container(handle, force=False, v=False)
         except NotFound:
             return True
         except APIError as error:
@@ -578,41 +504,6 @@ class DockerEngine:
         return found
 
 
-_STAMP = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z ")
-
-
-def demultiplex(blocks: Iterable[bytes]) -> Iterator[bytes]:
-    """The payloads of Docker's multiplexed stdout/stderr stream, one per frame: each
-    frame is an 8-byte header (stream type, 3 zero bytes, big-endian size) and its data."""
-    buffer = bytearray()
-    for block in blocks:
-        buffer += block
-        offset, end = 0, len(buffer)
-        while end - offset >= 8:
-            size = int.from_bytes(buffer[offset + 4 : offset + 8], "big")
-            if end - offset - 8 < size:
-                break
-            yield bytes(buffer[offset + 8 : offset + 8 + size])
-            offset += 8 + size
-        del buffer[:offset]
-
-
-def _cut_timestamp(entry: bytes) -> tuple[bytes, bytes]:
-    """(timestamp, payload) of a `timestamps=True` log entry, without parsing the time."""
-    space = entry.find(b" ")
-    return (entry[:space], entry[space + 1 :]) if space > 0 else (b"", entry)
-
-
-def _split_timestamp(entry: bytes) -> tuple[int, bytes]:
-    """(nanoseconds since the epoch, payload) of a `timestamps=True` log entry."""
-    match = _STAMP.match(entry)
-    if match is None:
-        return -1, entry
-    whole = calendar.timegm((*(int(part) for part in match.groups()[:6]), 0, 0, 0))
-    fraction = (match[7] or b"").ljust(9, b"0")
-    return whole * 1_000_000_000 + int(fraction), entry[match.end() :]
-
-
 def _split_reference(reference: str) -> tuple[str, str | None]:
     if "@" in reference:
         return reference, None
@@ -620,50 +511,6 @@ def _split_reference(reference: str) -> tuple[str, str | None]:
     if name and "/" not in tag:
         return name, tag
     return reference, "latest"
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, APIError):
-        refused = _refused_by_proxy(error)
-        if refused:
-            return refused
-        explanation = error.explanation
-        if isinstance(explanation, bytes):
-            explanation = explanation.decode("utf-8", "replace")
-        return str(explanation or error).strip()
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
-def _refused_by_proxy(error: APIError) -> str | None:
-    """A 403 that is not the engine's own JSON answer: something between us and the
-    engine (a socket proxy) does not allow this call. Say which call, in one line."""
-    response = error.response
-    if response is None or response.status_code != 403:
-        return None
-    if "json" in (response.headers.get("Content-Type") or ""):
-        return None
-    request = response.request
-    path = re.sub(r"^/v[\d.]+", "", urlsplit(request.url or "").path) if request else "?"
-    method = request.method if request else "?"
-    return (
-        f"{method} {path} was refused (403) before it reached the engine: a socket proxy "
-        "between this service and the engine does not allow it"
-    )
-
-
-def _engine_error(what: str, error: BaseException) -> EngineError:
-    # APIError is itself a requests HTTPError: an answer, not a missing engine.
-    if isinstance(error, requests.RequestException) and not isinstance(error, APIError):
-        return EngineUnavailableError(f"{what}: the engine did not answer: {_reason(error)}")
-    return EngineError(f"{what}: {_reason(error)}")
-
-
-@contextmanager
-def _translated(what: str) -> Iterator[None]:
-    try:
-        yield
-    except (APIError, DockerException, requests.RequestException) as error:
-        raise _engine_error(what, error) from None
 
 
 def _conforms(engine: DockerEngine) -> Engine:
