@@ -13,6 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "orchestrator"
 DRIVERS = ("sqlalchemy", "alembic", "psycopg", "docker", "requests", "apscheduler")
 PURE = (
     "spec",
+    "spec.fields",
+    "spec.yaml12",
     "schedule",
     "units",
     "records",
@@ -23,7 +25,6 @@ PURE = (
     "catchup",
     "ports",
     "tailbuffer",
-    "yamlload",
     "settings",
     "overlap",
     "retries",

@@ -20,8 +20,8 @@ import yaml
 
 from orchestrator.errors import InvalidInputError, InvalidSpecError, quote
 from orchestrator.schedule import Schedule, load_timezone, parse_schedule
+from orchestrator.spec.yaml12 import load_all, written
 from orchestrator.units import format_duration, format_size, parse_duration, parse_size
-from orchestrator.yamlload import load_all, written
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 NAME_MAX_LENGTH = 63
