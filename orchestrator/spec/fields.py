@@ -1,4 +1,5 @@
-"""Job definitions: parse and validate YAML or dicts into frozen records. Pure: no DB, no Docker.
+"""Every key of a job definition, in one table: its parser and whether it is required;
+`parse_job` reads a mapping with it into a JobSpec. Pure: no DB, no Docker.
 
 Every problem is reported as `<file>: job '<name>': <field>: <what is wrong>`, so an
 operator can go straight to the line to fix.
@@ -8,26 +9,51 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
-from enum import StrEnum
-from functools import cached_property
-from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.errors import InvalidInputError, InvalidSpecError, quote
-from orchestrator.schedule import Schedule, load_timezone, parse_schedule
-from orchestrator.spec.yaml12 import load_all, written
-from orchestrator.units import format_duration, format_size, parse_duration, parse_size
+from orchestrator.schedule import load_timezone, parse_schedule
+from orchestrator.spec.model import (
+    DEFAULT_NOTIFY_ON,
+    NOTIFY_EVENTS,
+    NOTIFY_KINDS,
+    CatchupPolicy,
+    CatchupSpec,
+    Concurrency,
+    JobSpec,
+    NotifySpec,
+    PortSpec,
+    PullPolicy,
+    Resources,
+    RetryPolicy,
+    SecretSpec,
+    VolumeSpec,
+)
+from orchestrator.spec.values import (
+    _SECRET_NAME,
+    _absolute,
+    _bool,
+    _choice,
+    _describe,
+    _duration,
+    _http_url,
+    _integer,
+    _known_keys,
+    _mapping,
+    _Problem,
+    _sequence,
+    _string,
+    _url,
+)
+from orchestrator.spec.yaml12 import written
+from orchestrator.units import parse_size
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 NAME_MAX_LENGTH = 63
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 # Docker's reference grammar (distribution/reference): what the engine would parse too,
 # so that no name can reach the engine's URL path as something else (`x/../../images`).
 _ALNUM = r"[a-z0-9]+"
@@ -40,313 +66,8 @@ _IMAGE_REFERENCE = re.compile(
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
 )
 _NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-# Environment names whose values are masked wherever a definition is shown.
-SECRET_LOOKING_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
-MASK = "***"
 _PORT = re.compile(r"(?:(?P<host>\d+):)?(?P<container>\d+)(?:/(?P<protocol>tcp|udp))?")
 RESERVED_ENV_PREFIX = "ORCHESTRATOR_"
-JOB_FILE_SUFFIXES = (".yaml", ".yml")
-_E = TypeVar("_E", bound=StrEnum)
-
-
-class Concurrency(StrEnum):
-    ALLOW = "allow"
-    FORBID = "forbid"  # the new fire is recorded as a skipped run
-    REPLACE = "replace"  # the running run is cancelled, the new one starts
-
-
-class CatchupPolicy(StrEnum):
-    NONE = "none"
-    LATEST = "latest"
-    ALL = "all"
-
-
-class PullPolicy(StrEnum):
-    ALWAYS = "always"
-    MISSING = "missing"
-    NEVER = "never"
-
-
-@dataclass(frozen=True)
-class VolumeSpec:
-    """`source:target[:ro|rw]`; an absolute source is a bind mount, anything else a named volume."""
-
-    source: str
-    target: str
-    read_only: bool = False
-
-    @property
-    def is_bind(self) -> bool:
-        return self.source.startswith("/")
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.target}{':ro' if self.read_only else ''}"
-
-
-@dataclass(frozen=True)
-class PortSpec:
-    """`[hostport:]containerport[/tcp|udp]`; without a host port one is leased from the pool."""
-
-    container_port: int
-    protocol: str = "tcp"
-    host_port: int | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.container_port}/{self.protocol}"
-
-    def __str__(self) -> str:
-        pinned = f"{self.host_port}:" if self.host_port is not None else ""
-        return f"{pinned}{self.container_port}/{self.protocol}"
-
-
-@dataclass(frozen=True)
-class NotifySpec:
-    """Where to tell about a job's runs, for the events in `on`: a webhook (a POST of
-    the run's JSON, signed with the secret named `secret` when given) or an Apprise URL
-    (Slack, Teams, e-mail, ntfy, ...: a title and a short message). `{{secret:NAME}}`
-    in the URL is filled in at delivery, never stored."""
-
-    url: str
-    on: tuple[str, ...]
-    secret: str | None = None
-    kind: str = "webhook"  # or "apprise"
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {self.kind: self.url, "on": list(self.on)}
-        if self.secret is not None:
-            data["secret"] = self.secret
-        return data
-
-
-# Events of a run that can be told; with retries, failed, timed_out and lost are told
-# for the final attempt only; recovered is the first success after a final failure.
-NOTIFY_EVENTS = (
-    "started",
-    "succeeded",
-    "failed",
-    "timed_out",
-    "cancelled",
-    "lost",
-    "skipped",
-    "recovered",
-)
-DEFAULT_NOTIFY_ON = ("failed", "timed_out", "lost")
-
-
-@dataclass(frozen=True)
-class SecretSpec:
-    """A file of the service's secrets directory, given to the job at launch only:
-    as the variable `env`, and/or mounted read-only at `file`. Never stored."""
-
-    name: str
-    env: str | None = None
-    file: str | None = None
-
-    def to_dict(self) -> dict[str, str]:
-        data = {"name": self.name, "env": self.env, "file": self.file}
-        return {key: value for key, value in data.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    count: int = 0
-    backoff: timedelta = timedelta(seconds=30)
-
-
-@dataclass(frozen=True)
-class CatchupSpec:
-    policy: CatchupPolicy = CatchupPolicy.LATEST
-    deadline: timedelta | None = None  # None: however long ago
-
-
-@dataclass(frozen=True)
-class Resources:
-    memory: int | None = None  # bytes
-    cpus: float | None = None
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One validated job definition. Build it with `parse_job`; `to_dict` gives it back."""
-
-    name: str
-    schedule: str
-    image: str
-    timezone: str = "UTC"
-    description: str | None = None
-    command: tuple[str, ...] | None = None
-    entrypoint: tuple[str, ...] | None = None
-    working_dir: str | None = None
-    environment: tuple[tuple[str, str], ...] = ()
-    secrets: tuple[SecretSpec, ...] = ()
-    notify: tuple[NotifySpec, ...] = ()
-    # A dead-man ping (healthchecks.io, Cronitor, Uptime Kuma): GET <ping>/start at the
-    # start, <ping> on success, <ping>/fail on a final failure.
-    ping: str | None = None
-    # Jobs started when a run of this one succeeds, or finally fails (chains).
-    on_success: tuple[str, ...] = ()
-    on_failure: tuple[str, ...] = ()
-    env_file: str | None = None  # KEY=VALUE lines read at launch, as the scheduler sees it
-    volumes: tuple[VolumeSpec, ...] = ()
-    ports: tuple[PortSpec, ...] = ()
-    network: str | None = None
-    timeout: timedelta | None = None
-    # A scheduled fire that has not started this long after its time is skipped
-    # (Kubernetes' startingDeadlineSeconds); None: it starts however late.
-    start_deadline: timedelta | None = None
-    retries: RetryPolicy = field(default_factory=RetryPolicy)
-    concurrency: Concurrency = Concurrency.FORBID
-    catchup: CatchupSpec = field(default_factory=CatchupSpec)
-    resources: Resources = field(default_factory=Resources)
-    user: str | None = None
-    pull: PullPolicy = PullPolicy.MISSING
-    # Dangerous: each is refused unless the service also permits privileged jobs.
-    privileged: bool = False
-    host_network: bool = False
-    host_pid: bool = False
-    docker_socket: bool = False  # mount the engine's socket at /var/run/docker.sock
-    enabled: bool = True
-
-    @property
-    def dangerous_requests(self) -> list[str]:
-        """What the job asks for that gives it power over the host."""
-        asked = {
-            "privileged": self.privileged,
-            "host_network": self.host_network or self.network == "host",
-            "host_pid": self.host_pid,
-            "docker_socket": self.docker_socket,
-        }
-        return [name for name, wanted in asked.items() if wanted]
-
-    @cached_property
-    def trigger(self) -> Schedule:
-        return parse_schedule(self.schedule, self.timezone)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The canonical, JSON-ready form: `parse_job(spec.to_dict()) == spec`."""
-        data: dict[str, Any] = {
-            "name": self.name,
-            "schedule": self.schedule,
-            "timezone": self.timezone,
-            "image": self.image,
-        }
-        optional: dict[str, Any] = {
-            "description": self.description,
-            "command": list(self.command) if self.command is not None else None,
-            "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
-            "working_dir": self.working_dir,
-            "environment": dict(self.environment) or None,
-            "secrets": [secret.to_dict() for secret in self.secrets] or None,
-            "notify": [target.to_dict() for target in self.notify] or None,
-            "ping": self.ping,
-            "on_success": list(self.on_success) or None,
-            "on_failure": list(self.on_failure) or None,
-            "env_file": self.env_file,
-            "volumes": [str(volume) for volume in self.volumes] or None,
-            "ports": [str(port) for port in self.ports] or None,
-            "network": self.network,
-            "timeout": format_duration(self.timeout) if self.timeout else None,
-            "start_deadline": (
-                format_duration(self.start_deadline) if self.start_deadline else None
-            ),
-            "user": self.user,
-        }
-        data.update({key: value for key, value in optional.items() if value is not None})
-        data["retries"] = {
-            "count": self.retries.count,
-            "backoff": format_duration(self.retries.backoff),
-        }
-        data["concurrency"] = self.concurrency.value
-        data["catchup"] = {"policy": self.catchup.policy.value}
-        if self.catchup.deadline is not None:
-            data["catchup"]["deadline"] = format_duration(self.catchup.deadline)
-        resources: dict[str, Any] = {}
-        if self.resources.memory is not None:
-            resources["memory"] = format_size(self.resources.memory)
-        if self.resources.cpus is not None:
-            resources["cpus"] = self.resources.cpus
-        if resources:
-            data["resources"] = resources
-        data["pull"] = self.pull.value
-        flags = {
-            "privileged": self.privileged,
-            "host_network": self.host_network,
-            "host_pid": self.host_pid,
-            "docker_socket": self.docker_socket,
-        }
-        data.update({name: True for name, wanted in flags.items() if wanted})
-        data["enabled"] = self.enabled
-        return data
-
-
-def masked_definition(spec: JobSpec) -> dict[str, Any]:
-    """`to_dict` for showing: values of variables whose names look secret are masked."""
-    data = spec.to_dict()
-    if "environment" in data:
-        data["environment"] = {
-            key: MASK if SECRET_LOOKING_NAME.search(key) else value
-            for key, value in data["environment"].items()
-        }
-    return data
-
-
-@dataclass(frozen=True)
-class LoadedJob:
-    """A job and the file it came from."""
-
-    spec: JobSpec
-    source: str
-
-
-class _Problem(Exception):
-    """One invalid field; `path` is where it sits in the job (`retries.count`)."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
-
-
-# --- field parsers: each takes the raw value and the field path, returns the clean value ---
-
-
-def _string(value: object, path: str, *, allow_empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise _Problem(path, f"must be a string, not {_describe(value)}")
-    if not allow_empty and not value.strip():
-        raise _Problem(path, "must not be empty")
-    return value
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    kind = "int" if isinstance(value, int) else "float" if isinstance(value, float) else None
-    return f"{kind or type(value).__name__} {quote(value)}"
-
-
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _Problem(path, f"must be a mapping, not {_describe(value)}")
-    for key in value:
-        if not isinstance(key, str):
-            raise _Problem(path, f"key {quote(key)} must be a string")
-    return value
-
-
-def _known_keys(data: Mapping[str, Any], allowed: Iterable[str], path: str) -> None:
-    allowed = list(allowed)
-    for key in data:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else key
-            raise _Problem(where, f"unknown field (allowed: {', '.join(allowed)})")
 
 
 def _name(value: object) -> str:
@@ -513,49 +234,6 @@ def _secret(value: object, path: str) -> SecretSpec:
     return SecretSpec(name=name, env=env, file=file)
 
 
-_SECRET_PLACEHOLDER = re.compile(r"\{\{secret:([^}]*)\}\}")
-
-
-def _http_url(value: object, path: str) -> str:
-    """An http(s) URL with no password in it ({{secret:NAME}} placeholders allowed)."""
-    return _url(value, path, ("http", "https"))
-
-
-def _url(value: object, path: str, schemes: tuple[str, ...] | None) -> str:
-    """A URL of one of `schemes` (None: any, as Apprise's are), with no password in it
-    ({{secret:NAME}} placeholders allowed)."""
-    url = _string(value, path).strip()
-    scheme, _, rest = url.partition("://")
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    host = authority.rsplit("@", 1)[-1]
-    known = schemes is None and re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme.lower())
-    if (
-        not (known or scheme.lower() in (schemes or ()))
-        or not rest
-        or (schemes is not None and not host)
-        or any(c.isspace() for c in url)
-    ):
-        if schemes is None:
-            raise _Problem(
-                path, f"{quote(url)} is not an Apprise URL (like mailto://, slack://, ntfy://)"
-            )
-        expected = " or ".join(f"{name}://" for name in schemes)
-        raise _Problem(path, f"{quote(url)} is not an {expected} URL")
-    for name in _SECRET_PLACEHOLDER.findall(url):
-        if not _SECRET_NAME.fullmatch(name):
-            raise _Problem(path, f"{{{{secret:{quote(name)}}}}} names no secret file")
-    if "@" in authority and not _SECRET_PLACEHOLDER.search(authority.rsplit("@", 1)[0]):
-        raise _Problem(
-            path,
-            "a password in the URL would be stored and shown: write {{secret:NAME}} "
-            "instead, read from the secrets directory at delivery",
-        )
-    return url
-
-
-NOTIFY_KINDS = ("webhook", "apprise")
-
-
 def _notify_target(value: object, path: str) -> NotifySpec:
     data = _mapping(value, path)
     _known_keys(data, (*NOTIFY_KINDS, "secret", "on"), path)
@@ -625,12 +303,6 @@ def _secrets(value: object) -> tuple[SecretSpec, ...]:
     return tuple(secrets)
 
 
-def _sequence(value: object, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _Problem(path, f"must be a list, not {_describe(value)}")
-    return value
-
-
 def _volumes(value: object) -> tuple[VolumeSpec, ...]:
     volumes = [_volume(item, f"volumes[{i}]") for i, item in enumerate(_sequence(value, "volumes"))]
     seen: set[str] = set()
@@ -654,28 +326,6 @@ def _ports(value: object) -> tuple[PortSpec, ...]:
                 raise _Problem(f"ports[{index}]", f"host port {port.host_port} is pinned twice")
             pinned.add((port.host_port, port.protocol))
     return tuple(ports)
-
-
-def _duration(value: object, path: str) -> timedelta:
-    try:
-        return parse_duration(value)
-    except InvalidInputError as error:
-        raise _Problem(path, str(error)) from None
-
-
-def _integer(value: object, path: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Problem(path, f"must be a whole number, not {_describe(value)}")
-    if not low <= value <= high:
-        raise _Problem(path, f"{quote(value)} is not between {low} and {high}")
-    return int(value)
-
-
-def _choice(value: object, path: str, kind: type[_E]) -> _E:
-    allowed = [member.value for member in kind]
-    if not isinstance(value, str) or value not in allowed:
-        raise _Problem(path, f"{quote(value)} is not one of {', '.join(allowed)}")
-    return kind(value)
 
 
 def _retries(value: object) -> RetryPolicy:
@@ -735,12 +385,6 @@ def _user(value: object) -> str:
     return text
 
 
-def _bool(value: object, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise _Problem(path, f"must be true or false, not {_describe(value)}")
-    return value
-
-
 def _schedule(value: object, timezone: str) -> str:
     text = " ".join(_string(value, "schedule").split())
     try:
@@ -759,40 +403,59 @@ def _timezone(value: object) -> str:
     return name
 
 
-FIELDS = (
-    "name",
-    "description",
-    "schedule",
-    "timezone",
-    "image",
-    "command",
-    "entrypoint",
-    "working_dir",
-    "environment",
-    "secrets",
-    "notify",
-    "ping",
-    "on_success",
-    "on_failure",
-    "env_file",
-    "volumes",
-    "ports",
-    "network",
-    "timeout",
-    "start_deadline",
-    "retries",
-    "concurrency",
-    "catchup",
-    "resources",
-    "user",
-    "pull",
-    "privileged",
-    "host_network",
-    "host_pid",
-    "docker_socket",
-    "enabled",
-)
-REQUIRED = ("name", "schedule", "image")
+# A parser takes a key's raw value (never None: an absent or empty key keeps JobSpec's
+# default) and the fields read before it, and returns the clean value or raises _Problem.
+Parser = Callable[[Any, Mapping[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one key of a job is read."""
+
+    parse: Parser
+    required: bool = False
+
+
+# Every key of a job, in the order `unknown field` lists them. Each row is the JobSpec
+# field of the same name; tests/unit/test_spec_fields.py holds the two together.
+TABLE: dict[str, Field] = {
+    "name": Field(lambda v, _: _name(v), required=True),
+    "description": Field(lambda v, _: _string(v, "description", allow_empty=True)),
+    "schedule": Field(lambda v, read: _schedule(v, read.get("timezone", "UTC")), required=True),
+    "timezone": Field(lambda v, _: _timezone(v)),
+    "image": Field(lambda v, _: _string(v, "image").strip(), required=True),
+    "command": Field(lambda v, _: _argv(v, "command")),
+    "entrypoint": Field(lambda v, _: _argv(v, "entrypoint")),
+    "working_dir": Field(lambda v, _: _absolute(v, "working_dir")),
+    "environment": Field(lambda v, _: _environment(v)),
+    "secrets": Field(lambda v, _: _secrets(v)),
+    "notify": Field(lambda v, _: _notify(v)),
+    "ping": Field(lambda v, _: _http_url(v, "ping")),
+    "on_success": Field(lambda v, _: _job_names(v, "on_success")),
+    "on_failure": Field(lambda v, _: _job_names(v, "on_failure")),
+    "env_file": Field(lambda v, _: _absolute(v, "env_file")),
+    "volumes": Field(lambda v, _: _volumes(v)),
+    "ports": Field(lambda v, _: _ports(v)),
+    "network": Field(lambda v, _: _network(v)),
+    "timeout": Field(lambda v, _: _duration(v, "timeout")),
+    "start_deadline": Field(lambda v, _: _duration(v, "start_deadline")),
+    "retries": Field(lambda v, _: _retries(v)),
+    "concurrency": Field(lambda v, _: _choice(v, "concurrency", Concurrency)),
+    "catchup": Field(lambda v, _: _catchup(v)),
+    "resources": Field(lambda v, _: _resources(v)),
+    "user": Field(lambda v, _: _user(v)),
+    "pull": Field(lambda v, _: _choice(v, "pull", PullPolicy)),
+    "privileged": Field(lambda v, _: _bool(v, "privileged")),
+    "host_network": Field(lambda v, _: _bool(v, "host_network")),
+    "host_pid": Field(lambda v, _: _bool(v, "host_pid")),
+    "docker_socket": Field(lambda v, _: _bool(v, "docker_socket")),
+    "enabled": Field(lambda v, _: _bool(v, "enabled")),
+}
+FIELDS = tuple(TABLE)
+REQUIRED = tuple(key for key, row in TABLE.items() if row.required)
+# Read before the rest, in this order: the schedule is read in the job's time zone.
+_FIRST = ("name", "timezone", "schedule", "image")
+_REST = tuple(key for key in TABLE if key not in _FIRST)
 
 
 def _build(data: Mapping[str, Any]) -> JobSpec:
@@ -800,14 +463,8 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
     for key in REQUIRED:
         if data.get(key) is None:
             raise _Problem(key, "is required")
-    name = _name(data["name"])
-    timezone = _timezone(data["timezone"]) if data.get("timezone") is not None else "UTC"
-    values: dict[str, Any] = {
-        "name": name,
-        "timezone": timezone,
-        "schedule": _schedule(data["schedule"], timezone),
-        "image": _string(data["image"], "image").strip(),
-    }
+    values: dict[str, Any] = {}
+    _read(data, _FIRST, values)
     if data.get("host_network") and data.get("network") is not None:
         raise _Problem("network", "cannot be combined with host_network: true")
     if not _IMAGE_REFERENCE.fullmatch(values["image"]) or len(values["image"]) > 255:
@@ -816,40 +473,15 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
             f"{quote(values['image'])} is not an image reference "
             "([registry/]name[:tag][@digest], the name in lower case)",
         )
-    parsers: dict[str, Any] = {
-        "description": lambda v: _string(v, "description", allow_empty=True),
-        "command": lambda v: _argv(v, "command"),
-        "entrypoint": lambda v: _argv(v, "entrypoint"),
-        "working_dir": lambda v: _absolute(v, "working_dir"),
-        "environment": _environment,
-        "secrets": _secrets,
-        "notify": _notify,
-        "ping": lambda v: _http_url(v, "ping"),
-        "on_success": lambda v: _job_names(v, "on_success"),
-        "on_failure": lambda v: _job_names(v, "on_failure"),
-        "env_file": lambda v: _absolute(v, "env_file"),
-        "volumes": _volumes,
-        "ports": _ports,
-        "network": _network,
-        "timeout": lambda v: _duration(v, "timeout"),
-        "start_deadline": lambda v: _duration(v, "start_deadline"),
-        "retries": _retries,
-        "concurrency": lambda v: _choice(v, "concurrency", Concurrency),
-        "catchup": _catchup,
-        "resources": _resources,
-        "user": _user,
-        "pull": lambda v: _choice(v, "pull", PullPolicy),
-        "privileged": lambda v: _bool(v, "privileged"),
-        "host_network": lambda v: _bool(v, "host_network"),
-        "host_pid": lambda v: _bool(v, "host_pid"),
-        "docker_socket": lambda v: _bool(v, "docker_socket"),
-        "enabled": lambda v: _bool(v, "enabled"),
-    }
-    for key, parse in parsers.items():
-        if data.get(key) is not None:
-            values[key] = parse(data[key])
+    _read(data, _REST, values)
     _cross_checks(values)
     return JobSpec(**values)
+
+
+def _read(data: Mapping[str, Any], keys: tuple[str, ...], values: dict[str, Any]) -> None:
+    for key in keys:
+        if data.get(key) is not None:
+            values[key] = TABLE[key].parse(data[key], values)
 
 
 def _cross_checks(values: Mapping[str, Any]) -> None:
@@ -861,13 +493,6 @@ def _cross_checks(values: Mapping[str, Any]) -> None:
             raise _Problem(f"secrets[{index}].env", f"{secret.env} is also in environment")
         if secret.file in targets:
             raise _Problem(f"secrets[{index}].file", f"{secret.file} is also a volume target")
-
-
-def _absolute(value: object, path: str) -> str:
-    text = _string(value, path)
-    if not text.startswith("/"):
-        raise _Problem(path, f"{quote(text)} must be an absolute path")
-    return text
 
 
 def _label(data: object, index: int | None) -> str:
@@ -884,119 +509,3 @@ def parse_job(data: object, source: str | None = None, index: int | None = None)
     except _Problem as problem:
         where = f"{problem.path}: " if problem.path else ""
         raise InvalidSpecError(f"{prefix}{_label(data, index)}: {where}{problem.message}") from None
-
-
-def _documents(text: str, source: str) -> list[object]:
-    try:
-        return load_all(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        hint = ""
-        if any(
-            clue in str(problem)
-            for clue in ("cannot start any token", "alias", "alphabetic or numeric")
-        ):
-            hint = " (quote values that start with *, @ or &)"
-        raise InvalidSpecError(f"{source}: {where}invalid YAML: {problem}{hint}") from None
-    except RecursionError:
-        raise InvalidSpecError(f"{source}: invalid YAML: nested too deeply") from None
-
-
-def parse_jobs_text(text: str, source: str) -> list[JobSpec]:
-    """All jobs in one YAML text (a job, a list of jobs, or several documents)."""
-    specs: list[JobSpec] = []
-    problems: list[str] = []
-    for document in _documents(text, source):
-        if document is None:
-            continue
-        items = document if isinstance(document, list) else [document]
-        for item in items:
-            index = len(specs) + len(problems)
-            try:
-                specs.append(parse_job(item, source, index))
-            except InvalidSpecError as error:
-                problems.append(str(error))
-    if problems:
-        raise InvalidSpecError("\n".join(problems))
-    return specs
-
-
-def job_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Expand files and folders (recursively, *.yaml and *.yml, in name order) into files."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(item for item in path.rglob("*") if item.suffix in JOB_FILE_SUFFIXES)
-            for item in found:
-                if item.is_symlink() and not item.exists():
-                    raise InvalidSpecError(f"{item}: a symbolic link to nothing")
-            yield from (item for item in found if item.is_file())
-        elif path.is_file():
-            yield path
-        else:
-            raise InvalidSpecError(f"{raw}: no such file or folder")
-
-
-def load_jobs(paths: Iterable[str | Path]) -> list[LoadedJob]:
-    """Every job in the given files and folders, validated as one batch.
-
-    All problems are collected; if there are any, InvalidSpecError carries one line for
-    each and nothing is returned, so a caller never acts on half a batch.
-    """
-    texts: list[tuple[str, str]] = []
-    problems: list[str] = []
-    for file in job_files(paths):
-        try:
-            texts.append((str(file), file.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as error:
-            problems.append(f"{file}: cannot read: {error}")
-    return load_job_texts(texts, problems)
-
-
-def load_job_texts(
-    texts: Iterable[tuple[str, str]], problems: list[str] | None = None
-) -> list[LoadedJob]:
-    """Every job in (source, YAML text) pairs, validated as one batch (as `load_jobs`):
-    the way a job file sent to the HTTP API is read."""
-    loaded: list[LoadedJob] = []
-    problems = list(problems or [])
-    seen: dict[str, str] = {}
-    for source, text in texts:
-        try:
-            specs = parse_jobs_text(text, source)
-        except InvalidSpecError as error:
-            problems.extend(str(error).splitlines())
-            continue
-        for spec in specs:
-            if spec.name in seen:
-                problems.append(
-                    f"{source}: job {quote(spec.name)}: name: also defined in {seen[spec.name]}"
-                )
-                continue
-            seen[spec.name] = source
-            loaded.append(LoadedJob(spec=spec, source=source))
-    if problems:
-        raise InvalidSpecError("\n".join(problems))
-    return loaded
-
-
-def parse_default_notify(text: str, setting: str) -> tuple[NotifySpec, ...]:
-    """The service-wide receivers told of the runs of jobs that name none (failed,
-    timed_out and lost): whitespace-separated URLs, http(s) ones webhooks, any other
-    an Apprise URL."""
-    targets = []
-    for url in text.split():
-        webhook = url.lower().startswith(("http://", "https://"))
-        try:
-            targets.append(
-                NotifySpec(
-                    url=_url(url, setting, ("http", "https") if webhook else None),
-                    on=DEFAULT_NOTIFY_ON,
-                    kind="webhook" if webhook else "apprise",
-                )
-            )
-        except _Problem as problem:
-            raise InvalidSpecError(f"{setting}: {problem.message}") from None
-    return tuple(targets)

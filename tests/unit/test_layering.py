@@ -13,7 +13,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "orchestrator"
 DRIVERS = ("sqlalchemy", "alembic", "psycopg", "docker", "requests", "apscheduler")
 PURE = (
     "spec",
+    "spec.model",
     "spec.fields",
+    "spec.values",
+    "spec.files",
     "spec.yaml12",
     "schedule",
     "units",
