@@ -191,7 +191,7 @@ class JobSpec:
         return [name for name, wanted in asked.items() if wanted]
 
     @cached_property
-    def trigger(self) -> Schedule:
+    def parsed_schedule(self) -> Schedule:
         return parse_schedule(self.schedule, self.timezone)
 
     def to_dict(self) -> dict[str, Any]:
