@@ -65,8 +65,8 @@ class JobRecord:
         return self.spec.image
 
     @property
-    def trigger(self) -> Schedule:
-        return self.spec.trigger
+    def parsed_schedule(self) -> Schedule:
+        return self.spec.parsed_schedule
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class JobListing:
         )
 
     @property
-    def trigger(self) -> Schedule:
+    def parsed_schedule(self) -> Schedule:
         from orchestrator.schedule import parse_schedule  # cached: parsed once a process
 
         return parse_schedule(self.schedule, self.timezone)

@@ -93,7 +93,7 @@ def load_timezone(name: str) -> ZoneInfo:
 
 
 # Schedules are immutable values: a definition read again (every `jobs list`, every
-# validation followed by `spec.trigger`) need not be parsed again.
+# validation followed by `spec.parsed_schedule`) need not be parsed again.
 @functools.lru_cache(maxsize=4096)
 def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
     """Parse a cron line, a cron macro or `@every <duration>`."""

@@ -246,7 +246,7 @@ def _job_gauges(jobs: list[JobListing], successes: dict[str, datetime]) -> Itera
         upcoming = shapes.next_run(job, now)
         if upcoming is not None:
             following.add_metric([job.name], upcoming.timestamp())
-        fires = next_fire_times(job.trigger, now, 2)
+        fires = next_fire_times(job.parsed_schedule, now, 2)
         if len(fires) == 2:
             period.add_metric([job.name], (fires[1] - fires[0]).total_seconds())
     yield enabled

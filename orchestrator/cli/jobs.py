@@ -175,7 +175,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
     from orchestrator.schedule import next_fire_times
     from orchestrator.spec import masked_definition
 
-    next_runs = next_fire_times(record.spec.trigger, now, shapes.NEXT_RUNS_SHOWN)
+    next_runs = next_fire_times(record.spec.parsed_schedule, now, shapes.NEXT_RUNS_SHOWN)
     import yaml
 
     click.echo(f"job {record.name} ({'enabled' if record.enabled else 'disabled'})")
@@ -186,7 +186,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
     click.echo(yaml.safe_dump(masked_definition(record.spec), sort_keys=False).rstrip())
     click.echo("")
     click.echo(f"next runs ({record.spec.timezone}):")
-    zone = getattr(record.spec.trigger, "zone", UTC)
+    zone = getattr(record.spec.parsed_schedule, "zone", UTC)
     for moment in next_runs:
         click.echo(f"  {human_time(moment.astimezone(zone))}")
     if not record.enabled:

@@ -27,7 +27,7 @@ def iso(value: datetime | None) -> str | None:
 
 def next_run(record: JobRecord | JobListing, now: datetime) -> datetime | None:
     """When the job fires next; None while it is disabled."""
-    return record.trigger.next_after(now) if record.enabled else None
+    return record.parsed_schedule.next_after(now) if record.enabled else None
 
 
 def job_summary(record: JobRecord | JobListing, now: datetime) -> dict[str, Any]:
@@ -57,7 +57,8 @@ def job_detail(record: JobRecord, now: datetime) -> dict[str, Any]:
         "updated_at": iso(record.updated_at),
         "definition": masked_definition(record.spec),
         "next_runs": [
-            iso(moment) for moment in next_fire_times(record.spec.trigger, now, NEXT_RUNS_SHOWN)
+            iso(moment)
+            for moment in next_fire_times(record.spec.parsed_schedule, now, NEXT_RUNS_SHOWN)
         ],
     }
 

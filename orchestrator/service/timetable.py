@@ -93,12 +93,14 @@ class Timetable:
                 continue  # a job with no history has missed nothing
             since = max(last, scheduled.updated_at)
             spec = scheduled.spec
-            missed += [(name, at) for at in plan_catchup(spec.trigger, spec.catchup, since, now)]
+            missed += [
+                (name, at) for at in plan_catchup(spec.parsed_schedule, spec.catchup, since, now)
+            ]
         return missed
 
     def _schedule(self, record: JobRecord, now: datetime) -> None:
         spec = record.spec
-        first = spec.trigger.next_after(now)
+        first = spec.parsed_schedule.next_after(now)
         if self._jobs.pop(spec.name, None) is not None:
             self._remove(spec.name)
         self._jobs[spec.name] = Scheduled(record.revision, spec, record.updated_at)
@@ -106,7 +108,7 @@ class Timetable:
             return
         self._scheduler.add_job(
             _never_called,
-            trigger=ScheduleTrigger(spec.trigger),
+            trigger=ScheduleTrigger(spec.parsed_schedule),
             id=spec.name,
             name=spec.name,
             next_run_time=first,

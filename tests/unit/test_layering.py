@@ -13,6 +13,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "orchestrator"
 DRIVERS = ("sqlalchemy", "alembic", "psycopg", "docker", "requests", "apscheduler")
 PURE = (
     "spec",
+    "spec.model",
+    "spec.fields",
+    "spec.values",
+    "spec.files",
+    "spec.yaml12",
     "schedule",
     "units",
     "records",
@@ -23,7 +28,6 @@ PURE = (
     "catchup",
     "ports",
     "tailbuffer",
-    "yamlload",
     "settings",
     "overlap",
     "retries",
