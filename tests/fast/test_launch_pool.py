@@ -16,10 +16,10 @@ import pytest
 from orchestrator.cli.doctor import _launches_line
 from orchestrator.engine import ContainerSpec
 from orchestrator.hostpaths import ON_HOST
-from orchestrator.launcher import LaunchSettings
 from orchestrator.operations import Backends, shapes
 from orchestrator.operations.doctor import launch_report
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
+from orchestrator.runner import LaunchSettings
 from orchestrator.store.facade import Store
 from tests.fast.conftest import IMAGE, Service
 
