@@ -25,7 +25,7 @@ from orchestrator import chains, events
 from orchestrator.backoff import with_backoff
 from orchestrator.clock import Clock, utc_now
 from orchestrator.engine import Engine
-from orchestrator.engine.errors import EngineError, NetworkNotFoundError
+from orchestrator.engine.errors import EngineError
 from orchestrator.errors import DatabaseUnavailableError, OrchestratorError, TakenOverError
 from orchestrator.hostpaths import SelfContainer
 from orchestrator.masking import OutputMasker
@@ -34,17 +34,10 @@ from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.runner.following import Follower, OutputSink
 from orchestrator.runner.heartbeats import Heartbeats
 from orchestrator.runner.launch_settings import LaunchSettings
-from orchestrator.runner.mounts import engine_socket_on_host, plan_mounts
 from orchestrator.runner.port_leaser import PortLeaser
-from orchestrator.runner.secretfiles import (
-    SecretUnavailableError,
-    load_launch_secrets,
-    read_secret,
-    registry_login,
-)
-from orchestrator.runner.starting import ContainerStarter, when_engine_answers
+from orchestrator.runner.secretfiles import SecretUnavailableError, load_launch_secrets
+from orchestrator.runner.starting import ContainerStarter
 from orchestrator.runner.timers import Timers
-from orchestrator.safety import HostPolicy
 from orchestrator.spec import JobSpec
 from orchestrator.store.facade import Store
 
@@ -103,14 +96,10 @@ class RunLauncher:
         self.engine_calls = threading.BoundedSemaphore(settings.max_parallel_launches)
         self.removals = threading.BoundedSemaphore(settings.max_parallel_launches)
         self.leaser = PortLeaser(store, engine, settings.port_pool, settings.port_host_ip, clock)
-        self.policy = HostPolicy(
-            allow_privileged_jobs=settings.allow_privileged_jobs,
-            allowed_host_paths=settings.allowed_host_paths,
-            engine_sockets=engine_socket_on_host(settings.engine_socket, where),
-        )
         self.starter = ContainerStarter(
             engine,
             self.leaser,
+            where,
             settings,
             engine_calls=self.engine_calls,
             record_container=self._record_container,
@@ -287,29 +276,10 @@ class RunLauncher:
             self._clean_up(run.id, [container_id])
 
     def _launch(self, run: RunRecord, spec: JobSpec, created: list[str]) -> Launched:
-        patience = self.settings.engine_patience_seconds
-        given = load_launch_secrets(spec, self.settings.secrets_dir)
-        auth = self._registry_login(spec.image)
-        image_id = when_engine_answers(
-            lambda: self.engine.ensure_image(spec.image, spec.pull, auth), patience
-        )
-        plans = plan_mounts(
-            spec,
-            self.where,
-            self.policy,
-            given,
-            self.engine.api_version,
-            engine_socket=self.settings.engine_socket,
-            engine_address=self.settings.engine_address,
-        )
-        if spec.network and not when_engine_answers(
-            lambda: self.engine.network_exists(spec.network or ""), patience
-        ):
-            raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
-        container_id, ports = self.starter.start(run, spec, image_id, plans, given, created)
+        started = self.starter.start(run, spec, created)
         started_at = self.clock()
-        masker = OutputMasker(given.masked)
-        return Launched(run, spec, container_id, masker, started_at, ports, created)
+        masker = OutputMasker(started.masked)
+        return Launched(run, spec, started.handle, masker, started_at, started.ports, created)
 
     def _mark_running(self, launched: Launched) -> bool:
         """Record the run's start (in its follower: a launch slot spent a fifth of its
@@ -367,13 +337,6 @@ class RunLauncher:
                 self.engine.remove(container_id)
         except EngineError as error:
             log.warning("could not remove container %s: %s", container_id[:12], error)
-
-    def _registry_login(self, image: str) -> dict[str, str] | None:
-        name = self.settings.registry_auth
-        if name is None:
-            return None
-        raw = read_secret(self.settings.secrets_dir, name)
-        return registry_login(raw.decode("utf-8", "replace"), image, f"secret {name!r}")
 
     def _masker_for(self, spec: JobSpec) -> OutputMasker | None:
         """The masker of a run we did not start; None when its secrets cannot be read

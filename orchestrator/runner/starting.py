@@ -1,4 +1,5 @@
-"""Create and start a run's container: host ports leased (another one tried when the
+"""Start a run's container: its secrets read, its image pulled, its mounts planned and
+checked, then the container created and started, host ports leased (another one tried when the
 engine says a pool port is taken outside our ledger), and a create or start the engine
 did not answer reconciled before it is tried again: the container it may have made is
 found by its launch label, kept if it started, removed if not, so a run never has two
@@ -13,18 +14,31 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from orchestrator.backoff import with_backoff
 from orchestrator.engine import Engine
-from orchestrator.engine.errors import EngineError, EngineUnavailableError, PortAllocatedError
+from orchestrator.engine.errors import (
+    EngineError,
+    EngineUnavailableError,
+    NetworkNotFoundError,
+    PortAllocatedError,
+)
 from orchestrator.errors import TakenOverError
-from orchestrator.hostpaths import MountPlan
+from orchestrator.hostpaths import MountPlan, SelfContainer
 from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError
 from orchestrator.records import RunRecord
 from orchestrator.runner.container import container_name, container_spec
+from orchestrator.runner.mounts import engine_socket_on_host, plan_mounts
 from orchestrator.runner.port_leaser import PortLeaser
-from orchestrator.runner.secretfiles import LaunchSecrets
+from orchestrator.runner.secretfiles import (
+    LaunchSecrets,
+    load_launch_secrets,
+    read_secret,
+    registry_login,
+)
+from orchestrator.safety import HostPolicy
 from orchestrator.spec import JobSpec
 
 if TYPE_CHECKING:
@@ -50,14 +64,25 @@ def when_engine_answers(action: Callable[[], T], patience_seconds: float) -> T:
     )
 
 
+@dataclass(frozen=True)
+class Started:
+    """A run's workload that has started: its handle, the host ports it publishes, and
+    the secret values to mask in its output."""
+
+    handle: str
+    ports: dict[str, int]
+    masked: tuple[bytes, ...]
+
+
 class ContainerStarter:
-    """Creates and starts one container per launch; at most as many create and start
-    calls in flight as `engine_calls` allows."""
+    """Starts one container per launch; at most as many create and start calls in
+    flight as `engine_calls` allows."""
 
     def __init__(
         self,
         engine: Engine,
         leaser: PortLeaser,
+        where: SelfContainer,
         settings: LaunchSettings,
         *,
         engine_calls: threading.BoundedSemaphore,
@@ -66,12 +91,50 @@ class ContainerStarter:
     ) -> None:
         self.engine = engine
         self.leaser = leaser
+        self.where = where
         self.settings = settings
         self.engine_calls = engine_calls
         self.record_container = record_container
         self.remove = remove
+        self.policy = HostPolicy(
+            allow_privileged_jobs=settings.allow_privileged_jobs,
+            allowed_host_paths=settings.allowed_host_paths,
+            engine_sockets=engine_socket_on_host(settings.engine_socket, where),
+        )
 
-    def start(
+    def start(self, run: RunRecord, spec: JobSpec, created: list[str]) -> Started:
+        """Prepare and start the run's container. Every container made is appended to
+        `created` the moment the engine made it (for the caller to remove at the end)."""
+        patience = self.settings.engine_patience_seconds
+        given = load_launch_secrets(spec, self.settings.secrets_dir)
+        auth = self._registry_login(spec.image)
+        image_id = when_engine_answers(
+            lambda: self.engine.ensure_image(spec.image, spec.pull, auth), patience
+        )
+        plans = plan_mounts(
+            spec,
+            self.where,
+            self.policy,
+            given,
+            self.engine.api_version,
+            engine_socket=self.settings.engine_socket,
+            engine_address=self.settings.engine_address,
+        )
+        if spec.network and not when_engine_answers(
+            lambda: self.engine.network_exists(spec.network or ""), patience
+        ):
+            raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
+        handle, ports = self._start_container(run, spec, image_id, plans, given, created)
+        return Started(handle, ports, given.masked)
+
+    def _registry_login(self, image: str) -> dict[str, str] | None:
+        name = self.settings.registry_auth
+        if name is None:
+            return None
+        raw = read_secret(self.settings.secrets_dir, name)
+        return registry_login(raw.decode("utf-8", "replace"), image, f"secret {name!r}")
+
+    def _start_container(
         self,
         run: RunRecord,
         spec: JobSpec,
@@ -82,8 +145,7 @@ class ContainerStarter:
     ) -> tuple[str, dict[str, int]]:
         """Create and start the container, retried (with backoff, for up to the engine
         patience) while the engine does not answer; before each retry, what the call
-        that got no answer did is reconciled (see the module doc). Every container made
-        is appended to `created` the moment the engine made it."""
+        that got no answer did is reconciled (see the module doc)."""
         launch = secrets.token_hex(8)
         leased: dict[str, int] = {}
         tries = 0
@@ -175,7 +237,7 @@ class ContainerStarter:
                 log.info("host port %s is taken outside our ledger; trying another", error.port)
                 busy.add(error.port)
             except EngineUnavailableError:
-                raise  # reconciled before the next try (see start)
+                raise  # reconciled before the next try (see _start_container)
             except EngineError:
                 # The engine refused the start (a command not in the image, say): the run
                 # fails, and its container, which never ran, goes (at the run's end).
