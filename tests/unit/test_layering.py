@@ -111,6 +111,16 @@ def test_the_service_and_the_launcher_use_the_store_facade(module: str) -> None:
     assert offending(module, STORE_INSIDE) == []
 
 
+def test_the_runner_knows_nothing_above_it() -> None:
+    runner = [name for name in modules() if name.startswith("orchestrator.runner")]
+    assert "orchestrator.runner.launcher" in runner
+    above = ("orchestrator.service", "orchestrator.operations", "orchestrator.api")
+    for name in runner:
+        assert offending(name, above) == [], name
+    # The container's description is a pure function: no store, no engine calls.
+    assert offending("orchestrator.runner.container", ("orchestrator.store", "docker")) == []
+
+
 def test_the_engine_knows_nothing_of_the_store() -> None:
     for name in modules():
         if name.startswith("orchestrator.engine"):
