@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator import __version__, events
 from orchestrator.records import Notification
-from orchestrator.secretfiles import SecretUnavailableError, read_secret
+from orchestrator.runner.secretfiles import SecretUnavailableError, read_secret
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 _PLACEHOLDER = "{{secret:"

@@ -47,9 +47,10 @@ def test_label(docker_client: Any) -> Iterator[dict[str, str]]:
 def make_launcher(database_url: str, test_label: dict[str, str]) -> Iterator[Any]:
     """RunLaunchers on the test database whose containers carry the test label."""
     from orchestrator.engine import DockerEngine
-    from orchestrator.launcher import LaunchSettings, RunLauncher
+    from orchestrator.runner import LaunchSettings, RunLauncher
     from orchestrator.selfcontainer import locate_self
     from orchestrator.store.database import Database
+    from orchestrator.store.facade import Store
 
     opened: list[Any] = []
 
@@ -58,7 +59,8 @@ def make_launcher(database_url: str, test_label: dict[str, str]) -> Iterator[Any
         engine = DockerEngine.from_env()
         opened.extend([database, engine])
         options = {"extra_labels": tuple(test_label.items()), **settings}
-        return RunLauncher(database, engine, locate_self(engine, None), LaunchSettings(**options))
+        where = locate_self(engine, None)
+        return RunLauncher(Store(database), engine, where, LaunchSettings(**options))
 
     yield make
     for thing in opened:

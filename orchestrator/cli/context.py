@@ -28,8 +28,8 @@ RESERVED_LABELS = (
 if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine
     from orchestrator.hostpaths import SelfContainer
-    from orchestrator.launcher import LaunchSettings, RunLauncher
     from orchestrator.operations import Operations
+    from orchestrator.runner import LaunchSettings, RunLauncher
     from orchestrator.store.database import Database
 
 
@@ -103,7 +103,7 @@ class AppContext:
         self._launch_values()
 
     def launch_settings(self) -> LaunchSettings:
-        from orchestrator.launcher import LaunchSettings
+        from orchestrator.runner import LaunchSettings
 
         return LaunchSettings(**self._launch_values())
 
@@ -163,9 +163,12 @@ class AppContext:
         )
 
     def launcher(self) -> RunLauncher:
-        from orchestrator.launcher import RunLauncher
+        from orchestrator.runner import RunLauncher
+        from orchestrator.store.facade import Store
 
-        return RunLauncher(self.database(), self.engine(), self.where(), self.launch_settings())
+        return RunLauncher(
+            Store(self.database()), self.engine(), self.where(), self.launch_settings()
+        )
 
     def operations(self) -> Operations:
         """The use cases, on this command's database (checked) and engine (opened when a

@@ -254,7 +254,7 @@ def serve(
         )
     engine = _engine_when_reachable(app, max_running + max_parallel_launches + 16)
     service = SchedulerService(
-        app.database(),
+        Store(app.database()),
         engine,
         app.where(),
         replace(

@@ -5,21 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from orchestrator.clock import utc_now
 from orchestrator.errors import OrchestratorError
 from orchestrator.store.facade import Store
 
 if TYPE_CHECKING:
     from orchestrator.engine.contract import Engine
     from orchestrator.hostpaths import SelfContainer
-    from orchestrator.launcher import LaunchSettings, RunLauncher
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+    from orchestrator.runner import LaunchSettings, RunLauncher
 
 
 @dataclass

@@ -33,7 +33,7 @@ class MissingSecret:
 def find_missing_secrets(loaded: Sequence[LoadedJob], secrets_dir: str) -> list[MissingSecret]:
     """Secrets the jobs name that are not in `secrets_dir` here. They may be where the
     service runs, so callers warn and do not refuse. Needs no database."""
-    from orchestrator.secretfiles import missing_secrets
+    from orchestrator.runner.secretfiles import missing_secrets
 
     return [
         MissingSecret(job.source, job.spec.name, name)

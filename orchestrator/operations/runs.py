@@ -184,7 +184,7 @@ class RunOperations:
     def _live_masker(self, job: str) -> OutputMasker | None:
         """What masks the job's secrets in output read straight from its container; None
         when they cannot be known here (the job is gone, or its secrets are unreadable)."""
-        from orchestrator.secretfiles import SecretUnavailableError, load_launch_secrets
+        from orchestrator.runner.secretfiles import SecretUnavailableError, load_launch_secrets
 
         try:
             spec = self._store.job(job).spec

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from orchestrator import chains, events
 from orchestrator.engine import Engine, ManagedWorkload
 from orchestrator.errors import JobNotFoundError
-from orchestrator.launcher import RunLauncher
 from orchestrator.ownership import Here, owner_is_dead
 from orchestrator.records import RunRecord, RunStatus
+from orchestrator.runner import RunLauncher
 from orchestrator.spec import JobSpec, parse_job
 from orchestrator.store.facade import Store
 

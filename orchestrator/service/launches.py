@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from orchestrator.errors import TakenOverError
 from orchestrator.lateness import LATE_SECONDS, due_time, missed_start_deadline
-from orchestrator.launcher import Launched, RunLauncher
 from orchestrator.records import RunRecord
+from orchestrator.runner import Launched, NotStarted, RunLauncher
 from orchestrator.service.health import LoopBeats
 from orchestrator.settings import DEFAULT_MAX_RUNNING
 from orchestrator.spec import JobSpec
@@ -206,7 +207,7 @@ class LaunchPool:
 
     def _launch(self, run: RunRecord, spec: JobSpec) -> None:
         now = self.clock()
-        launched: Launched | RunRecord | None = None
+        launched: Launched | NotStarted | None = None
         try:
             reason = missed_start_deadline(run, spec, now)
             if reason is not None:
@@ -217,7 +218,7 @@ class LaunchPool:
                     reason,
                     extra={"run": run.id, "job": spec.name},
                 )
-                launched = self.launcher.skip(run, spec, reason)
+                launched = NotStarted(self.launcher.skip(run, spec, reason))
                 return
             late = (now - due_time(run)).total_seconds()
             if late > LATE_SECONDS:
@@ -229,6 +230,8 @@ class LaunchPool:
                     extra={"run": run.id, "job": spec.name, "late_seconds": round(late, 3)},
                 )
             launched = self.launcher.launch(run, spec)
+        except TakenOverError:
+            pass  # adopted meanwhile: the adopter's to end (the launcher logged it)
         except Exception:
             log.exception("run %s of %s could not be launched", run.id, spec.name)
         finally:
@@ -236,7 +239,7 @@ class LaunchPool:
                 started = launched
                 self._thread(run, spec, lambda: self.launcher.follow(started))
             else:
-                self._end(run, spec, launched)
+                self._end(run, spec, launched.run if launched is not None else None)
 
     def _thread(self, run: RunRecord, spec: JobSpec, body: Callable[[], RunRecord]) -> None:
         def follow() -> None:

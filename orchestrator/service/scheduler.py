@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from orchestrator.backoff import with_backoff
+from orchestrator.clock import Clock, utc_now
 from orchestrator.engine import Engine
 from orchestrator.errors import (
     DatabaseUnavailableError,
@@ -33,10 +34,10 @@ from orchestrator.errors import (
     OrchestratorError,
 )
 from orchestrator.hostpaths import SelfContainer
-from orchestrator.launcher import DATABASE_PATIENCE_SECONDS, LaunchSettings, RunLauncher
 from orchestrator.ownership import make_owner_id
 from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.retries import plan_retry
+from orchestrator.runner import DATABASE_PATIENCE_SECONDS, LaunchSettings, RunLauncher
 from orchestrator.service.adoption import Adoption
 from orchestrator.service.claims import ClaimWorkers
 from orchestrator.service.delivery import DeliveryWorkers
@@ -46,15 +47,9 @@ from orchestrator.service.observers import Observers
 from orchestrator.service.timetable import Timetable
 from orchestrator.settings import DEFAULT_MAX_RUNNING
 from orchestrator.spec import JobSpec
-from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -80,15 +75,14 @@ class ServiceSettings:
 class SchedulerService:
     def __init__(
         self,
-        database: Database,
+        store: Store,
         engine: Engine,
         where: SelfContainer,
         launch: LaunchSettings,
         settings: ServiceSettings,
         clock: Clock = utc_now,
     ) -> None:
-        self.database = database
-        self.store = Store(database)
+        self.store = store
         self.engine = engine
         self.settings = settings
         self.clock = clock
@@ -97,7 +91,12 @@ class SchedulerService:
         # ours look orphaned to another scheduler.
         beat = min(launch.heartbeat_seconds, settings.stale_after_seconds / 3)
         self.launcher = RunLauncher(
-            database, engine, where, replace(launch, heartbeat_seconds=beat), owner=self.owner
+            store,
+            engine,
+            where,
+            replace(launch, heartbeat_seconds=beat),
+            owner=self.owner,
+            clock=clock,
         )
         self.beats = LoopBeats()
         self.observers = Observers()

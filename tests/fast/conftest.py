@@ -13,12 +13,13 @@ import pytest
 
 from orchestrator.engine.fake import FakeEngine
 from orchestrator.hostpaths import ON_HOST
-from orchestrator.launcher import LaunchSettings
 from orchestrator.records import RunRecord
+from orchestrator.runner import LaunchSettings
 from orchestrator.service.scheduler import SchedulerService, ServiceSettings
 from orchestrator.spec import LoadedJob, parse_job
 from orchestrator.store import migrations
 from orchestrator.store.database import Database
+from orchestrator.store.facade import Store
 from orchestrator.store.jobs import JobRepository
 from orchestrator.store.runs import RunRepository
 from tests.service.conftest import wait_for
@@ -60,7 +61,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         engine = FakeEngine()
         engine.add_image(IMAGE)
         service = SchedulerService(
-            database,
+            Store(database),
             engine,
             ON_HOST,
             LaunchSettings(engine_socket=None, **launch),

@@ -16,10 +16,10 @@ import pytest
 from orchestrator.cli.doctor import _launches_line
 from orchestrator.engine import ContainerSpec
 from orchestrator.hostpaths import ON_HOST
-from orchestrator.launcher import LaunchSettings
 from orchestrator.operations import Backends, shapes
 from orchestrator.operations.doctor import launch_report
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
+from orchestrator.runner import LaunchSettings
 from orchestrator.store.facade import Store
 from tests.fast.conftest import IMAGE, Service
 
@@ -305,16 +305,24 @@ def test_a_queued_run_adopted_meanwhile_is_not_started_here(
         lambda: (run := store.run(last.id)).owner is not None and run, 10, "the claim"
     )
     assert store.adopt(claimed, "elsewhere:1:adopter", datetime.now(UTC))
+    # The line is logged before the container made for it is removed: wait for both.
     service.wait_for(
-        lambda: "was adopted by another scheduler; not started here" in caplog.text,
+        lambda: (
+            "was adopted by another scheduler; not started here" in caplog.text
+            and service.engine.managed(run_id=last.id) == []  # made, never started, removed
+        ),
         10,
-        "its turn",
+        "its turn, and its container removed",
     )
+    # One launch worker: the other two had been created and started before its turn.
+    assert (service.engine.calls.count("create"), service.engine.calls.count("start")) == (3, 2)
     after = store.run(last.id)
     assert (after.status, after.owner, after.container_id) == (
         RunStatus.PENDING,
         "elsewhere:1:adopter",
         None,
     )
-    assert service.engine.managed(run_id=last.id) == []  # made, never started, removed
-    assert store.run(first.id).status is RunStatus.SUCCEEDED
+    done = service.wait_for(
+        lambda: (run := store.run(first.id)).status.finished and run, 10, "the first run to end"
+    )
+    assert done.status is RunStatus.SUCCEEDED

@@ -12,11 +12,12 @@ import pytest
 
 from orchestrator.engine.fake import FakeEngine
 from orchestrator.hostpaths import ON_HOST
-from orchestrator.launcher import Launched, LaunchSettings, RunLauncher
 from orchestrator.records import RunStatus, RunTrigger
+from orchestrator.runner import Launched, LaunchSettings, RunLauncher
 from orchestrator.spec import parse_job
 from orchestrator.store import migrations
 from orchestrator.store.database import Database
+from orchestrator.store.facade import Store
 from tests.fast.conftest import IMAGE
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def make_launcher(tmp_path: Path) -> Iterator[MakeLauncher]:
         migrations.upgrade(database)
         engine.add_image(IMAGE)
         return RunLauncher(
-            database, engine, ON_HOST, LaunchSettings(engine_socket=None, **settings)
+            Store(database), engine, ON_HOST, LaunchSettings(engine_socket=None, **settings)
         )
 
     yield make
@@ -155,11 +156,10 @@ def test_a_launch_leaves_the_start_to_be_recorded_by_the_follower(
 def _operations(launcher: RunLauncher, engine: FakeEngine) -> Operations:
     """The use cases over this launcher's store and engine (what a viewer calls)."""
     from orchestrator.operations import Backends, Operations
-    from orchestrator.store.facade import Store
 
     return Operations(
         Backends(
-            open_store=lambda: Store(launcher.database),
+            open_store=lambda: launcher.store,
             engine=lambda: engine,
             where=lambda: ON_HOST,
             launch_settings=lambda: launcher.settings,

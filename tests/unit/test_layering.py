@@ -36,8 +36,8 @@ PURE = (
     "backoff",
     "events",
     "lateness",
-    "deadlines",
     "chains",
+    "clock",
 )
 # The store's own parts that hold SQLAlchemy; its users go through the facade.
 STORE_INSIDE = (
@@ -80,10 +80,8 @@ def test_the_pure_core_imports_no_driver_and_nothing_above_it(module: str) -> No
         "orchestrator.engine",
         "orchestrator.cli",
         "orchestrator.service",
-        "orchestrator.launcher",
-        "orchestrator.portleasing",
+        "orchestrator.runner",
         "orchestrator.selfcontainer",
-        "orchestrator.secretfiles",
     )
     assert offending(f"orchestrator.{module}", DRIVERS + above) == []
 
@@ -107,12 +105,24 @@ def test_only_the_engine_adapter_imports_docker() -> None:
         "orchestrator.service.claims",
         "orchestrator.service.adoption",
         "orchestrator.service.timetable",
-        "orchestrator.launcher",
-        "orchestrator.portleasing",
+        "orchestrator.runner.launcher",
+        "orchestrator.runner.port_leaser",
+        "orchestrator.runner.starting",
+        "orchestrator.runner.heartbeats",
     ],
 )
 def test_the_service_and_the_launcher_use_the_store_facade(module: str) -> None:
     assert offending(module, STORE_INSIDE) == []
+
+
+def test_the_runner_knows_nothing_above_it() -> None:
+    runner = [name for name in modules() if name.startswith("orchestrator.runner")]
+    assert "orchestrator.runner.launcher" in runner
+    above = ("orchestrator.service", "orchestrator.operations", "orchestrator.api")
+    for name in runner:
+        assert offending(name, above) == [], name
+    # The container's description is a pure function: no store, no engine calls.
+    assert offending("orchestrator.runner.container", ("orchestrator.store", "docker")) == []
 
 
 def test_the_engine_knows_nothing_of_the_store() -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-PURE = ("orchestrator.spec", "orchestrator.schedule", "orchestrator.units", "orchestrator.records")
+PURE = (
+    "orchestrator.spec",
+    "orchestrator.schedule",
+    "orchestrator.units",
+    "orchestrator.records",
+    "orchestrator.clock",
+)
 HEAVY = ("sqlalchemy", "docker", "alembic")
 
 

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.backoff import jittered
-from orchestrator.deadlines import Deadlines
 from orchestrator.lateness import due_time, missed_start_deadline
 from orchestrator.outcomes import classify_exit
 from orchestrator.overlap import decide_overlap
 from orchestrator.ownership import Here, owner_is_dead
 from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.retries import plan_retry
+from orchestrator.runner.timers import Timers
 from orchestrator.spec import Concurrency, parse_job
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -188,7 +188,7 @@ def test_backoff_pauses_are_jittered_between_half_and_all() -> None:
 
 
 def test_the_deadline_thread_runs_due_actions_and_not_cancelled_ones() -> None:
-    deadlines = Deadlines("test-deadlines")
+    deadlines = Timers("test-deadlines")
     done = threading.Event()
     kept = deadlines.after(0.05, lambda: done.set() or True, "kept")
     dropped = deadlines.after(0.05, lambda: pytest.fail("a cancelled deadline ran"), "dropped")
@@ -199,7 +199,7 @@ def test_the_deadline_thread_runs_due_actions_and_not_cancelled_ones() -> None:
 
 
 def test_a_deadline_action_that_raised_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("orchestrator.deadlines.RETRY_SECONDS", 0.05)
+    monkeypatch.setattr("orchestrator.runner.timers.RETRY_SECONDS", 0.05)
     tries: list[int] = []
     done = threading.Event()
 
@@ -210,14 +210,14 @@ def test_a_deadline_action_that_raised_is_tried_again(monkeypatch: pytest.Monkey
         done.set()
         return True
 
-    deadline = Deadlines("test-retry").after(0.01, flaky, "flaky")
+    deadline = Timers("test-retry").after(0.01, flaky, "flaky")
     assert done.wait(5)
     assert len(tries) == 3
     assert _soon(lambda: deadline.fired)
 
 
 def test_an_action_that_hangs_delays_no_other_deadline() -> None:
-    deadlines = Deadlines("test-hang")
+    deadlines = Timers("test-hang")
     released, done = threading.Event(), threading.Event()
     deadlines.after(0.01, lambda: released.wait(10), "hangs")
     later = deadlines.after(0.1, lambda: done.set() or True, "due after it")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import InvalidSpecError
-from orchestrator.secretfiles import (
+from orchestrator.runner.secretfiles import (
     SecretUnavailableError,
     load_launch_secrets,
     parse_env_file,

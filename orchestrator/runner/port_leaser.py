@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from orchestrator.clock import Clock, utc_now
 from orchestrator.engine import Engine
 from orchestrator.ports import (
     PinnedPortTakenError,
@@ -20,7 +21,6 @@ from orchestrator.ports import (
     candidate_ports,
 )
 from orchestrator.spec import PortSpec
-from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
 
 # A lease outlives a run that nobody ended (a killed scheduler) by this much at most;
@@ -30,11 +30,19 @@ DEFAULT_LEASE = timedelta(hours=24)
 
 
 class PortLeaser:
-    def __init__(self, database: Database, engine: Engine, pool: PortRange, host_ip: str) -> None:
-        self.store = Store(database)
+    def __init__(
+        self,
+        store: Store,
+        engine: Engine,
+        pool: PortRange,
+        host_ip: str,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
         self.engine = engine
         self.pool = pool
         self.host_ip = host_ip
+        self.clock = clock
 
     def _expiry(self, now: datetime, timeout: timedelta | None) -> datetime:
         return now + (timeout or DEFAULT_LEASE) + LEASE_GRACE
@@ -72,7 +80,7 @@ class PortLeaser:
         busy: frozenset[int],
     ) -> int:
         engine_taken = {port for _, port, protocol in published if protocol == spec.protocol}
-        now = datetime.now(UTC)
+        now = self.clock()
         if spec.host_port is not None:
             if spec.host_port in engine_taken or spec.host_port in busy:
                 raise PinnedPortTakenError(

@@ -1,4 +1,4 @@
-"""Deadlines kept by one thread for the whole process: a run's timeout kills its
+"""Timers kept by one thread for the whole process: a run's timeout kills its
 container from here, so following a run costs one thread, not one per concern. Each due
 action runs in a short-lived thread of its own, so one that hangs (a kill the engine
 never answers) delays no other."""
@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0
 
 
-class Deadline:
-    """One deadline; `fired` once its action has run and done something (a timeout's
+class Timer:
+    """One action due at a time; `fired` once its action has run and done something (a timeout's
     kill of a container that had already ended on its own does not count)."""
 
     def __init__(self, at: float, action: Callable[[], bool], what: str) -> None:
@@ -32,33 +32,33 @@ class Deadline:
         self.cancelled = True
 
 
-class Deadlines:
-    """A heap of deadlines and the thread that runs their actions when due (started with
-    the first deadline). An action that raises is logged and tried again later, until
-    it succeeds or its deadline is cancelled."""
+class Timers:
+    """A heap of timers and the thread that runs their actions when due (started with
+    the first timer). An action that raises is logged and tried again later, until it
+    succeeds or its timer is cancelled."""
 
-    def __init__(self, name: str = "deadlines") -> None:
+    def __init__(self, name: str = "timers") -> None:
         self._name = name
-        self._heap: list[tuple[float, int, Deadline]] = []
+        self._heap: list[tuple[float, int, Timer]] = []
         self._order = itertools.count()
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def after(self, seconds: float, action: Callable[[], bool], what: str) -> Deadline:
-        deadline = Deadline(time.monotonic() + seconds, action, what)
+    def after(self, seconds: float, action: Callable[[], bool], what: str) -> Timer:
+        timer = Timer(time.monotonic() + seconds, action, what)
         with self._changed:
-            self._push(deadline, deadline.at)
+            self._push(timer, timer.at)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
-        return deadline
+        return timer
 
     def __len__(self) -> int:
         with self._changed:
-            return sum(1 for _, _, deadline in self._heap if not deadline.cancelled)
+            return sum(1 for _, _, timer in self._heap if not timer.cancelled)
 
-    def _push(self, deadline: Deadline, at: float) -> None:
-        heapq.heappush(self._heap, (at, next(self._order), deadline))
+    def _push(self, timer: Timer, at: float) -> None:
+        heapq.heappush(self._heap, (at, next(self._order), timer))
         self._changed.notify()
 
     def _loop(self) -> None:
@@ -74,7 +74,7 @@ class Deadlines:
             # every other run's deadline.
             threading.Thread(target=self._act, args=(due,), name=self._name, daemon=True).start()
 
-    def _act(self, due: Deadline) -> None:
+    def _act(self, due: Timer) -> None:
         try:
             due.fired = due.action()
         except Exception as error:
