@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from benchmarks.harness import LABEL
 
 if TYPE_CHECKING:
-    from orchestrator.launcher import RunLauncher
+    from orchestrator.runner import RunLauncher
     from orchestrator.store.facade import Store
 
 
@@ -43,13 +43,13 @@ def launcher(store: Store, label: str) -> Iterator[RunLauncher]:
     """A RunLauncher on `store` and the engine of the environment, its containers labelled
     `orchestrator.bench=label`; the engine closed on the way out."""
     from orchestrator.engine import DockerEngine
-    from orchestrator.launcher import LaunchSettings, RunLauncher
+    from orchestrator.runner import LaunchSettings, RunLauncher
     from orchestrator.selfcontainer import locate_self
 
     engine = DockerEngine.from_env()
     try:
         yield RunLauncher(
-            store.database,
+            store,
             engine,
             locate_self(engine, None),
             LaunchSettings(extra_labels=((LABEL, label),)),
