@@ -43,8 +43,8 @@ def launcher(store: Store, label: str) -> Iterator[RunLauncher]:
     """A RunLauncher on `store` and the engine of the environment, its containers labelled
     `orchestrator.bench=label`; the engine closed on the way out."""
     from orchestrator.engine import DockerEngine
+    from orchestrator.engine.selfcontainer import locate_self
     from orchestrator.runner import LaunchSettings, RunLauncher
-    from orchestrator.selfcontainer import locate_self
 
     engine = DockerEngine.from_env()
     try:

@@ -5,7 +5,7 @@ scheduler runs in a container, a path as it sees it (`/data/reports`) must becom
 host path that backs it (`/srv/scheduler-data/reports`). The engine tells us our own
 mounts; this module maps a job's volumes through that table.
 
-Finding our own container (and its mount table) is orchestrator.selfcontainer's part.
+Finding our own container (and its mount table) is orchestrator.engine.selfcontainer's part.
 """
 
 from __future__ import annotations

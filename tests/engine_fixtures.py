@@ -47,8 +47,8 @@ def test_label(docker_client: Any) -> Iterator[dict[str, str]]:
 def make_launcher(database_url: str, test_label: dict[str, str]) -> Iterator[Any]:
     """RunLaunchers on the test database whose containers carry the test label."""
     from orchestrator.engine import DockerEngine
+    from orchestrator.engine.selfcontainer import locate_self
     from orchestrator.runner import LaunchSettings, RunLauncher
-    from orchestrator.selfcontainer import locate_self
     from orchestrator.store.database import Database
     from orchestrator.store.facade import Store
 

@@ -26,8 +26,8 @@ from prometheus_client.registry import Collector
 
 from orchestrator import __version__
 from orchestrator.errors import OrchestratorError
-from orchestrator.lateness import LATE_SECONDS
 from orchestrator.operations import Backends, shapes
+from orchestrator.policies.lateness import LATE_SECONDS
 from orchestrator.records import JobListing, RunRecord, RunTrigger
 from orchestrator.schedule import next_fire_times
 

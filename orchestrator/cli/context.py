@@ -93,7 +93,7 @@ class AppContext:
     def where(self) -> SelfContainer:
         """Where we run (host or which container), detected once per command."""
         if self._where is None:
-            from orchestrator.selfcontainer import locate_self
+            from orchestrator.engine.selfcontainer import locate_self
 
             self._where = locate_self(self.engine(), self.container_id)
         return self._where
@@ -222,7 +222,7 @@ def cli_actor() -> str:
 
 
 def allow_privileged_option(who: str) -> Callable[[F], F]:
-    """`--allow-privileged-jobs`: the service's key of the two (see orchestrator.safety)."""
+    """`--allow-privileged-jobs`: the service's key of the two (see orchestrator.policies.safety)."""
     return click.option(
         "--allow-privileged-jobs",
         envvar=ALLOW_PRIVILEGED_JOBS_ENV,

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator import interrupts
 from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
 from orchestrator.cli.formatting import (
     emit_json,
@@ -20,6 +19,7 @@ from orchestrator.cli.formatting import (
 )
 from orchestrator.operations import shapes
 from orchestrator.records import ApplyResult
+from orchestrator.store import interrupts
 
 if TYPE_CHECKING:
     from orchestrator.spec import LoadedJob

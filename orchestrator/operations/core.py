@@ -53,7 +53,7 @@ class Operations:
     ) -> list[tuple[str, bool, str]]:
         """Send a `test` event to every receiver of the job now: (URL as written,
         delivered, the answer)."""
-        from orchestrator.senders import APPRISE, Outgoing, attempt
+        from orchestrator.service.senders import APPRISE, Outgoing, attempt
 
         spec = self.backends.store.job(job).spec
         answers = []

@@ -22,7 +22,7 @@ from orchestrator.backoff import with_backoff
 from orchestrator.engine import ContainerExit, Engine
 from orchestrator.engine.errors import ContainerGoneError, EngineError, EngineUnavailableError
 from orchestrator.masking import OutputMasker
-from orchestrator.outcomes import classify_exit
+from orchestrator.policies.outcomes import classify_exit
 from orchestrator.records import RunRecord, RunStatus
 from orchestrator.runner.timers import Timers
 from orchestrator.spec import JobSpec

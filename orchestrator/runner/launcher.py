@@ -21,7 +21,6 @@ from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
-from orchestrator import chains, events
 from orchestrator.backoff import with_backoff
 from orchestrator.clock import Clock, utc_now
 from orchestrator.engine import Engine
@@ -29,10 +28,11 @@ from orchestrator.engine.errors import EngineError
 from orchestrator.errors import DatabaseUnavailableError, OrchestratorError, TakenOverError
 from orchestrator.hostpaths import SelfContainer
 from orchestrator.masking import OutputMasker
-from orchestrator.ownership import make_owner_id
+from orchestrator.policies import chains, notify_events
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.runner.following import Follower, OutputSink
 from orchestrator.runner.heartbeats import Heartbeats
+from orchestrator.runner.identity import make_owner_id
 from orchestrator.runner.launch_settings import LaunchSettings
 from orchestrator.runner.port_leaser import PortLeaser
 from orchestrator.runner.secretfiles import SecretUnavailableError, load_launch_secrets
@@ -138,7 +138,7 @@ class RunLauncher:
         """Record the run's end, and (in the same transaction) the notifications of it
         and the runs its chains start."""
         finished_at = self.clock()
-        notify = events.on_end(self.with_defaults(spec)) if spec is not None else None
+        notify = notify_events.on_end(self.with_defaults(spec)) if spec is not None else None
         chain = chains.on_end(spec) if spec is not None else None
 
         def write() -> RunRecord:
@@ -291,7 +291,7 @@ class RunLauncher:
                 launched.run.id,
                 started_at=launched.started_at,
                 ports=launched.ports,
-                notify=events.on_start(self.with_defaults(launched.spec)),
+                notify=notify_events.on_start(self.with_defaults(launched.spec)),
             )
 
         if self._persist(mark):

@@ -7,8 +7,13 @@ import os
 from dataclasses import replace
 
 from orchestrator.hostpaths import HostPathError, MountPlan, SelfContainer, translate_volume
+from orchestrator.policies.safety import (
+    HostPolicy,
+    UnsafeJobError,
+    check_launch,
+    resolve_requested_path,
+)
 from orchestrator.runner.secretfiles import LaunchSecrets
-from orchestrator.safety import HostPolicy, UnsafeJobError, check_launch, resolve_requested_path
 from orchestrator.spec import JobSpec, VolumeSpec
 
 # Where a job that holds the docker_socket grant finds the engine.

@@ -27,6 +27,7 @@ from orchestrator.engine.errors import (
 )
 from orchestrator.errors import TakenOverError
 from orchestrator.hostpaths import MountPlan, SelfContainer
+from orchestrator.policies.safety import HostPolicy
 from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError
 from orchestrator.records import RunRecord
 from orchestrator.runner.container import container_name, container_spec
@@ -38,7 +39,6 @@ from orchestrator.runner.secretfiles import (
     read_secret,
     registry_login,
 )
-from orchestrator.safety import HostPolicy
 from orchestrator.spec import JobSpec
 
 if TYPE_CHECKING:

@@ -9,12 +9,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from orchestrator import chains, events
 from orchestrator.engine import Engine, ManagedWorkload
 from orchestrator.errors import JobNotFoundError
-from orchestrator.ownership import Here, owner_is_dead
+from orchestrator.policies import chains, notify_events
+from orchestrator.policies.ownership import owner_is_dead
 from orchestrator.records import RunRecord, RunStatus
 from orchestrator.runner import RunLauncher
+from orchestrator.runner.identity import here_now, process_exists
 from orchestrator.spec import JobSpec, parse_job
 from orchestrator.store.facade import Store
 
@@ -45,7 +46,7 @@ class Adoption:
         self.clock = clock
         self.start_run = start_run
         self.active_ids = active_ids
-        self.here = Here.now()
+        self.here = here_now()
         self.leftover_after = max(LEFTOVER_SECONDS, 2 * stale_after)
 
     def adopt_orphans(self, now: datetime) -> None:
@@ -68,7 +69,9 @@ class Adoption:
             )
             self.reattach(run)
         for run in candidates:
-            if not owner_is_dead(run.owner, run.heartbeat_at, now, self.stale_after, self.here):
+            if not owner_is_dead(
+                run.owner, run.heartbeat_at, now, self.stale_after, self.here, process_exists
+            ):
                 continue
             if not self.store.adopt(run, self.owner, self.clock()):
                 continue  # another scheduler was quicker
@@ -133,7 +136,9 @@ class Adoption:
                     status=RunStatus.LOST,
                     finished_at=self.clock(),
                     error="its scheduler died and no container of it was found",
-                    notify=events.on_end(self.launcher.with_defaults(spec)) if spec else None,
+                    notify=notify_events.on_end(self.launcher.with_defaults(spec))
+                    if spec
+                    else None,
                     chain=chains.on_end(spec) if spec else None,
                 )
             return

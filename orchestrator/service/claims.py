@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from orchestrator import events
 from orchestrator.engine import Engine
 from orchestrator.errors import DuplicateFireError, OrchestratorError
-from orchestrator.overlap import decide_overlap
+from orchestrator.policies import notify_events
+from orchestrator.policies.overlap import decide_overlap
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.service.health import LoopBeats
 from orchestrator.service.observers import Observers
@@ -144,7 +144,7 @@ class ClaimWorkers:
                 status=RunStatus.SKIPPED,
                 finished_at=self.clock(),
                 error=decision.skip_reason,
-                notify=events.on_end(self.with_defaults(spec)),
+                notify=notify_events.on_end(self.with_defaults(spec)),
             )
             self.observers.fire_skipped(run)
             log.warning(

@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from orchestrator import events
 from orchestrator.errors import OrchestratorError
+from orchestrator.policies import notify_events
 from orchestrator.records import Notification
-from orchestrator.senders import Outgoing, attempt
+from orchestrator.service.senders import Outgoing, attempt
 from orchestrator.store.facade import Store
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class DeliveryWorkers:
         delivered, said = attempt(Outgoing.of(item), self.secrets_dir, self.public_url)
         answer: dict[str, object] = {"at": started.isoformat(), **said}
         now = self.clock()
-        retry_at = now + timedelta(seconds=events.retry_delay(item.attempts + 1))
+        retry_at = now + timedelta(seconds=notify_events.retry_delay(item.attempts + 1))
         recorded = self.store.record_delivery(
             item.id, answer=answer, delivered=delivered, now=now, retry_at=retry_at
         )

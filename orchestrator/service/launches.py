@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestrator.errors import TakenOverError
-from orchestrator.lateness import LATE_SECONDS, due_time, missed_start_deadline
+from orchestrator.policies.lateness import LATE_SECONDS, due_time, missed_start_deadline
 from orchestrator.records import RunRecord
 from orchestrator.runner import Launched, NotStarted, RunLauncher
 from orchestrator.service.health import LoopBeats

@@ -34,10 +34,10 @@ from orchestrator.errors import (
     OrchestratorError,
 )
 from orchestrator.hostpaths import SelfContainer
-from orchestrator.ownership import make_owner_id
+from orchestrator.policies.retries import plan_retry
 from orchestrator.records import RunRecord, RunStatus, RunTrigger
-from orchestrator.retries import plan_retry
 from orchestrator.runner import DATABASE_PATIENCE_SECONDS, LaunchSettings, RunLauncher
+from orchestrator.runner.identity import make_owner_id
 from orchestrator.service.adoption import Adoption
 from orchestrator.service.claims import ClaimWorkers
 from orchestrator.service.delivery import DeliveryWorkers

@@ -13,7 +13,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from orchestrator.catchup import plan_catchup
+from orchestrator.policies.catchup import plan_catchup
 from orchestrator.records import JobRecord
 from orchestrator.service.apscheduler_glue import INLINE_PREFIX, FireExecutor, ScheduleTrigger
 from orchestrator.spec import JobSpec

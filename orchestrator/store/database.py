@@ -15,7 +15,6 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import interrupts
 from orchestrator.errors import (
     ConflictError,
     DatabaseError,
@@ -24,6 +23,7 @@ from orchestrator.errors import (
     quote,
 )
 from orchestrator.settings import SQLITE_BUSY_TIMEOUT_MS
+from orchestrator.store import interrupts
 
 log = logging.getLogger(__name__)
 

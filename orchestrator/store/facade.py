@@ -47,7 +47,7 @@ APPLY_ATTEMPTS = 5
 NOTIFY_PATIENCE = timedelta(hours=24)
 StartedEvents = Callable[[RunRecord], list[NewNotification]]
 EndEvents = Callable[[RunRecord, RunStatus | None], list[NewNotification]]
-# The jobs a finished run starts (orchestrator.chains).
+# The jobs a finished run starts (orchestrator.policies.chains).
 Chained = Callable[[RunRecord], Sequence[str]]
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from orchestrator.chains import chaining_to, check_chains
 from orchestrator.errors import JobNotFoundError, RefusedError
+from orchestrator.policies.chains import chaining_to, check_chains
 from orchestrator.records import ApplyResult, JobListing, JobRecord, RunStatus
 from orchestrator.store.models import JobRow, RunRow
 

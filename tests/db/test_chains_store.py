@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator import chains
 from orchestrator.errors import InvalidSpecError, RefusedError
+from orchestrator.policies import chains
 from orchestrator.records import NewRun, RunStatus, RunTrigger
 from orchestrator.spec import LoadedJob, parse_job
 from orchestrator.store.database import Database

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from orchestrator import interrupts
+from orchestrator.store import interrupts
 from orchestrator.store.database import Database
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from orchestrator import events
+from orchestrator.policies import notify_events
 from orchestrator.records import DeliveryStatus, NewRun, RunStatus, RunTrigger
 from orchestrator.spec import parse_job
 from orchestrator.store.database import Database
@@ -25,7 +25,7 @@ THEN = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
 def finished_run(store: Store, status: RunStatus, at: datetime) -> int:
     run = store.record_run(NewRun(job="told", scheduled_for=at, trigger=RunTrigger.SCHEDULE))
-    store.finish_run(run.id, status=status, finished_at=at, notify=events.on_end(JOB))
+    store.finish_run(run.id, status=status, finished_at=at, notify=notify_events.on_end(JOB))
     return run.id
 
 
@@ -50,7 +50,9 @@ def test_the_same_end_recorded_twice_is_told_once(database: Database) -> None:
     store = Store(database)
     run = store.record_run(NewRun(job="told", scheduled_for=THEN, trigger=RunTrigger.SCHEDULE))
     for _ in range(2):  # e.g. a scheduler and an adopter both recording the end
-        store.finish_run(run.id, status=RunStatus.LOST, finished_at=THEN, notify=events.on_end(JOB))
+        store.finish_run(
+            run.id, status=RunStatus.LOST, finished_at=THEN, notify=notify_events.on_end(JOB)
+        )
     assert len(store.notifications(job="told")) == 2  # one per receiver
 
 

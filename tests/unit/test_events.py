@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator import events
 from orchestrator.errors import InvalidSpecError
+from orchestrator.policies import notify_events
 from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.spec import parse_default_notify, parse_job
 
@@ -49,21 +49,21 @@ def run(status: RunStatus, attempt: int = 1, **fields: object) -> RunRecord:
 
 def test_a_failure_is_told_to_each_receiver_listening_for_it() -> None:
     job = spec()
-    told = events.notifications(job, run(RunStatus.FAILED), ["failed"])  # type: ignore[arg-type]
+    told = notify_events.notifications(job, run(RunStatus.FAILED), ["failed"])  # type: ignore[arg-type]
     assert [(n.url, n.event) for n in told] == [
         ("https://a.example/hook", "failed"),
         ("https://b.example/hook", "failed"),  # the default: failed, timed_out, lost
     ]
-    assert events.notifications(job, run(RunStatus.SUCCEEDED), ["succeeded"]) == []  # type: ignore[arg-type]
+    assert notify_events.notifications(job, run(RunStatus.SUCCEEDED), ["succeeded"]) == []  # type: ignore[arg-type]
 
 
 def test_a_failure_that_will_be_retried_is_not_told_yet() -> None:
     job = spec(retries={"count": 2, "backoff": "10s"})
-    assert events.end_events(job, run(RunStatus.FAILED, attempt=1), None) == []  # type: ignore[arg-type]
-    assert events.end_events(job, run(RunStatus.TIMED_OUT, attempt=2), None) == []  # type: ignore[arg-type]
-    assert events.end_events(job, run(RunStatus.FAILED, attempt=3), None) == ["failed"]  # type: ignore[arg-type]
+    assert notify_events.end_events(job, run(RunStatus.FAILED, attempt=1), None) == []  # type: ignore[arg-type]
+    assert notify_events.end_events(job, run(RunStatus.TIMED_OUT, attempt=2), None) == []  # type: ignore[arg-type]
+    assert notify_events.end_events(job, run(RunStatus.FAILED, attempt=3), None) == ["failed"]  # type: ignore[arg-type]
     manual = run(RunStatus.FAILED, attempt=1, trigger=RunTrigger.MANUAL)
-    assert events.end_events(job, manual, None) == ["failed"]  # type: ignore[arg-type]
+    assert notify_events.end_events(job, manual, None) == ["failed"]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -79,11 +79,11 @@ def test_a_failure_that_will_be_retried_is_not_told_yet() -> None:
 def test_recovered_is_a_success_after_a_final_failure(
     previous: RunStatus | None, told: list[str]
 ) -> None:
-    assert events.end_events(spec(), run(RunStatus.SUCCEEDED), previous) == told  # type: ignore[arg-type]
+    assert notify_events.end_events(spec(), run(RunStatus.SUCCEEDED), previous) == told  # type: ignore[arg-type]
 
 
 def test_the_payload_is_the_runs_json_with_the_event_and_the_output_tail() -> None:
-    body = events.payload(
+    body = notify_events.payload(
         run(RunStatus.FAILED, exit_code=3, output="".join(f"l{i}\n" for i in range(30))),
         "failed",
     )
@@ -95,20 +95,20 @@ def test_the_payload_is_the_runs_json_with_the_event_and_the_output_tail() -> No
 
 def test_the_signature_is_hmac_sha256_of_the_body() -> None:
     expected = hmac.new(b"k", b"body", hashlib.sha256).hexdigest()
-    assert events.signature(b"body", b"k") == f"sha256={expected}"
+    assert notify_events.signature(b"body", b"k") == f"sha256={expected}"
 
 
 def test_backoff_doubles_from_a_second_up_to_five_minutes() -> None:
-    assert [events.retry_delay(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 8]
-    assert events.retry_delay(30) == 300
+    assert [notify_events.retry_delay(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 8]
+    assert notify_events.retry_delay(30) == 300
 
 
 def test_started_is_told_only_to_receivers_that_ask_for_it() -> None:
-    hook = events.on_start(spec())  # type: ignore[arg-type]
+    hook = notify_events.on_start(spec())  # type: ignore[arg-type]
     assert hook is not None
     assert [n.url for n in hook(run(RunStatus.RUNNING))] == ["https://a.example/hook"]
     quiet = parse_job({"name": "q", "schedule": "@daily", "image": "i"})
-    assert events.on_start(quiet) is None and events.on_end(quiet) is None
+    assert notify_events.on_start(quiet) is None and notify_events.on_end(quiet) is None
 
 
 @pytest.mark.parametrize(
@@ -167,8 +167,8 @@ def test_a_ping_gets_start_success_and_final_failure() -> None:
             "retries": {"count": 1, "backoff": "1s"},
         }
     )
-    start = events.on_start(job)
-    end = events.on_end(job)
+    start = notify_events.on_start(job)
+    end = notify_events.on_end(job)
     assert start is not None and end is not None
     assert [(n.method, n.url) for n in start(run(RunStatus.RUNNING))] == [
         ("GET", "https://hc-ping.example/abc/start")
@@ -199,7 +199,7 @@ def test_apprise_receivers_are_told_through_the_outbox_by_method() -> None:
         "apprise": "mailto://ops:{{secret:smtp}}@smtp.internal?to=ops@example.org",
         "on": ["failed", "timed_out", "lost"],
     }
-    end = events.on_end(job)
+    end = notify_events.on_end(job)
     assert end is not None
     told = end(run(RunStatus.FAILED, attempt=2), None)
     assert [(n.method, n.url.split(":")[0]) for n in told] == [("APPRISE", "mailto")]
@@ -216,11 +216,13 @@ def test_service_wide_receivers_are_webhooks_or_apprise_urls() -> None:
 
 
 def test_an_apprise_message_is_short_and_links_to_the_run() -> None:
-    payload = events.with_link(
-        events.payload(run(RunStatus.FAILED, attempt=2, exit_code=3, output="a\nb\n"), "failed"),
+    payload = notify_events.with_link(
+        notify_events.payload(
+            run(RunStatus.FAILED, attempt=2, exit_code=3, output="a\nb\n"), "failed"
+        ),
         "https://cron.example.org/",
     )
-    title, body = events.message(payload)
+    title, body = notify_events.message(payload)
     assert title == f"j: run {payload['id']} failed"
     assert "exit code 3" in body and body.endswith("a\nb\n\nhttps://cron.example.org/runs/7")
-    assert events.with_link({"id": 7}, None) == {"id": 7}
+    assert notify_events.with_link({"id": 7}, None) == {"id": 7}

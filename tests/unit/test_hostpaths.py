@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.engine.selfcontainer import SelfDetectionError, detect_container_id
 from orchestrator.hostpaths import (
     ON_HOST,
     HostPathError,
@@ -13,7 +14,6 @@ from orchestrator.hostpaths import (
     translate_volume,
     translate_volumes,
 )
-from orchestrator.selfcontainer import SelfDetectionError, detect_container_id
 from orchestrator.spec import VolumeSpec
 
 ID = "a" * 64

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.backoff import jittered
-from orchestrator.lateness import due_time, missed_start_deadline
-from orchestrator.outcomes import classify_exit
-from orchestrator.overlap import decide_overlap
-from orchestrator.ownership import Here, owner_is_dead
+from orchestrator.policies.lateness import due_time, missed_start_deadline
+from orchestrator.policies.outcomes import classify_exit
+from orchestrator.policies.overlap import decide_overlap
+from orchestrator.policies.ownership import Here, owner_is_dead
+from orchestrator.policies.retries import plan_retry
 from orchestrator.records import RunRecord, RunStatus, RunTrigger
-from orchestrator.retries import plan_retry
 from orchestrator.runner.timers import Timers
 from orchestrator.spec import Concurrency, parse_job
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from orchestrator.engine import ContainerSpec
 from orchestrator.errors import InvalidSpecError
 from orchestrator.hostpaths import ON_HOST, MountPlan, ScannedMount, SelfContainer
-from orchestrator.safety import (
+from orchestrator.policies.safety import (
     HostPolicy,
     UnsafeJobError,
     check_launch,

@@ -1,19 +1,11 @@
-"""Who owns a run: one id per process that runs containers, and whether that owner is
-still alive. Pure, but for making an id and probing a process."""
+"""Whether a run's owner is still alive, so that another scheduler may adopt the run. Pure:
+the owner's id is made, and the process table probed, in runner/identity.py."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-
-def make_owner_id() -> str:
-    """host:pid:token. The token tells an earlier life of the same pid (container restart)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -23,21 +15,6 @@ class Here:
     host: str
     pid: int
 
-    @staticmethod
-    def now() -> Here:
-        return Here(socket.gethostname(), os.getpid())
-
-
-def process_exists(pid: int) -> bool | None:
-    """True or False for a process of this host; None when we may not tell."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return None
-    return True
-
 
 def owner_is_dead(
     owner: str | None,
@@ -45,7 +22,7 @@ def owner_is_dead(
     now: datetime,
     stale_after: timedelta,
     here: Here,
-    exists: Callable[[int], bool | None] = process_exists,
+    exists: Callable[[int], bool | None],
 ) -> bool:
     """Whether a run's owner is gone, so that the run may be adopted.
 

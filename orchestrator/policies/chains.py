@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from orchestrator.errors import InvalidSpecError
-from orchestrator.events import FAILURES, end_events
+from orchestrator.policies.notify_events import FAILURES, end_events
 from orchestrator.records import RunRecord
 from orchestrator.spec import JobSpec
 

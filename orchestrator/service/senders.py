@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator import __version__, events
+from orchestrator import __version__
+from orchestrator.policies import notify_events
 from orchestrator.records import Notification
 from orchestrator.runner.secretfiles import SecretUnavailableError, read_secret
 
@@ -76,7 +77,7 @@ def resolve_url(url: str, secrets_dir: str) -> str:
 
 def _send(outgoing: Outgoing, secrets_dir: str, public_url: str | None) -> int:
     url = resolve_url(outgoing.url, secrets_dir)
-    payload = events.with_link(outgoing.payload, public_url)
+    payload = notify_events.with_link(outgoing.payload, public_url)
     if outgoing.method == APPRISE:
         return _send_apprise(url, payload)
     if outgoing.method == "GET":  # a dead-man ping: the URL says it all
@@ -95,7 +96,7 @@ def _send(outgoing: Outgoing, secrets_dir: str, public_url: str | None) -> int:
     }
     if outgoing.secret_name is not None:
         key = read_secret(secrets_dir, outgoing.secret_name).strip()
-        headers["X-Orchestrator-Signature"] = events.signature(data, key)
+        headers["X-Orchestrator-Signature"] = notify_events.signature(data, key)
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
         return int(response.status)
@@ -109,7 +110,7 @@ def _send_apprise(url: str, payload: Mapping[str, Any]) -> int:
     scheme = url.partition("://")[0]
     if not sender.add(url):
         raise NotDeliveredError(f"Apprise does not take this {scheme}:// URL")
-    title, body = events.message(payload)
+    title, body = notify_events.message(payload)
     if not sender.notify(title=title, body=body, body_format=apprise.NotifyFormat.TEXT):
         raise NotDeliveredError(f"Apprise could not deliver to {scheme}:// (see the log)")
     return 200
