@@ -1,5 +1,5 @@
 """The HTTP API's routes: each parses its input, calls a use case and answers with the
-same JSON shape as the CLI's `--json` (orchestrator.operations.shapes).
+same JSON shape as the CLI's `--json` (orchestrator.shapes).
 
 Errors are JSON, `{"error": "one line"}`, with the status that fits: 400 bad input in the
 path or query, 401 no or unknown token, 403 a read token writing, 404 not found, 409 the
@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator import __version__
+from orchestrator import __version__, shapes
 from orchestrator.api.auth import ApiSettings, Principal
 from orchestrator.api.errors import HttpError, status_of
 from orchestrator.api.metrics import ServiceMetrics
@@ -34,7 +34,7 @@ from orchestrator.errors import (
     OrchestratorError,
     quote,
 )
-from orchestrator.operations import Ended, Operations, Output, Waiting, Withheld, shapes
+from orchestrator.operations import Ended, Operations, Output, Waiting, Withheld
 from orchestrator.records import RunStatus
 from orchestrator.spec import load_job_texts
 from orchestrator.units import parse_moment

@@ -24,9 +24,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from orchestrator import __version__
+from orchestrator import __version__, shapes
 from orchestrator.errors import OrchestratorError
-from orchestrator.operations import Backends, shapes
+from orchestrator.operations import Backends
 from orchestrator.policies.lateness import LATE_SECONDS
 from orchestrator.records import JobListing, RunRecord, RunTrigger
 from orchestrator.schedule import next_fire_times

@@ -25,11 +25,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from orchestrator import __version__
+from orchestrator import __version__, shapes
 from orchestrator.api.auth import ApiSettings, Principal
 from orchestrator.api.errors import HttpError, status_of
 from orchestrator.errors import InvalidInputError, OrchestratorError
-from orchestrator.operations import Operations, shapes
+from orchestrator.operations import Operations
 from orchestrator.records import RunRecord, RunStatus
 from orchestrator.units import parse_moment
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from orchestrator import shapes
 from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
 from orchestrator.cli.formatting import (
     emit_json,
@@ -17,7 +18,6 @@ from orchestrator.cli.formatting import (
     raw_option,
     terminal_safe,
 )
-from orchestrator.operations import shapes
 from orchestrator.records import ApplyResult
 from orchestrator.store import interrupts
 

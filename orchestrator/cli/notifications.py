@@ -6,10 +6,9 @@ import os
 
 import click
 
-from orchestrator import settings
+from orchestrator import settings, shapes
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import emit_json, emit_table, human_time, json_option
-from orchestrator.operations import shapes
 from orchestrator.records import DeliveryStatus
 
 MAX_ID = 2**63 - 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from orchestrator import shapes
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import emit_json, emit_table, json_option
-from orchestrator.operations import shapes
 
 
 @click.group()

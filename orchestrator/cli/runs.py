@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from orchestrator import shapes
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import (
     emit_json,
@@ -17,7 +18,6 @@ from orchestrator.cli.formatting import (
     terminal_safe,
 )
 from orchestrator.errors import InvalidInputError
-from orchestrator.operations import shapes
 from orchestrator.records import RunRecord, RunStatus
 from orchestrator.units import format_size, parse_duration, parse_moment
 

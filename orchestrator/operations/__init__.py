@@ -1,12 +1,13 @@
 """The use cases, written once for every edge: the CLI and the HTTP API parse their input,
-call these, and format what comes back (with `shapes`, so both give the same JSON).
+call these, and format what comes back with `orchestrator.shapes`, so both give the same
+JSON.
 
 Every write is audited under the actor the edge names (`cli:<user>`, a token's name).
 """
 
 # The package loads its parts when a name is first asked for, so that a CLI command that
-# only formats (`from orchestrator.operations import shapes`) does not import the store
-# and the engine drivers (SQLAlchemy, docker) at start-up.
+# only formats does not import the store and the engine drivers (SQLAlchemy, docker) at
+# start-up.
 
 from __future__ import annotations
 

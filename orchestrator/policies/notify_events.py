@@ -12,9 +12,9 @@ import hmac
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from orchestrator.operations.shapes import run_summary
 from orchestrator.policies.retries import plan_retry
 from orchestrator.records import NewNotification, RunRecord, RunStatus
+from orchestrator.shapes import run_summary
 from orchestrator.spec import JobSpec
 
 FAILURES = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST)

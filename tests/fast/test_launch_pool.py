@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import shapes
 from orchestrator.cli.doctor import _launches_line
 from orchestrator.engine import ContainerSpec
 from orchestrator.hostpaths import ON_HOST
-from orchestrator.operations import Backends, shapes
+from orchestrator.operations import Backends
 from orchestrator.operations.doctor import launch_report
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.runner import LaunchSettings
