@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def json_option(function: F) -> F:
-    """Add `--json` to a command that lists or shows something."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
-        function
-    )
-
 
 # C0 controls but tab, newline and carriage return; DEL; C1 controls as UTF-8 encodes
 # them (0x9b is CSI). Escape sequences from a job could retitle the operator's terminal,
@@ -33,13 +23,6 @@ def terminal_safe(data: bytes) -> bytes:
 
 def _escaped(match: re.Match[bytes]) -> bytes:
     return b"".join(b"\\x%02x" % byte for byte in match[0])
-
-
-raw_option = click.option(
-    "--raw",
-    is_flag=True,
-    help="Print the job's output byte for byte, terminal control sequences included.",
-)
 
 
 def human_time(value: datetime | None) -> str:

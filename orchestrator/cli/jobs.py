@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator import interrupts
-from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
+from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import (
     emit_json,
     emit_table,
     human_time,
-    json_option,
-    raw_option,
     terminal_safe,
 )
+from orchestrator.cli.options import allow_privileged_option, json_option, raw_option
 from orchestrator.operations import shapes
 from orchestrator.records import ApplyResult
 

@@ -8,7 +8,8 @@ import click
 
 from orchestrator import settings
 from orchestrator.cli.context import AppContext, pass_app
-from orchestrator.cli.formatting import emit_json, emit_table, human_time, json_option
+from orchestrator.cli.formatting import emit_json, emit_table, human_time
+from orchestrator.cli.options import json_option
 from orchestrator.operations import shapes
 from orchestrator.records import DeliveryStatus
 

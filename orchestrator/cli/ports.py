@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.context import AppContext, pass_app
-from orchestrator.cli.formatting import emit_json, emit_table, json_option
+from orchestrator.cli.formatting import emit_json, emit_table
+from orchestrator.cli.options import json_option
 from orchestrator.operations import shapes
 
 

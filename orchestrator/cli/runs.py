@@ -12,10 +12,9 @@ from orchestrator.cli.formatting import (
     emit_json,
     emit_table,
     human_time,
-    json_option,
-    raw_option,
     terminal_safe,
 )
+from orchestrator.cli.options import json_option, raw_option
 from orchestrator.errors import InvalidInputError
 from orchestrator.operations import shapes
 from orchestrator.records import RunRecord, RunStatus
