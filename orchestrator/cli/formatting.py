@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+T = TypeVar("T")
 
 # C0 controls but tab, newline and carriage return; DEL; C1 controls as UTF-8 encodes
 # them (0x9b is CSI). Escape sequences from a job could retitle the operator's terminal,
@@ -47,3 +49,22 @@ def emit_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None
         # Piped output: never fold cells to an assumed 80 columns.
         console = Console(soft_wrap=True, width=10_000)
     console.print(table)
+
+
+def emit_listing(
+    items: Sequence[T],
+    as_json: bool,
+    *,
+    shape: Callable[[T], Any],
+    empty: str,
+    headers: Sequence[str],
+    row: Callable[[T], Sequence[object]],
+) -> None:
+    """A listing command's output: each item's JSON shape, or a table with a row each
+    (`empty` said instead when there is none)."""
+    if as_json:
+        emit_json([shape(item) for item in items])
+    elif not items:
+        click.echo(empty)
+    else:
+        emit_table(headers, [row(item) for item in items])

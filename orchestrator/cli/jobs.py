@@ -12,7 +12,7 @@ from orchestrator import interrupts
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import (
     emit_json,
-    emit_table,
+    emit_listing,
     human_time,
     terminal_safe,
 )
@@ -131,25 +131,28 @@ def list_jobs(app: AppContext, as_json: bool) -> None:
     records = job_listing(app.database_url)
     if records is None:
         records = app.operations().jobs.listing()
-    if as_json:
-        emit_json([shapes.job_summary(record, now) for record in records])
-        return
-    if not records:
-        click.echo("no jobs: add some with 'orchestrator jobs apply PATH'")
-        return
-    emit_table(
-        ["NAME", "ENABLED", "SCHEDULE", "TIMEZONE", "IMAGE", "NEXT RUN (UTC)", "LAST STATUS"],
-        [
-            [
-                record.name,
-                "yes" if record.enabled else "no",
-                record.schedule,
-                record.timezone,
-                record.image,
-                human_time(shapes.next_run(record, now)),
-                record.last_status.value if record.last_status else None,
-            ]
-            for record in records
+    emit_listing(
+        records,
+        as_json,
+        shape=lambda record: shapes.job_summary(record, now),
+        empty="no jobs: add some with 'orchestrator jobs apply PATH'",
+        headers=[
+            "NAME",
+            "ENABLED",
+            "SCHEDULE",
+            "TIMEZONE",
+            "IMAGE",
+            "NEXT RUN (UTC)",
+            "LAST STATUS",
+        ],
+        row=lambda record: [
+            record.name,
+            "yes" if record.enabled else "no",
+            record.schedule,
+            record.timezone,
+            record.image,
+            human_time(shapes.next_run(record, now)),
+            record.last_status.value if record.last_status else None,
         ],
     )
 
