@@ -11,18 +11,11 @@ import click
 
 from orchestrator import settings
 from orchestrator.errors import InvalidInputError, SchemaOutOfDateError, quote
+from orchestrator.labels import RESERVED_LABELS
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The tail of a run's output is held in memory (twice, while it is trimmed).
 MAX_OUTPUT_LIMIT = 1024**3
-# The labels every job container gets from us (orchestrator.engine); kept here so that
-# checking a setting does not import the engine.
-RESERVED_LABELS = (
-    "orchestrator.managed",
-    "orchestrator.job",
-    "orchestrator.run",
-    "orchestrator.launch",
-)
 
 if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine

@@ -25,6 +25,7 @@ PURE = (
     "tailbuffer",
     "yamlload",
     "settings",
+    "labels",
     "overlap",
     "retries",
     "outcomes",
