@@ -36,15 +36,26 @@ def setting_option(setting: Setting[Any], *names: str, **extra: Any) -> Callable
 
 
 def secret_value(ctx: click.Context, setting: Setting[Any], parameter: str, value: str) -> str:
-    """A secret setting's value, or the secret in the file its `_FILE` twin names
+    """A secret setting's option value, or the secret in the file its `_FILE` twin names
     (compose secrets); both given is an error."""
+    given = ctx.get_parameter_source(parameter) is not click.core.ParameterSource.DEFAULT
+    return _from_twin(setting, value, given) or value
+
+
+def secret_from_env(setting: Setting[Any]) -> str | None:
+    """A secret setting that has no option: its variable, or the file its twin names."""
+    value = os.environ.get(setting.env) or None
+    return _from_twin(setting, value, value is not None)
+
+
+def _from_twin(setting: Setting[Any], value: str | None, given: bool) -> str | None:
     from orchestrator.cli.context import read_file_twin
 
     twin = setting.env + settings.FILE_SUFFIX
     path = os.environ.get(twin)
     if not path:
         return value
-    if ctx.get_parameter_source(parameter) is not click.core.ParameterSource.DEFAULT:
+    if given:
         raise InvalidInputError(f"set {setting.env} or {twin}, not both")
     return read_file_twin(twin, path)
 

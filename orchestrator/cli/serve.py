@@ -14,8 +14,13 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator import settings
-from orchestrator.cli.context import AppContext, pass_app, read_file_twin
-from orchestrator.cli.options import allow_privileged_option, health_file_option, setting_option
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.options import (
+    allow_privileged_option,
+    health_file_option,
+    secret_from_env,
+    setting_option,
+)
 from orchestrator.errors import DatabaseUnavailableError, InvalidInputError
 from orchestrator.units import parse_duration
 
@@ -221,20 +226,6 @@ class _Listen:
     api: ApiSettings
 
 
-def _secret_setting(variable: str) -> str | None:
-    """A secret from the environment, or from the file its `_FILE` twin names."""
-    import os
-
-    value = os.environ.get(variable) or None
-    twin = variable + settings.FILE_SUFFIX
-    path = os.environ.get(twin)
-    if not path:
-        return value
-    if value:
-        raise InvalidInputError(f"set {variable} or {twin}, not both")
-    return read_file_twin(twin, path)
-
-
 def _http_settings(
     http: str | None, tokens_file: str | None, read_open: bool, metrics_need_token: bool
 ) -> _Listen | None:
@@ -245,7 +236,7 @@ def _http_settings(
     from orchestrator.api.auth import is_loopback, load_tokens, parse_listen
 
     host, port = parse_listen(http)
-    tokens = load_tokens(_secret_setting(settings.API_TOKEN_ENV), tokens_file)
+    tokens = load_tokens(secret_from_env(settings.API_TOKEN), tokens_file)
     if not tokens.configured and not is_loopback(host):
         raise InvalidInputError(
             f"--http {http}: serving beyond this host needs a token: set "
