@@ -6,7 +6,7 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import emit_listing, human_time
-from orchestrator.cli.options import json_option
+from orchestrator.cli.options import json_option, limit_option
 from orchestrator.operations import shapes
 from orchestrator.records import MAX_RUN_ID
 
@@ -17,7 +17,7 @@ def audit() -> None:
 
 
 @audit.command(name="list")
-@click.option("--limit", type=click.IntRange(1, MAX_RUN_ID), default=50, help="At most this many.")
+@limit_option()
 @click.option(
     "--before",
     type=click.IntRange(1, MAX_RUN_ID),

@@ -9,9 +9,9 @@ import click
 from orchestrator import settings
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import emit_listing, human_time
-from orchestrator.cli.options import json_option
+from orchestrator.cli.options import json_option, limit_option
 from orchestrator.operations import shapes
-from orchestrator.records import MAX_RUN_ID, DeliveryStatus
+from orchestrator.records import DeliveryStatus
 
 
 @click.group()
@@ -26,7 +26,7 @@ def notifications() -> None:
     type=click.Choice([status.value for status in DeliveryStatus]),
     help="pending (not delivered yet), delivered, or failed (given up).",
 )
-@click.option("--limit", type=click.IntRange(1, MAX_RUN_ID), default=50, help="At most this many.")
+@limit_option()
 @json_option
 @pass_app
 def list_notifications(

@@ -13,6 +13,7 @@ import click
 
 from orchestrator import settings
 from orchestrator.errors import InvalidInputError
+from orchestrator.records import MAX_RUN_ID
 from orchestrator.settings import Setting
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +66,12 @@ def json_option(function: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
         function
     )
+
+
+def limit_option(what: str = "") -> Callable[[F], F]:
+    """`--limit`: how many a listing shows (50 unless given)."""
+    at_most = f"At most this many {what}".rstrip() + "."
+    return click.option("--limit", type=click.IntRange(1, MAX_RUN_ID), default=50, help=at_most)
 
 
 raw_option = click.option(

@@ -14,7 +14,7 @@ from orchestrator.cli.formatting import (
     human_time,
     terminal_safe,
 )
-from orchestrator.cli.options import json_option, raw_option
+from orchestrator.cli.options import json_option, limit_option, raw_option
 from orchestrator.errors import InvalidInputError
 from orchestrator.operations import shapes
 from orchestrator.records import MAX_RUN_ID, RunRecord, RunStatus
@@ -76,9 +76,7 @@ def _duration(run: RunRecord) -> str:
     type=MomentType(),
     help="Only runs scheduled at or after this time (ISO 8601) or this long ago (7d).",
 )
-@click.option(
-    "--limit", type=click.IntRange(1, MAX_RUN_ID), default=50, help="At most this many runs."
-)
+@limit_option("runs")
 @click.option(
     "--before",
     type=RUN_ID,
