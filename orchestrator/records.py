@@ -28,6 +28,9 @@ class RunStatus(StrEnum):
 
 
 FINISHED_STATUSES = tuple(status for status in RunStatus if status.finished)
+# The largest id a run (or any other row: an audit entry, a notification) can have: the
+# databases' signed 64-bit integer. Ids from a user are checked against it.
+MAX_RUN_ID = 2**63 - 1
 
 
 class RunTrigger(StrEnum):

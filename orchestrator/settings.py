@@ -1,61 +1,271 @@
-"""Settings: their names, environment variables and defaults. Only this module and the
-CLI read the environment; everything else receives values as arguments."""
+"""Settings: one row each (option name, environment variable, default, help), and the
+service's tunables. Only this module and the CLI read the environment; everything else
+receives values as arguments. cli/options.py turns a row into its command-line option."""
 
 from __future__ import annotations
 
-DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
-DEFAULT_DATABASE_URL = "sqlite:///orchestrator.db"
-# How long an SQLite connection waits for another's write lock before it fails.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-PORT_RANGE_ENV = "ORCHESTRATOR_PORT_RANGE"
-DEFAULT_PORT_RANGE = "20000-20999"
+T = TypeVar("T")
 
-PORT_HOST_IP_ENV = "ORCHESTRATOR_PORT_HOST_IP"
-DEFAULT_PORT_HOST_IP = "0.0.0.0"
-
-CONTAINER_ID_ENV = "ORCHESTRATOR_CONTAINER_ID"
-
-OUTPUT_LIMIT_ENV = "ORCHESTRATOR_OUTPUT_LIMIT"
-DEFAULT_OUTPUT_LIMIT = "1MiB"
-
-KEEP_CONTAINERS_ENV = "ORCHESTRATOR_KEEP_CONTAINERS"
-ALLOW_PRIVILEGED_JOBS_ENV = "ORCHESTRATOR_ALLOW_PRIVILEGED_JOBS"
-CONTAINER_LABELS_ENV = "ORCHESTRATOR_CONTAINER_LABELS"
-SHUTDOWN_GRACE_ENV = "ORCHESTRATOR_SHUTDOWN_GRACE"
-HEALTH_FILE_ENV = "ORCHESTRATOR_HEALTH_FILE"
-DEFAULT_HEALTH_FILE = "/tmp/orchestrator-health.json"
-LOG_FORMAT_ENV = "ORCHESTRATOR_LOG_FORMAT"
-LOG_LEVEL_ENV = "ORCHESTRATOR_LOG_LEVEL"
-ADOPT_AFTER_ENV = "ORCHESTRATOR_ADOPT_AFTER"
-DEFAULT_ADOPT_AFTER = "30s"
-DEFAULT_HEALTH_MAX_AGE = "30s"
-ALLOWED_HOST_PATHS_ENV = "ORCHESTRATOR_ALLOWED_HOST_PATHS"
-SECRETS_DIR_ENV = "ORCHESTRATOR_SECRETS_DIR"
-DEFAULT_SECRETS_DIR = "/run/secrets"
-REGISTRY_AUTH_ENV = "ORCHESTRATOR_REGISTRY_AUTH"
-DOCKER_HOST_ENV = "DOCKER_HOST"
-DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
-NOTIFY_ENV = "ORCHESTRATOR_NOTIFY"
-HTTP_ENV = "ORCHESTRATOR_HTTP"
-API_TOKEN_ENV = "ORCHESTRATOR_API_TOKEN"
-API_TOKENS_FILE_ENV = "ORCHESTRATOR_API_TOKENS_FILE"
-HTTP_READ_OPEN_ENV = "ORCHESTRATOR_HTTP_READ_OPEN"
-METRICS_NEED_TOKEN_ENV = "ORCHESTRATOR_METRICS_NEED_TOKEN"
-METRICS_PER_JOB_ENV = "ORCHESTRATOR_METRICS_PER_JOB_HISTOGRAMS"
-# The service's address as its users reach it (a reverse proxy's): links in notifications.
-PUBLIC_URL_ENV = "ORCHESTRATOR_PUBLIC_URL"
-MAX_PARALLEL_LAUNCHES_ENV = "ORCHESTRATOR_MAX_PARALLEL_LAUNCHES"
-# Create and start calls in flight at once (and as many removes): on a small host the
-# engine does not start containers faster with more, it answers each call later
-# (benchmarks/RESULTS.md).
-DEFAULT_MAX_PARALLEL_LAUNCHES = 4
-MAX_RUNNING_ENV = "ORCHESTRATOR_MAX_RUNNING"
-# Runs followed at once by one service: each costs a thread and an engine connection.
-DEFAULT_MAX_RUNNING = 200
 # Settings that hold a secret may instead name a file that holds it (compose and Swarm
 # secrets): the variable with this suffix.
 FILE_SUFFIX = "_FILE"
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One setting. `name` is its option's (`--name`); `secret` settings may be read
+    from the file their `env + FILE_SUFFIX` twin names. A `help` of "" means the
+    setting has no option of its own (it is read from the environment only)."""
+
+    name: str
+    env: str
+    default: T
+    help: str
+    secret: bool = False
+
+
+DATABASE_URL: Setting[str] = Setting(
+    "database-url",
+    "ORCHESTRATOR_DATABASE_URL",
+    "sqlite:///orchestrator.db",
+    "Where jobs and run history live: sqlite:///PATH or postgresql://USER:PASS@HOST/DB.",
+    secret=True,
+)
+PORT_RANGE: Setting[str] = Setting(
+    "port-range",
+    "ORCHESTRATOR_PORT_RANGE",
+    "20000-20999",
+    "Host ports leased to jobs that publish a port without pinning one.",
+)
+PORT_HOST_IP: Setting[str] = Setting(
+    "port-host-ip",
+    "ORCHESTRATOR_PORT_HOST_IP",
+    "0.0.0.0",
+    "Host address that leased ports are published on.",
+)
+CONTAINER_ID: Setting[str | None] = Setting(
+    "container-id",
+    "ORCHESTRATOR_CONTAINER_ID",
+    None,
+    "This scheduler's own container (id or name), when detection cannot find it.",
+)
+OUTPUT_LIMIT: Setting[str] = Setting(
+    "output-limit",
+    "ORCHESTRATOR_OUTPUT_LIMIT",
+    "1MiB",
+    "How much of each run's output (the tail) is kept in the history.",
+)
+KEEP_CONTAINERS: Setting[bool] = Setting(
+    "keep-containers",
+    "ORCHESTRATOR_KEEP_CONTAINERS",
+    False,
+    "Keep job containers after their run, for debugging (they are removed otherwise).",
+)
+ALLOWED_HOST_PATHS: Setting[str] = Setting(
+    "allowed-host-paths",
+    "ORCHESTRATOR_ALLOWED_HOST_PATHS",
+    "",
+    "Host directories that jobs' bind mounts must lie in (comma-separated; "
+    "empty: any directory but /).",
+)
+SECRETS_DIR: Setting[str] = Setting(
+    "secrets-dir",
+    "ORCHESTRATOR_SECRETS_DIR",
+    "/run/secrets",
+    "Where the files named by jobs' `secrets:` are read at launch.",
+)
+REGISTRY_AUTH: Setting[str | None] = Setting(
+    "registry-auth",
+    "ORCHESTRATOR_REGISTRY_AUTH",
+    None,
+    "A Docker config.json in the secrets directory (by name) with registry logins for pulls.",
+)
+CONTAINER_LABELS: Setting[tuple[str, ...]] = Setting(
+    "container-label",
+    "ORCHESTRATOR_CONTAINER_LABELS",
+    (),
+    "An extra label for every job container (repeat it; the variable takes a "
+    "space-separated list).",
+)
+NOTIFY: Setting[str | None] = Setting("notify", "ORCHESTRATOR_NOTIFY", None, "")
+DOCKER_HOST: Setting[str | None] = Setting("docker-host", "DOCKER_HOST", None, "")
+
+# `serve` and `health`.
+MAX_PARALLEL_LAUNCHES: Setting[int] = Setting(
+    "max-parallel-launches",
+    "ORCHESTRATOR_MAX_PARALLEL_LAUNCHES",
+    # Create and start calls in flight at once (and as many removes): on a small host
+    # the engine does not start containers faster with more, it answers each call later
+    # (benchmarks/RESULTS.md).
+    4,
+    "Container create and start calls in flight at once (and as many removes); "
+    "fires beyond what the engine takes wait, in order of due time, as pending runs.",
+)
+MAX_RUNNING: Setting[int] = Setting(
+    "max-running",
+    "ORCHESTRATOR_MAX_RUNNING",
+    # Runs followed at once by one service: each costs a thread and an engine connection.
+    200,
+    "Runs this service follows at once (a thread and an engine connection each); "
+    "more wait to start.",
+)
+# The service's address as its users reach it (a reverse proxy's): links in notifications.
+PUBLIC_URL: Setting[str | None] = Setting(
+    "public-url",
+    "ORCHESTRATOR_PUBLIC_URL",
+    None,
+    "The dashboard's address as users reach it (https://cron.example.org): "
+    "notifications link to the run's page there.",
+)
+SHUTDOWN_GRACE: Setting[str] = Setting(
+    "shutdown-grace",
+    "ORCHESTRATOR_SHUTDOWN_GRACE",
+    "0s",
+    "On SIGTERM, wait this long for runs in flight (0: leave "
+    "them running, to be reattached by the next start).",
+)
+HEALTH_FILE: Setting[str] = Setting(
+    "health-file",
+    "ORCHESTRATOR_HEALTH_FILE",
+    "/tmp/orchestrator-health.json",
+    "Refreshed every few seconds by the scheduler loop; `orchestrator health` reads it.",
+)
+ADOPT_AFTER: Setting[str] = Setting(
+    "adopt-after",
+    "ORCHESTRATOR_ADOPT_AFTER",
+    "30s",
+    "Adopt a run whose scheduler has not sent a heartbeat for this long.",
+)
+LOG_FORMAT: Setting[str] = Setting(
+    "log-format", "ORCHESTRATOR_LOG_FORMAT", "text", "Log lines as text or JSON."
+)
+LOG_LEVEL: Setting[str] = Setting("log-level", "ORCHESTRATOR_LOG_LEVEL", "info", "")
+API_TOKEN: Setting[str | None] = Setting(
+    "api-token", "ORCHESTRATOR_API_TOKEN", None, "", secret=True
+)
+API_TOKENS_FILE: Setting[str | None] = Setting(
+    "api-tokens-file",
+    "ORCHESTRATOR_API_TOKENS_FILE",
+    None,
+    "API tokens, one 'name:token[:read]' a line (a token's name is what the audit shows).",
+)
+HTTP: Setting[str | None] = Setting(
+    "http",
+    "ORCHESTRATOR_HTTP",
+    None,
+    "Serve the HTTP API, /metrics, /healthz and /readyz here (off by default). Tokens: "
+    f"{API_TOKEN.env} (or {API_TOKEN.env}{FILE_SUFFIX}) and "
+    f"{API_TOKENS_FILE.env}; without one it serves only on a loopback address.",
+)
+HTTP_READ_OPEN: Setting[bool] = Setting(
+    "http-read-open",
+    "ORCHESTRATOR_HTTP_READ_OPEN",
+    False,
+    "Let the API's reads (jobs, runs, ports, audit) be made without a token.",
+)
+METRICS_NEED_TOKEN: Setting[bool] = Setting(
+    "metrics-need-token",
+    "ORCHESTRATOR_METRICS_NEED_TOKEN",
+    False,
+    "Serve /metrics only to a request with a token (read tokens do).",
+)
+METRICS_PER_JOB_HISTOGRAMS: Setting[bool] = Setting(
+    "metrics-per-job-histograms",
+    "ORCHESTRATOR_METRICS_PER_JOB_HISTOGRAMS",
+    False,
+    "Give the duration and lateness histograms a job_name label (a series per job "
+    "and bucket: mind the count with many jobs).",
+)
+ALLOW_PRIVILEGED_JOBS: Setting[bool] = Setting(
+    "allow-privileged-jobs",
+    "ORCHESTRATOR_ALLOW_PRIVILEGED_JOBS",
+    False,
+    # Each command that takes it adds who the permission reaches (cli/options.py).
+    "Permit jobs that ask for privileged, host_network (or network: host), "
+    "host_pid or docker_socket (or a volume that reaches the engine's socket).",
+)
+
+SETTINGS: tuple[Setting[Any], ...] = (
+    DATABASE_URL,
+    PORT_RANGE,
+    PORT_HOST_IP,
+    CONTAINER_ID,
+    OUTPUT_LIMIT,
+    KEEP_CONTAINERS,
+    ALLOWED_HOST_PATHS,
+    SECRETS_DIR,
+    REGISTRY_AUTH,
+    CONTAINER_LABELS,
+    NOTIFY,
+    DOCKER_HOST,
+    MAX_PARALLEL_LAUNCHES,
+    MAX_RUNNING,
+    PUBLIC_URL,
+    SHUTDOWN_GRACE,
+    HEALTH_FILE,
+    ADOPT_AFTER,
+    LOG_FORMAT,
+    LOG_LEVEL,
+    API_TOKEN,
+    API_TOKENS_FILE,
+    HTTP,
+    HTTP_READ_OPEN,
+    METRICS_NEED_TOKEN,
+    METRICS_PER_JOB_HISTOGRAMS,
+    ALLOW_PRIVILEGED_JOBS,
+)
+
+# Tunables, not settings: each is a figure in one place.
+# How long an SQLite connection waits for another's write lock before it fails.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a run (or a fire that comes while the engine is away) waits for an engine
+# that went away before giving up.
+ENGINE_PATIENCE_SECONDS = 600
+# An idle worker wakes this often, so that its health beat shows it is alive.
+IDLE_BEAT_SECONDS = 1.0
+DEFAULT_HEALTH_MAX_AGE = "30s"
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
+
+# The names the rest of the package imports, from the rows above.
+DATABASE_URL_ENV = DATABASE_URL.env
+DEFAULT_DATABASE_URL = DATABASE_URL.default
+PORT_RANGE_ENV = PORT_RANGE.env
+DEFAULT_PORT_RANGE = PORT_RANGE.default
+PORT_HOST_IP_ENV = PORT_HOST_IP.env
+DEFAULT_PORT_HOST_IP = PORT_HOST_IP.default
+CONTAINER_ID_ENV = CONTAINER_ID.env
+OUTPUT_LIMIT_ENV = OUTPUT_LIMIT.env
+DEFAULT_OUTPUT_LIMIT = OUTPUT_LIMIT.default
+KEEP_CONTAINERS_ENV = KEEP_CONTAINERS.env
+ALLOW_PRIVILEGED_JOBS_ENV = ALLOW_PRIVILEGED_JOBS.env
+CONTAINER_LABELS_ENV = CONTAINER_LABELS.env
+SHUTDOWN_GRACE_ENV = SHUTDOWN_GRACE.env
+HEALTH_FILE_ENV = HEALTH_FILE.env
+DEFAULT_HEALTH_FILE = HEALTH_FILE.default
+LOG_FORMAT_ENV = LOG_FORMAT.env
+LOG_LEVEL_ENV = LOG_LEVEL.env
+ADOPT_AFTER_ENV = ADOPT_AFTER.env
+DEFAULT_ADOPT_AFTER = ADOPT_AFTER.default
+ALLOWED_HOST_PATHS_ENV = ALLOWED_HOST_PATHS.env
+SECRETS_DIR_ENV = SECRETS_DIR.env
+DEFAULT_SECRETS_DIR = SECRETS_DIR.default
+REGISTRY_AUTH_ENV = REGISTRY_AUTH.env
+DOCKER_HOST_ENV = DOCKER_HOST.env
+NOTIFY_ENV = NOTIFY.env
+HTTP_ENV = HTTP.env
+API_TOKEN_ENV = API_TOKEN.env
+API_TOKENS_FILE_ENV = API_TOKENS_FILE.env
+HTTP_READ_OPEN_ENV = HTTP_READ_OPEN.env
+METRICS_NEED_TOKEN_ENV = METRICS_NEED_TOKEN.env
+METRICS_PER_JOB_ENV = METRICS_PER_JOB_HISTOGRAMS.env
+PUBLIC_URL_ENV = PUBLIC_URL.env
+MAX_PARALLEL_LAUNCHES_ENV = MAX_PARALLEL_LAUNCHES.env
+DEFAULT_MAX_PARALLEL_LAUNCHES = MAX_PARALLEL_LAUNCHES.default
+MAX_RUNNING_ENV = MAX_RUNNING.env
+DEFAULT_MAX_RUNNING = MAX_RUNNING.default
 
 
 def engine_socket(docker_host: str | None) -> str | None:

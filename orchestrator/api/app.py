@@ -35,13 +35,13 @@ from orchestrator.errors import (
     quote,
 )
 from orchestrator.operations import Ended, Operations, Output, Waiting, Withheld
-from orchestrator.records import RunStatus
+from orchestrator.records import MAX_RUN_ID, RunStatus
 from orchestrator.spec import load_job_texts
 from orchestrator.units import parse_moment
 
 log = logging.getLogger(__name__)
 
-MAX_ID = 2**63 - 1
+MAX_ID = MAX_RUN_ID
 MAX_PAGE = 1000
 # A job file sent to `POST /api/jobs/apply`; the largest job file seen is a few KiB.
 MAX_BODY_BYTES = 1024 * 1024

@@ -30,12 +30,12 @@ from orchestrator.api.auth import ApiSettings, Principal
 from orchestrator.api.errors import HttpError, status_of
 from orchestrator.errors import InvalidInputError, OrchestratorError
 from orchestrator.operations import Operations
-from orchestrator.records import RunRecord, RunStatus
+from orchestrator.records import MAX_RUN_ID, RunRecord, RunStatus
 from orchestrator.units import parse_moment
 
 HERE = Path(__file__).parent
 COOKIE = "orchestrator_token"
-MAX_ID = 2**63 - 1
+MAX_ID = MAX_RUN_ID
 PAGE = 50
 TIMELINE_HOURS = 24
 STRIP_RUNS = 10

@@ -6,9 +6,9 @@ import click
 
 from orchestrator import shapes
 from orchestrator.cli.context import AppContext, pass_app
-from orchestrator.cli.formatting import emit_json, emit_table, human_time, json_option
-
-MAX_ID = 2**63 - 1
+from orchestrator.cli.formatting import emit_listing, human_time
+from orchestrator.cli.options import json_option, limit_option
+from orchestrator.records import MAX_RUN_ID
 
 
 @click.group()
@@ -17,10 +17,10 @@ def audit() -> None:
 
 
 @audit.command(name="list")
-@click.option("--limit", type=click.IntRange(1, MAX_ID), default=50, help="At most this many.")
+@limit_option()
 @click.option(
     "--before",
-    type=click.IntRange(1, MAX_ID),
+    type=click.IntRange(1, MAX_RUN_ID),
     metavar="ID",
     help="The next page: entries listed after this one.",
 )
@@ -32,16 +32,18 @@ def list_audit(app: AppContext, limit: int, before: int | None, as_json: bool) -
     Example: orchestrator audit list --json
     """
     entries = app.operations().audit_entries(limit=limit, before=before)
-    if as_json:
-        emit_json([shapes.audit_entry(entry) for entry in entries])
-        return
-    if not entries:
-        click.echo("no writes recorded")
-        return
-    emit_table(
-        ["ID", "AT (UTC)", "ACTOR", "ACTION", "TARGET", "RESULT"],
-        [
-            [entry.id, human_time(entry.at), entry.actor, entry.action, entry.target, entry.result]
-            for entry in entries
+    emit_listing(
+        entries,
+        as_json,
+        shape=shapes.audit_entry,
+        empty="no writes recorded",
+        headers=["ID", "AT (UTC)", "ACTOR", "ACTION", "TARGET", "RESULT"],
+        row=lambda entry: [
+            entry.id,
+            human_time(entry.at),
+            entry.actor,
+            entry.action,
+            entry.target,
+            entry.result,
         ],
     )

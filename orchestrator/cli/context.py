@@ -11,19 +11,11 @@ import click
 
 from orchestrator import settings
 from orchestrator.errors import InvalidInputError, SchemaOutOfDateError, quote
-from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV
+from orchestrator.labels import RESERVED_LABELS
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The tail of a run's output is held in memory (twice, while it is trimmed).
 MAX_OUTPUT_LIMIT = 1024**3
-# The labels every job container gets from us (orchestrator.engine); kept here so that
-# checking a setting does not import the engine.
-RESERVED_LABELS = (
-    "orchestrator.managed",
-    "orchestrator.job",
-    "orchestrator.run",
-    "orchestrator.launch",
-)
 
 if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine
@@ -219,15 +211,3 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (OSError, KeyError):  # no name for this uid (a container's arbitrary user)
         return f"cli:uid {os.getuid()}"
-
-
-def allow_privileged_option(who: str) -> Callable[[F], F]:
-    """`--allow-privileged-jobs`: the service's key of the two (see orchestrator.policies.safety)."""
-    return click.option(
-        "--allow-privileged-jobs",
-        envvar=ALLOW_PRIVILEGED_JOBS_ENV,
-        show_envvar=True,
-        is_flag=True,
-        help="Permit jobs that ask for privileged, host_network (or network: host), "
-        f"host_pid or docker_socket (or a volume that reaches the engine's socket). {who}",
-    )

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from orchestrator.cli.context import AppContext, pass_app
-from orchestrator.cli.formatting import emit_json, json_option
-from orchestrator.cli.serve import health_file_option
+from orchestrator.cli.formatting import emit_json
+from orchestrator.cli.options import health_file_option, json_option
 
 
 @click.command()

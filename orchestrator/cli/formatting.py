@@ -10,15 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def json_option(function: F) -> F:
-    """Add `--json` to a command that lists or shows something."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
-        function
-    )
-
+T = TypeVar("T")
 
 # C0 controls but tab, newline and carriage return; DEL; C1 controls as UTF-8 encodes
 # them (0x9b is CSI). Escape sequences from a job could retitle the operator's terminal,
@@ -33,13 +25,6 @@ def terminal_safe(data: bytes) -> bytes:
 
 def _escaped(match: re.Match[bytes]) -> bytes:
     return b"".join(b"\\x%02x" % byte for byte in match[0])
-
-
-raw_option = click.option(
-    "--raw",
-    is_flag=True,
-    help="Print the job's output byte for byte, terminal control sequences included.",
-)
 
 
 def human_time(value: datetime | None) -> str:
@@ -64,3 +49,22 @@ def emit_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None
         # Piped output: never fold cells to an assumed 80 columns.
         console = Console(soft_wrap=True, width=10_000)
     console.print(table)
+
+
+def emit_listing(
+    items: Sequence[T],
+    as_json: bool,
+    *,
+    shape: Callable[[T], Any],
+    empty: str,
+    headers: Sequence[str],
+    row: Callable[[T], Sequence[object]],
+) -> None:
+    """A listing command's output: each item's JSON shape, or a table with a row each
+    (`empty` said instead when there is none)."""
+    if as_json:
+        emit_json([shape(item) for item in items])
+    elif not items:
+        click.echo(empty)
+    else:
+        emit_table(headers, [row(item) for item in items])

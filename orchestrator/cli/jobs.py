@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator import shapes
-from orchestrator.cli.context import AppContext, allow_privileged_option, pass_app
+from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import (
     emit_json,
-    emit_table,
+    emit_listing,
     human_time,
-    json_option,
-    raw_option,
     terminal_safe,
 )
+from orchestrator.cli.options import allow_privileged_option, json_option, raw_option
 from orchestrator.records import ApplyResult
 from orchestrator.store import interrupts
 
@@ -132,25 +131,28 @@ def list_jobs(app: AppContext, as_json: bool) -> None:
     records = job_listing(app.database_url)
     if records is None:
         records = app.operations().jobs.listing()
-    if as_json:
-        emit_json([shapes.job_summary(record, now) for record in records])
-        return
-    if not records:
-        click.echo("no jobs: add some with 'orchestrator jobs apply PATH'")
-        return
-    emit_table(
-        ["NAME", "ENABLED", "SCHEDULE", "TIMEZONE", "IMAGE", "NEXT RUN (UTC)", "LAST STATUS"],
-        [
-            [
-                record.name,
-                "yes" if record.enabled else "no",
-                record.schedule,
-                record.timezone,
-                record.image,
-                human_time(shapes.next_run(record, now)),
-                record.last_status.value if record.last_status else None,
-            ]
-            for record in records
+    emit_listing(
+        records,
+        as_json,
+        shape=lambda record: shapes.job_summary(record, now),
+        empty="no jobs: add some with 'orchestrator jobs apply PATH'",
+        headers=[
+            "NAME",
+            "ENABLED",
+            "SCHEDULE",
+            "TIMEZONE",
+            "IMAGE",
+            "NEXT RUN (UTC)",
+            "LAST STATUS",
+        ],
+        row=lambda record: [
+            record.name,
+            "yes" if record.enabled else "no",
+            record.schedule,
+            record.timezone,
+            record.image,
+            human_time(shapes.next_run(record, now)),
+            record.last_status.value if record.last_status else None,
         ],
     )
 

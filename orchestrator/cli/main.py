@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from orchestrator import __version__, settings
-from orchestrator.cli.context import AppContext, read_file_twin
-from orchestrator.errors import InvalidInputError, OrchestratorError
+from orchestrator.cli.context import AppContext
+from orchestrator.cli.options import secret_value, setting_option
+from orchestrator.errors import OrchestratorError
 
 # Subcommands, loaded only when invoked: `--help` and each command import what they use
 # and no more (the docker SDK, SQLAlchemy and APScheduler stay out of `--help`). The
@@ -107,82 +108,16 @@ class ErrorBoundaryGroup(click.Group):
     cls=ErrorBoundaryGroup,
     context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
 )
-@click.option(
-    "--database-url",
-    envvar=settings.DATABASE_URL_ENV,
-    show_envvar=True,
-    default=settings.DEFAULT_DATABASE_URL,
-    help="Where jobs and run history live: sqlite:///PATH or postgresql://USER:PASS@HOST/DB.",
-)
-@click.option(
-    "--port-range",
-    envvar=settings.PORT_RANGE_ENV,
-    show_envvar=True,
-    default=settings.DEFAULT_PORT_RANGE,
-    help="Host ports leased to jobs that publish a port without pinning one.",
-)
-@click.option(
-    "--port-host-ip",
-    envvar=settings.PORT_HOST_IP_ENV,
-    show_envvar=True,
-    default=settings.DEFAULT_PORT_HOST_IP,
-    help="Host address that leased ports are published on.",
-)
-@click.option(
-    "--container-id",
-    envvar=settings.CONTAINER_ID_ENV,
-    show_envvar=True,
-    default=None,
-    help="This scheduler's own container (id or name), when detection cannot find it.",
-)
-@click.option(
-    "--output-limit",
-    envvar=settings.OUTPUT_LIMIT_ENV,
-    show_envvar=True,
-    default=settings.DEFAULT_OUTPUT_LIMIT,
-    help="How much of each run's output (the tail) is kept in the history.",
-)
-@click.option(
-    "--keep-containers",
-    envvar=settings.KEEP_CONTAINERS_ENV,
-    show_envvar=True,
-    is_flag=True,
-    help="Keep job containers after their run, for debugging (they are removed otherwise).",
-)
-@click.option(
-    "--allowed-host-paths",
-    envvar=settings.ALLOWED_HOST_PATHS_ENV,
-    show_envvar=True,
-    default="",
-    metavar="DIR,DIR",
-    help="Host directories that jobs' bind mounts must lie in (comma-separated; "
-    "empty: any directory but /).",
-)
-@click.option(
-    "--secrets-dir",
-    envvar=settings.SECRETS_DIR_ENV,
-    show_envvar=True,
-    default=settings.DEFAULT_SECRETS_DIR,
-    help="Where the files named by jobs' `secrets:` are read at launch.",
-)
-@click.option(
-    "--registry-auth",
-    envvar=settings.REGISTRY_AUTH_ENV,
-    show_envvar=True,
-    default=None,
-    metavar="SECRET",
-    help="A Docker config.json in the secrets directory (by name) with registry logins for pulls.",
-)
-@click.option(
-    "--container-label",
-    "container_labels",
-    envvar=settings.CONTAINER_LABELS_ENV,
-    show_envvar=True,
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="An extra label for every job container (repeat it; the variable takes a "
-    "space-separated list).",
-)
+@setting_option(settings.DATABASE_URL)
+@setting_option(settings.PORT_RANGE)
+@setting_option(settings.PORT_HOST_IP)
+@setting_option(settings.CONTAINER_ID)
+@setting_option(settings.OUTPUT_LIMIT)
+@setting_option(settings.KEEP_CONTAINERS)
+@setting_option(settings.ALLOWED_HOST_PATHS, metavar="DIR,DIR")
+@setting_option(settings.SECRETS_DIR)
+@setting_option(settings.REGISTRY_AUTH, metavar="SECRET")
+@setting_option(settings.CONTAINER_LABELS, "container_labels", metavar="KEY=VALUE")
 @click.version_option(__version__, prog_name="orchestrator")
 @click.pass_context
 def cli(
@@ -207,7 +142,7 @@ def cli(
       orchestrator jobs list
     """
     _configure_logging()
-    database_url = _from_file_twin(ctx, "database_url", settings.DATABASE_URL_ENV, database_url)
+    database_url = secret_value(ctx, settings.DATABASE_URL, "database_url", database_url)
     app = AppContext(
         database_url=database_url,
         port_range=port_range,
@@ -219,23 +154,12 @@ def cli(
         allowed_host_paths=settings.split_list(allowed_host_paths),
         secrets_dir=secrets_dir,
         registry_auth=registry_auth or None,
-        docker_host=os.environ.get(settings.DOCKER_HOST_ENV) or None,
-        default_notify=os.environ.get(settings.NOTIFY_ENV) or None,
+        docker_host=os.environ.get(settings.DOCKER_HOST.env) or None,
+        default_notify=os.environ.get(settings.NOTIFY.env) or None,
     )
     ctx.obj = app
     ctx.call_on_close(app.close)
     app.check_settings()
-
-
-def _from_file_twin(ctx: click.Context, parameter: str, variable: str, value: str) -> str:
-    """A secret setting may come from the file its `_FILE` twin names (compose secrets)."""
-    twin = variable + settings.FILE_SUFFIX
-    path = os.environ.get(twin)
-    if not path:
-        return value
-    if ctx.get_parameter_source(parameter) is not click.core.ParameterSource.DEFAULT:
-        raise InvalidInputError(f"set {variable} or {twin}, not both")
-    return read_file_twin(twin, path)
 
 
 def _configure_logging() -> None:

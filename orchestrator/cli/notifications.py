@@ -8,10 +8,9 @@ import click
 
 from orchestrator import settings, shapes
 from orchestrator.cli.context import AppContext, pass_app
-from orchestrator.cli.formatting import emit_json, emit_table, human_time, json_option
+from orchestrator.cli.formatting import emit_listing, human_time
+from orchestrator.cli.options import json_option, limit_option
 from orchestrator.records import DeliveryStatus
-
-MAX_ID = 2**63 - 1
 
 
 @click.group()
@@ -26,7 +25,7 @@ def notifications() -> None:
     type=click.Choice([status.value for status in DeliveryStatus]),
     help="pending (not delivered yet), delivered, or failed (given up).",
 )
-@click.option("--limit", type=click.IntRange(1, MAX_ID), default=50, help="At most this many.")
+@limit_option()
 @json_option
 @pass_app
 def list_notifications(
@@ -39,26 +38,21 @@ def list_notifications(
     items = app.operations().notifications(
         job=job, status=DeliveryStatus(status) if status else None, limit=limit
     )
-    if as_json:
-        emit_json([shapes.notification(item) for item in items])
-        return
-    if not items:
-        click.echo("no notifications")
-        return
-    emit_table(
-        ["ID", "RUN", "JOB", "EVENT", "STATUS", "ATTEMPTS", "LAST ANSWER", "QUEUED (UTC)"],
-        [
-            [
-                item.id,
-                item.run_id,
-                item.job,
-                item.event,
-                item.status.value,
-                item.attempts,
-                _answer(item.answers[-1]) if item.answers else None,
-                human_time(item.created_at),
-            ]
-            for item in items
+    emit_listing(
+        items,
+        as_json,
+        shape=shapes.notification,
+        empty="no notifications",
+        headers=["ID", "RUN", "JOB", "EVENT", "STATUS", "ATTEMPTS", "LAST ANSWER", "QUEUED (UTC)"],
+        row=lambda item: [
+            item.id,
+            item.run_id,
+            item.job,
+            item.event,
+            item.status.value,
+            item.attempts,
+            _answer(item.answers[-1]) if item.answers else None,
+            human_time(item.created_at),
         ],
     )
 

@@ -6,7 +6,8 @@ import click
 
 from orchestrator import shapes
 from orchestrator.cli.context import AppContext, pass_app
-from orchestrator.cli.formatting import emit_json, emit_table, json_option
+from orchestrator.cli.formatting import emit_listing
+from orchestrator.cli.options import json_option
 
 
 @click.group()
@@ -22,13 +23,11 @@ def list_ports(app: AppContext, as_json: bool) -> None:
 
     Example: orchestrator ports list --json
     """
-    rows = [shapes.lease(lease) for lease in app.operations().leases()]
-    if as_json:
-        emit_json(rows)
-    elif not rows:
-        click.echo("no ports leased")
-    else:
-        emit_table(
-            ["HOST IP", "PORT", "PROTOCOL", "CONTAINER PORT", "RUN", "JOB"],
-            [list(row.values()) for row in rows],
-        )
+    emit_listing(
+        [shapes.lease(lease) for lease in app.operations().leases()],
+        as_json,
+        shape=lambda row: row,
+        empty="no ports leased",
+        headers=["HOST IP", "PORT", "PROTOCOL", "CONTAINER PORT", "RUN", "JOB"],
+        row=lambda row: list(row.values()),
+    )

@@ -11,14 +11,13 @@ from orchestrator import shapes
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.formatting import (
     emit_json,
-    emit_table,
+    emit_listing,
     human_time,
-    json_option,
-    raw_option,
     terminal_safe,
 )
+from orchestrator.cli.options import json_option, limit_option, raw_option
 from orchestrator.errors import InvalidInputError
-from orchestrator.records import RunRecord, RunStatus
+from orchestrator.records import MAX_RUN_ID, RunRecord, RunStatus
 from orchestrator.units import format_size, parse_duration, parse_moment
 
 
@@ -28,8 +27,7 @@ def runs() -> None:
 
 
 # Run ids are 64-bit in both databases.
-MAX_ID = 2**63 - 1
-RUN_ID = click.IntRange(1, MAX_ID)
+RUN_ID = click.IntRange(1, MAX_RUN_ID)
 
 
 class MomentType(click.ParamType[datetime]):
@@ -78,7 +76,7 @@ def _duration(run: RunRecord) -> str:
     type=MomentType(),
     help="Only runs scheduled at or after this time (ISO 8601) or this long ago (7d).",
 )
-@click.option("--limit", type=click.IntRange(1, MAX_ID), default=50, help="At most this many runs.")
+@limit_option("runs")
 @click.option(
     "--before",
     type=RUN_ID,
@@ -107,26 +105,30 @@ def list_runs(
         before=before,
         limit=limit,
     )
-    if as_json:
-        emit_json([shapes.run_summary(run) for run in records])
-        return
-    if not records:
-        click.echo("no runs match")
-        return
-    emit_table(
-        ["ID", "JOB", "STATUS", "TRIGGER", "ATTEMPT", "SCHEDULED FOR (UTC)", "DURATION", "EXIT"],
-        [
-            [
-                run.id,
-                run.job,
-                run.status.value,
-                run.trigger.value,
-                run.attempt,
-                human_time(run.scheduled_for),
-                _duration(run),
-                run.exit_code,
-            ]
-            for run in records
+    emit_listing(
+        records,
+        as_json,
+        shape=shapes.run_summary,
+        empty="no runs match",
+        headers=[
+            "ID",
+            "JOB",
+            "STATUS",
+            "TRIGGER",
+            "ATTEMPT",
+            "SCHEDULED FOR (UTC)",
+            "DURATION",
+            "EXIT",
+        ],
+        row=lambda run: [
+            run.id,
+            run.job,
+            run.status.value,
+            run.trigger.value,
+            run.attempt,
+            human_time(run.scheduled_for),
+            _duration(run),
+            run.exit_code,
         ],
     )
 

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator import settings
-from orchestrator.cli.context import (
-    AppContext,
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.options import (
     allow_privileged_option,
-    pass_app,
-    read_file_twin,
+    health_file_option,
+    secret_from_env,
+    setting_option,
 )
 from orchestrator.errors import DatabaseUnavailableError, InvalidInputError
 from orchestrator.units import parse_duration
@@ -32,18 +33,6 @@ if TYPE_CHECKING:
 DATABASE_WAIT_SECONDS = 60
 # A scheduler started while the engine restarts (or before it is up) waits this long.
 ENGINE_WAIT_SECONDS = 120
-# A fire that comes while the engine is away waits this long for it, then fails.
-ENGINE_PATIENCE_SECONDS = 600
-
-
-health_file_option = click.option(
-    "--health-file",
-    envvar=settings.HEALTH_FILE_ENV,
-    show_envvar=True,
-    default=settings.DEFAULT_HEALTH_FILE,
-    type=click.Path(path_type=Path),
-    help="Refreshed every few seconds by the scheduler loop; `orchestrator health` reads it.",
-)
 
 
 def _upgrade_when_reachable(app: AppContext) -> None:
@@ -109,100 +98,19 @@ def _positive_seconds(text: str, what: str) -> float:
     type=click.Path(path_type=Path),
     help="Apply the job files in this folder at start (an idempotent upsert).",
 )
-@click.option(
-    "--max-parallel-launches",
-    envvar=settings.MAX_PARALLEL_LAUNCHES_ENV,
-    show_envvar=True,
-    type=click.IntRange(1, 64),
-    default=settings.DEFAULT_MAX_PARALLEL_LAUNCHES,
-    help="Container create and start calls in flight at once (and as many removes); "
-    "fires beyond what the engine takes wait, in order of due time, as pending runs.",
-)
-@click.option(
-    "--max-running",
-    envvar=settings.MAX_RUNNING_ENV,
-    show_envvar=True,
-    type=click.IntRange(1, 10_000),
-    default=settings.DEFAULT_MAX_RUNNING,
-    help="Runs this service follows at once (a thread and an engine connection each); "
-    "more wait to start.",
-)
-@click.option(
-    "--public-url",
-    envvar=settings.PUBLIC_URL_ENV,
-    show_envvar=True,
-    help="The dashboard's address as users reach it (https://cron.example.org): "
-    "notifications link to the run's page there.",
-)
-@click.option(
-    "--shutdown-grace",
-    envvar=settings.SHUTDOWN_GRACE_ENV,
-    show_envvar=True,
-    default="0s",
-    help="On SIGTERM, wait this long for runs in flight (0: leave "
-    "them running, to be reattached by the next start).",
-)
+@setting_option(settings.MAX_PARALLEL_LAUNCHES, type=click.IntRange(1, 64))
+@setting_option(settings.MAX_RUNNING, type=click.IntRange(1, 10_000))
+@setting_option(settings.PUBLIC_URL)
+@setting_option(settings.SHUTDOWN_GRACE)
 @health_file_option
-@click.option(
-    "--adopt-after",
-    envvar=settings.ADOPT_AFTER_ENV,
-    show_envvar=True,
-    default=settings.DEFAULT_ADOPT_AFTER,
-    help="Adopt a run whose scheduler has not sent a heartbeat for this long.",
-)
-@click.option(
-    "--log-format",
-    envvar=settings.LOG_FORMAT_ENV,
-    show_envvar=True,
-    type=click.Choice(["text", "json"]),
-    default="text",
-    help="Log lines as text or JSON.",
-)
-@click.option(
-    "--log-level",
-    envvar=settings.LOG_LEVEL_ENV,
-    show_envvar=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-)
-@click.option(
-    "--http",
-    envvar=settings.HTTP_ENV,
-    show_envvar=True,
-    metavar="HOST:PORT",
-    help="Serve the HTTP API, /metrics, /healthz and /readyz here (off by default). Tokens: "
-    f"{settings.API_TOKEN_ENV} (or {settings.API_TOKEN_ENV}{settings.FILE_SUFFIX}) and "
-    f"{settings.API_TOKENS_FILE_ENV}; without one it serves only on a loopback address.",
-)
-@click.option(
-    "--api-tokens-file",
-    envvar=settings.API_TOKENS_FILE_ENV,
-    show_envvar=True,
-    type=click.Path(path_type=str),
-    help="API tokens, one 'name:token[:read]' a line (a token's name is what the audit shows).",
-)
-@click.option(
-    "--http-read-open",
-    envvar=settings.HTTP_READ_OPEN_ENV,
-    show_envvar=True,
-    is_flag=True,
-    help="Let the API's reads (jobs, runs, ports, audit) be made without a token.",
-)
-@click.option(
-    "--metrics-need-token",
-    envvar=settings.METRICS_NEED_TOKEN_ENV,
-    show_envvar=True,
-    is_flag=True,
-    help="Serve /metrics only to a request with a token (read tokens do).",
-)
-@click.option(
-    "--metrics-per-job-histograms",
-    envvar=settings.METRICS_PER_JOB_ENV,
-    show_envvar=True,
-    is_flag=True,
-    help="Give the duration and lateness histograms a job_name label (a series per job "
-    "and bucket: mind the count with many jobs).",
-)
+@setting_option(settings.ADOPT_AFTER)
+@setting_option(settings.LOG_FORMAT, type=click.Choice(["text", "json"]))
+@setting_option(settings.LOG_LEVEL, type=click.Choice(["debug", "info", "warning", "error"]))
+@setting_option(settings.HTTP, metavar="HOST:PORT")
+@setting_option(settings.API_TOKENS_FILE, type=click.Path(path_type=str))
+@setting_option(settings.HTTP_READ_OPEN)
+@setting_option(settings.METRICS_NEED_TOKEN)
+@setting_option(settings.METRICS_PER_JOB_HISTOGRAMS)
 @allow_privileged_option("Such a job controls the host.")
 @pass_app
 def serve(
@@ -259,7 +167,7 @@ def serve(
         app.where(),
         replace(
             app.launch_settings(),
-            engine_patience_seconds=ENGINE_PATIENCE_SECONDS,
+            engine_patience_seconds=settings.ENGINE_PATIENCE_SECONDS,
             max_parallel_launches=max_parallel_launches,
         ),
         ServiceSettings(
@@ -318,20 +226,6 @@ class _Listen:
     api: ApiSettings
 
 
-def _secret_setting(variable: str) -> str | None:
-    """A secret from the environment, or from the file its `_FILE` twin names."""
-    import os
-
-    value = os.environ.get(variable) or None
-    twin = variable + settings.FILE_SUFFIX
-    path = os.environ.get(twin)
-    if not path:
-        return value
-    if value:
-        raise InvalidInputError(f"set {variable} or {twin}, not both")
-    return read_file_twin(twin, path)
-
-
 def _http_settings(
     http: str | None, tokens_file: str | None, read_open: bool, metrics_need_token: bool
 ) -> _Listen | None:
@@ -342,7 +236,7 @@ def _http_settings(
     from orchestrator.api.auth import is_loopback, load_tokens, parse_listen
 
     host, port = parse_listen(http)
-    tokens = load_tokens(_secret_setting(settings.API_TOKEN_ENV), tokens_file)
+    tokens = load_tokens(secret_from_env(settings.API_TOKEN), tokens_file)
     if not tokens.configured and not is_loopback(host):
         raise InvalidInputError(
             f"--http {http}: serving beyond this host needs a token: set "

@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from orchestrator.hostpaths import MountPlan, SelfContainer
+
+# The labels on every workload we start, re-exported: the engine's users import them here.
+from orchestrator.labels import JOB_LABEL as JOB_LABEL
+from orchestrator.labels import LAUNCH_LABEL as LAUNCH_LABEL
+from orchestrator.labels import MANAGED_LABEL as MANAGED_LABEL
+from orchestrator.labels import RUN_LABEL as RUN_LABEL
 from orchestrator.spec import PullPolicy
 
 Handle = str
-
-# Labels on every workload we start: how a scheduler finds its own after a restart.
-MANAGED_LABEL = "orchestrator.managed"
-JOB_LABEL = "orchestrator.job"
-RUN_LABEL = "orchestrator.run"
-# One launch of a run (a random token): how a launch whose create or start call timed
-# out finds what the engine did meanwhile, even where run ids repeat (two databases).
-LAUNCH_LABEL = "orchestrator.launch"
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,11 @@ from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.service.health import LoopBeats
 from orchestrator.service.observers import Observers
 from orchestrator.service.timetable import Timetable
+from orchestrator.settings import IDLE_BEAT_SECONDS
 from orchestrator.spec import Concurrency, JobSpec
 from orchestrator.store.facade import Store
 
 log = logging.getLogger(__name__)
-# An idle worker wakes this often, so that its health beat shows it is alive.
-IDLE_BEAT_SECONDS = 1.0
 Fire = tuple[str, datetime, RunTrigger]
 
 

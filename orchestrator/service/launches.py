@@ -24,15 +24,13 @@ from orchestrator.policies.lateness import LATE_SECONDS, due_time, missed_start_
 from orchestrator.records import RunRecord
 from orchestrator.runner import Launched, NotStarted, RunLauncher
 from orchestrator.service.health import LoopBeats
-from orchestrator.settings import DEFAULT_MAX_RUNNING
+from orchestrator.settings import DEFAULT_MAX_RUNNING, IDLE_BEAT_SECONDS
 from orchestrator.spec import JobSpec
 
 log = logging.getLogger(__name__)
 # Saturation is told once it lasted this long, then again at most this often.
 SATURATION_TELL_AFTER_SECONDS = 5.0
 SATURATION_TELL_EVERY_SECONDS = 30.0
-# An idle worker wakes this often, so that its health beat shows it is alive.
-IDLE_BEAT_SECONDS = 1.0
 # Told when a run ends, with its record (None when it ended by an error of ours).
 RunEnded = Callable[[RunRecord, JobSpec, RunRecord | None], None]
 

@@ -183,6 +183,8 @@ EDGE_STORE_ALLOWED = (
     "orchestrator.store.migrations",
     "orchestrator.store.facade",
     "orchestrator.store.sqlite_listing",
+    # Ctrl-C held back while the main thread is inside a unit of work (`jobs run`).
+    "orchestrator.store.interrupts",
 )
 
 
