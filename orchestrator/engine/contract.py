@@ -51,7 +51,7 @@ class ContainerSpec:
     host_network: bool = False
     host_pid: bool = False
     # stderr joined to stdout, so the output keeps the order it was written in, where
-    # the image allows it (see orchestrator.engine.merging).
+    # the image allows it (see orchestrator.engine.docker.merging).
     merge_output: bool = False
 
 

@@ -20,10 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from orchestrator.engine.contract import (
-    JOB_LABEL,
-    LAUNCH_LABEL,
-    MANAGED_LABEL,
-    RUN_LABEL,
     ContainerExit,
     ContainerSpec,
     Engine,
@@ -41,6 +37,7 @@ from orchestrator.engine.errors import (
     PortAllocatedError,
 )
 from orchestrator.hostpaths import SelfContainer
+from orchestrator.labels import JOB_LABEL, LAUNCH_LABEL, MANAGED_LABEL, RUN_LABEL
 from orchestrator.spec import PullPolicy
 
 EXIT_KILLED = 137  # 128 + SIGKILL, as Docker reports it

@@ -7,13 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from orchestrator.engine import (
-    JOB_LABEL,
-    LAUNCH_LABEL,
-    MANAGED_LABEL,
-    RUN_LABEL,
     ContainerSpec,
 )
 from orchestrator.hostpaths import MountPlan
+from orchestrator.labels import JOB_LABEL, LAUNCH_LABEL, MANAGED_LABEL, RUN_LABEL
 from orchestrator.records import RunRecord
 from orchestrator.runner.secretfiles import LaunchSecrets
 from orchestrator.spec import JobSpec

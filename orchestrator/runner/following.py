@@ -25,6 +25,7 @@ from orchestrator.masking import OutputMasker
 from orchestrator.policies.outcomes import classify_exit
 from orchestrator.records import RunRecord, RunStatus
 from orchestrator.runner.timers import Timers
+from orchestrator.settings import ENGINE_PATIENCE_SECONDS
 from orchestrator.spec import JobSpec
 from orchestrator.tailbuffer import TailBuffer
 from orchestrator.units import format_duration
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 OutputSink = Callable[[bytes], None]
-# How long a run waits for an engine that went away before giving up.
-ENGINE_PATIENCE_SECONDS = 600
 
 
 class Finish(Protocol):

@@ -22,10 +22,6 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Mount
 
 from orchestrator.engine.contract import (
-    JOB_LABEL,
-    LAUNCH_LABEL,
-    MANAGED_LABEL,
-    RUN_LABEL,
     ContainerExit,
     ContainerSpec,
     Engine,
@@ -47,7 +43,8 @@ from orchestrator.errors import (
     PortAllocatedError,
 )
 from orchestrator.hostpaths import ScannedMount, SelfContainer, parse_api_version
-from orchestrator.settings import CONTAINER_ID_ENV
+from orchestrator.labels import JOB_LABEL, LAUNCH_LABEL, MANAGED_LABEL, RUN_LABEL
+from orchestrator.settings import CONTAINER_ID_ENV, DEFAULT_DOCKER_SOCKET, DOCKER_HOST_ENV
 from orchestrator.spec import PullPolicy
 
 log = logging.getLogger(__name__)
@@ -85,7 +82,7 @@ class DockerEngine:
             client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
             client.ping()
         except (DockerException, requests.RequestException) as error:
-            where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            where = os.environ.get(DOCKER_HOST_ENV) or f"unix://{DEFAULT_DOCKER_SOCKET}"
             raise EngineUnavailableError(
                 f"cannot reach the Docker engine at {where}: {_reason(error)}"
             ) from None
