@@ -1,7 +1,7 @@
 """Write orchestrator/cli/top_help.py: `orchestrator --help` as click renders it on a
 terminal of 80 columns or more, which the executable prints without importing click
 (orchestrator.cli.entry). Run it after changing a top-level option or a line of
-SUBCOMMANDS; tests/cli/test_errors_and_help.py says when."""
+SUBCOMMANDS; tests/component/cli/test_errors_and_help.py says when."""
 
 from __future__ import annotations
 

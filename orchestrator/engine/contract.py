@@ -2,7 +2,7 @@
 engine, in our own records (never Docker's dicts).
 
 `DockerEngine` implements it against a real engine, `FakeEngine` in memory for fast
-tests of the scheduling policies. One suite of contract tests (tests/engine_contract)
+tests of the scheduling policies. One suite of contract tests (tests/integration/engine)
 runs against both, so the fake cannot drift from the engine it stands in for.
 
 A run's workload is addressed by a handle: an opaque string the engine gave at create

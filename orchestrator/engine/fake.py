@@ -7,7 +7,7 @@ told that a host port is taken outside our ledger, that an image is missing, tha
 goes away and comes back, that its create, start and remove calls are slow, and that
 some of them time out (having done their work or not) or fail. Time is real (scripted
 durations are meant to be short); every method is thread-safe. The contract tests in
-tests/engine_contract run the same checks against this and against Docker.
+tests/integration/engine run the same checks against this and against Docker.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The service's policies as pure functions: overlap, retries, exit outcomes, owner
-liveness. The service only wires them (tests/fast and tests/service see them in action)."""
+liveness. The service only wires them (tests/component and tests/service see them in action)."""
 
 from __future__ import annotations
 
