@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orchestrator.clock import Clock, utc_now
@@ -29,20 +30,13 @@ LEASE_GRACE = timedelta(minutes=10)
 DEFAULT_LEASE = timedelta(hours=24)
 
 
+@dataclass(eq=False)
 class PortLeaser:
-    def __init__(
-        self,
-        store: Store,
-        engine: Engine,
-        pool: PortRange,
-        host_ip: str,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.store = store
-        self.engine = engine
-        self.pool = pool
-        self.host_ip = host_ip
-        self.clock = clock
+    store: Store
+    engine: Engine
+    pool: PortRange
+    host_ip: str
+    clock: Clock = utc_now
 
     def _expiry(self, now: datetime, timeout: timedelta | None) -> datetime:
         return now + (timeout or DEFAULT_LEASE) + LEASE_GRACE

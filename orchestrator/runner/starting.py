@@ -14,7 +14,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from orchestrator.backoff import with_backoff
@@ -74,32 +74,25 @@ class Started:
     masked: tuple[bytes, ...]
 
 
+@dataclass(eq=False)
 class ContainerStarter:
     """Starts one container per launch; at most as many create and start calls in
     flight as `engine_calls` allows."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        leaser: PortLeaser,
-        where: SelfContainer,
-        settings: LaunchSettings,
-        *,
-        engine_calls: threading.BoundedSemaphore,
-        record_container: RecordContainer,
-        remove: Callable[[str], None],
-    ) -> None:
-        self.engine = engine
-        self.leaser = leaser
-        self.where = where
-        self.settings = settings
-        self.engine_calls = engine_calls
-        self.record_container = record_container
-        self.remove = remove
+    engine: Engine
+    leaser: PortLeaser
+    where: SelfContainer
+    settings: LaunchSettings
+    _: KW_ONLY
+    engine_calls: threading.BoundedSemaphore
+    record_container: RecordContainer
+    remove: Callable[[str], None]
+
+    def __post_init__(self) -> None:
         self.policy = HostPolicy(
-            allow_privileged_jobs=settings.allow_privileged_jobs,
-            allowed_host_paths=settings.allowed_host_paths,
-            engine_sockets=engine_socket_on_host(settings.engine_socket, where),
+            allow_privileged_jobs=self.settings.allow_privileged_jobs,
+            allowed_host_paths=self.settings.allowed_host_paths,
+            engine_sockets=engine_socket_on_host(self.settings.engine_socket, self.where),
         )
 
     def start(self, run: RunRecord, spec: JobSpec, created: list[str]) -> Started:

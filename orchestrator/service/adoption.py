@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orchestrator.engine import Engine, ManagedWorkload
@@ -25,29 +26,20 @@ LEFTOVER_SECONDS = timedelta(seconds=30)
 StartRun = Callable[[RunRecord, JobSpec, Callable[[], RunRecord] | None], None]
 
 
+@dataclass(eq=False, kw_only=True)
 class Adoption:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        engine: Engine,
-        launcher: RunLauncher,
-        owner: str,
-        stale_after: timedelta,
-        clock: Callable[[], datetime],
-        start_run: StartRun,
-        active_ids: Callable[[], set[int]],
-    ) -> None:
-        self.store = store
-        self.engine = engine
-        self.launcher = launcher
-        self.owner = owner
-        self.stale_after = stale_after
-        self.clock = clock
-        self.start_run = start_run
-        self.active_ids = active_ids
+    store: Store
+    engine: Engine
+    launcher: RunLauncher
+    owner: str
+    stale_after: timedelta
+    clock: Callable[[], datetime]
+    start_run: StartRun
+    active_ids: Callable[[], set[int]]
+
+    def __post_init__(self) -> None:
         self.here = here_now()
-        self.leftover_after = max(LEFTOVER_SECONDS, 2 * stale_after)
+        self.leftover_after = max(LEFTOVER_SECONDS, 2 * self.stale_after)
 
     def adopt_orphans(self, now: datetime) -> None:
         # Our own runs that no thread of ours follows (a write that failed mid-outage).

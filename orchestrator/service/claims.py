@@ -9,6 +9,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from orchestrator.engine import Engine
@@ -27,35 +28,22 @@ log = logging.getLogger(__name__)
 Fire = tuple[str, datetime, RunTrigger]
 
 
+@dataclass(eq=False, kw_only=True)
 class ClaimWorkers:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        engine: Engine,
-        owner: str,
-        timetable: Timetable,
-        clock: Callable[[], datetime],
-        observers: Observers,
-        beats: LoopBeats,
-        stopping: threading.Event,
-        start_run: Callable[[RunRecord, JobSpec], None],
-        is_active: Callable[[int], bool],
-        stop_grace_seconds: int,
-        with_defaults: Callable[[JobSpec], JobSpec] = lambda spec: spec,
-    ) -> None:
-        self.store = store
-        self.engine = engine
-        self.owner = owner
-        self.timetable = timetable
-        self.clock = clock
-        self.observers = observers
-        self.beats = beats
-        self.stopping = stopping
-        self.start_run = start_run
-        self.is_active = is_active
-        self.stop_grace_seconds = stop_grace_seconds
-        self.with_defaults = with_defaults
+    store: Store
+    engine: Engine
+    owner: str
+    timetable: Timetable
+    clock: Callable[[], datetime]
+    observers: Observers
+    beats: LoopBeats
+    stopping: threading.Event
+    start_run: Callable[[RunRecord, JobSpec], None]
+    is_active: Callable[[int], bool]
+    stop_grace_seconds: int
+    with_defaults: Callable[[JobSpec], JobSpec] = lambda spec: spec
+
+    def __post_init__(self) -> None:
         self.fires: queue.Queue[Fire | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
 

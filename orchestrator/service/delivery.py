@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orchestrator.errors import OrchestratorError
@@ -22,27 +23,18 @@ log = logging.getLogger(__name__)
 CLAIM_SECONDS = 60.0
 
 
+@dataclass(eq=False, kw_only=True)
 class DeliveryWorkers:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        owner: str,
-        secrets_dir: str,
-        clock: Callable[[], datetime],
-        stopping: threading.Event,
-        workers: int = 4,
-        poll_seconds: float = 0.5,
-        public_url: str | None = None,
-    ) -> None:
-        self.store = store
-        self.owner = owner
-        self.secrets_dir = secrets_dir
-        self.clock = clock
-        self.stopping = stopping
-        self.workers = workers
-        self.poll_seconds = poll_seconds
-        self.public_url = public_url
+    store: Store
+    owner: str
+    secrets_dir: str
+    clock: Callable[[], datetime]
+    stopping: threading.Event
+    workers: int = 4
+    poll_seconds: float = 0.5
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
         self._threads: list[threading.Thread] = []
         # The turn to look in the outbox: one worker at a time, and one that found it
         # empty keeps the turn while it waits, so an idle outbox is read once per

@@ -71,23 +71,16 @@ class PoolStats:
         }
 
 
+@dataclass(eq=False, kw_only=True)
 class LaunchPool:
-    def __init__(
-        self,
-        *,
-        launcher: RunLauncher,
-        clock: Callable[[], datetime],
-        beats: LoopBeats,
-        ended: RunEnded,
-        workers: int,
-        max_running: int = DEFAULT_MAX_RUNNING,
-    ) -> None:
-        self.launcher = launcher
-        self.clock = clock
-        self.beats = beats
-        self.ended = ended
-        self.workers = workers
-        self.max_running = max_running
+    launcher: RunLauncher
+    clock: Callable[[], datetime]
+    beats: LoopBeats
+    ended: RunEnded
+    workers: int
+    max_running: int = DEFAULT_MAX_RUNNING
+
+    def __post_init__(self) -> None:
         self._waiting: list[_Waiting] = []
         self._order = itertools.count()
         self._changed = threading.Condition()
