@@ -69,7 +69,8 @@ def attempt(
         try:
             status = _send(outgoing, secrets_dir, public_url, now)
             return 200 <= status < 300, {"status": status}
-        except urllib.error.HTTPError as error:
+        except urllib.error.HTTPError as error:  # a 3xx (not followed), 4xx or 5xx
+            error.close()
             return False, {"status": error.code}
         except (SecretUnavailableError, NotDeliveredError) as error:
             return False, {"error": _guard_said(guard) or str(error)[:300]}
