@@ -91,6 +91,10 @@ CONTAINER_LABELS: Setting[tuple[str, ...]] = Setting(
     "space-separated list).",
 )
 NOTIFY: Setting[str | None] = Setting("notify", "ORCHESTRATOR_NOTIFY", None, "")
+# Hosts and networks that notifications may reach although loopback or link-local.
+NOTIFY_ALLOWED_HOSTS: Setting[str] = Setting(
+    "notify-allowed-hosts", "ORCHESTRATOR_NOTIFY_ALLOWED_HOSTS", "", ""
+)
 DOCKER_HOST: Setting[str | None] = Setting("docker-host", "DOCKER_HOST", None, "")
 
 # `serve` and `health`.
@@ -200,6 +204,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     REGISTRY_AUTH,
     CONTAINER_LABELS,
     NOTIFY,
+    NOTIFY_ALLOWED_HOSTS,
     DOCKER_HOST,
     MAX_PARALLEL_LAUNCHES,
     MAX_RUNNING,
@@ -255,6 +260,7 @@ DEFAULT_SECRETS_DIR = SECRETS_DIR.default
 REGISTRY_AUTH_ENV = REGISTRY_AUTH.env
 DOCKER_HOST_ENV = DOCKER_HOST.env
 NOTIFY_ENV = NOTIFY.env
+NOTIFY_ALLOWED_HOSTS_ENV = NOTIFY_ALLOWED_HOSTS.env
 HTTP_ENV = HTTP.env
 API_TOKEN_ENV = API_TOKEN.env
 API_TOKENS_FILE_ENV = API_TOKENS_FILE.env

@@ -40,6 +40,7 @@ class AppContext:
     registry_auth: str | None = None
     docker_host: str | None = None
     default_notify: str | None = None
+    notify_allowed_hosts: str = ""
     _database: Database | None = field(default=None, repr=False)
     _checked: bool = False
     _engine: DockerEngine | None = field(default=None, repr=False)
@@ -139,8 +140,14 @@ class AppContext:
             from orchestrator.spec import parse_default_notify
 
             default_notify = parse_default_notify(self.default_notify, settings.NOTIFY_ENV)
+        from orchestrator.policies.destinations import parse_allowed_hosts
+
+        allowed = parse_allowed_hosts(
+            settings.split_list(self.notify_allowed_hosts), settings.NOTIFY_ALLOWED_HOSTS_ENV
+        )
         return dict(
             default_notify=default_notify,
+            notify_allowed_hosts=allowed,
             extra_labels=tuple(labels),
             output_limit=limit,
             keep_containers=self.keep_containers,

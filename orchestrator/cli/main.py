@@ -156,6 +156,7 @@ def cli(
         registry_auth=registry_auth or None,
         docker_host=os.environ.get(settings.DOCKER_HOST.env) or None,
         default_notify=os.environ.get(settings.NOTIFY.env) or None,
+        notify_allowed_hosts=os.environ.get(settings.NOTIFY_ALLOWED_HOSTS.env, ""),
     )
     ctx.obj = app
     ctx.call_on_close(app.close)

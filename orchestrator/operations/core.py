@@ -53,9 +53,11 @@ class Operations:
     ) -> list[tuple[str, bool, str]]:
         """Send a `test` event to every receiver of the job now: (URL as written,
         delivered, the answer)."""
+        from orchestrator.service.delivery import delivery_policy
         from orchestrator.service.senders import APPRISE, Outgoing, attempt
 
         spec = self.backends.store.job(job).spec
+        policy = delivery_policy(self.backends.launch_settings())
         answers = []
         for target in spec.notify:
             outgoing = Outgoing(
@@ -66,7 +68,7 @@ class Operations:
                 delivery_id=0,
                 secret_name=target.secret,
             )
-            delivered, said = attempt(outgoing, self.backends.secrets_dir, public_url)
+            delivered, said = attempt(outgoing, self.backends.secrets_dir, public_url, policy)
             if target.kind == "apprise" and delivered:
                 shown = "delivered"
             elif "status" in said:

@@ -7,6 +7,8 @@ yet); `recovered` is a success whose job's previous fire ended in a final failur
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
@@ -134,6 +136,30 @@ def on_start(spec: JobSpec) -> StartedEvents | None:
 def signature(body: bytes, key: bytes) -> str:
     """X-Orchestrator-Signature: sha256=<hex HMAC-SHA256 of the body>."""
     return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+# Standard Webhooks (standardwebhooks.com): a secret written `whsec_<base64>` is that
+# base64's bytes; any other secret file's content is the key itself.
+STANDARD_SECRET_PREFIX = "whsec_"
+
+
+def standard_key(secret: bytes) -> bytes:
+    """The HMAC key of a secret file's (stripped) content; ValueError when a whsec_
+    secret is not base64."""
+    if not secret.startswith(STANDARD_SECRET_PREFIX.encode()):
+        return secret
+    encoded = secret[len(STANDARD_SECRET_PREFIX) :]
+    try:  # (padding may be left off, as the reference libraries allow)
+        return base64.b64decode(encoded + b"=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+
+
+def standard_signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
 
 
 def retry_delay(attempts: int) -> float:

@@ -3,8 +3,9 @@ service build one from their options; the defaults are the settings module's).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from orchestrator.policies.destinations import AllowedHosts
 from orchestrator.ports import PortRange, parse_port_range
 from orchestrator.runner.heartbeats import HEARTBEAT_SECONDS
 from orchestrator.settings import (
@@ -49,6 +50,8 @@ class LaunchSettings:
     engine_patience_seconds: float = 0
     # Told of the runs of jobs that name no `notify:` of their own (ORCHESTRATOR_NOTIFY).
     default_notify: tuple[NotifySpec, ...] = ()
+    # Loopback or link-local hosts notifications may reach (ORCHESTRATOR_NOTIFY_ALLOWED_HOSTS).
+    notify_allowed_hosts: AllowedHosts = field(default_factory=AllowedHosts)
     max_parallel_launches: int = DEFAULT_MAX_PARALLEL_LAUNCHES
     # How often the runs this process holds are beaten for (the service: at most a third
     # of --adopt-after).

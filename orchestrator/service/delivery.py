@@ -1,26 +1,37 @@
 """Delivering the notification outbox: a few workers of the service take due
 notifications (one scheduler each: a claim in the database), POST them, record every
 attempt's answer, and try again with backoff until delivered or their time runs out.
-A receiver that is down or slow holds one worker for at most the request timeout; fires
-never wait for deliveries."""
+A receiver that is down or slow holds one worker for at most the delivery's deadline;
+fires never wait for deliveries."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies import notify_events
 from orchestrator.records import Notification
-from orchestrator.service.senders import Outgoing, attempt
+from orchestrator.runner.launch_settings import LaunchSettings
+from orchestrator.service.outbound import DeliveryPolicy
+from orchestrator.service.senders import REQUEST_TIMEOUT_SECONDS, Outgoing, attempt
 from orchestrator.store.facade import Store
 
 log = logging.getLogger(__name__)
 # A claim outlives any one attempt; a scheduler that died mid-attempt loses it after.
 CLAIM_SECONDS = 60.0
+
+
+def delivery_policy(launch: LaunchSettings) -> DeliveryPolicy:
+    """Where this process's deliveries may connect, from its settings."""
+    return DeliveryPolicy(
+        allowed=launch.notify_allowed_hosts,
+        engine_address=launch.engine_address,
+        deadline_seconds=REQUEST_TIMEOUT_SECONDS,
+    )
 
 
 @dataclass(eq=False, kw_only=True)
@@ -33,6 +44,7 @@ class DeliveryWorkers:
     workers: int = 4
     poll_seconds: float = 0.5
     public_url: str | None = None
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
     def __post_init__(self) -> None:
         self._threads: list[threading.Thread] = []
@@ -84,7 +96,9 @@ class DeliveryWorkers:
 
     def _deliver(self, item: Notification) -> None:
         started = self.clock()
-        delivered, said = attempt(Outgoing.of(item), self.secrets_dir, self.public_url)
+        delivered, said = attempt(
+            Outgoing.of(item), self.secrets_dir, self.public_url, self.policy, started.timestamp()
+        )
         answer: dict[str, object] = {"at": started.isoformat(), **said}
         now = self.clock()
         retry_at = now + timedelta(seconds=notify_events.retry_delay(item.attempts + 1))

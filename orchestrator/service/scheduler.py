@@ -40,7 +40,7 @@ from orchestrator.runner import DATABASE_PATIENCE_SECONDS, LaunchSettings, RunLa
 from orchestrator.runner.identity import make_owner_id
 from orchestrator.service.adoption import Adoption
 from orchestrator.service.claims import ClaimWorkers
-from orchestrator.service.delivery import DeliveryWorkers
+from orchestrator.service.delivery import DeliveryWorkers, delivery_policy
 from orchestrator.service.health import LoopBeats, write_health_file
 from orchestrator.service.launches import LaunchPool
 from orchestrator.service.observers import Observers
@@ -135,6 +135,7 @@ class SchedulerService:
             stopping=self._stop,
             workers=settings.delivery_workers,
             public_url=settings.public_url,
+            policy=delivery_policy(launch),
         )
         self.adoption = Adoption(
             store=self.store,

@@ -116,7 +116,7 @@ def test_three_schedulers_deliver_each_notification_once(
 ) -> None:
     from orchestrator.records import DeliveryStatus
     from orchestrator.store.facade import Store
-    from tests.acceptance.service.test_notifications import Receiver
+    from tests.acceptance.service.test_notifications import LOOPBACK_GRANT, Receiver
 
     receiver = Receiver()
     receiver.delay = 0.7  # slow: each delivery is held long enough for others to try it
@@ -133,7 +133,7 @@ def test_three_schedulers_deliver_each_notification_once(
   notify: [{{webhook: "{receiver.url}"}}]
 """,
         )
-        services = [start_service("--jobs", str(jobs)) for _ in range(3)]
+        services = [start_service("--jobs", str(jobs), env=LOOPBACK_GRANT) for _ in range(3)]
         wait_for(lambda: len(receiver.received) >= 3, 60, "the first notifications")
         time.sleep(12)
         store = Store(postgres)

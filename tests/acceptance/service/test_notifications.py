@@ -23,6 +23,8 @@ from orchestrator.store.facade import Store
 from tests.acceptance.service.conftest import all_runs, wait_for, write_jobs
 
 KEY = b"hook-key-" + b"7" * 16
+# The receivers listen on loopback, which deliveries refuse without this grant.
+LOOPBACK_GRANT = {"ORCHESTRATOR_NOTIFY_ALLOWED_HOSTS": "127.0.0.1"}
 
 
 class Receiver:
@@ -119,6 +121,7 @@ def test_a_failed_run_is_told_signed_once_per_event(
         env={
             "ORCHESTRATOR_SECRETS_DIR": str(secrets_dir),
             "ORCHESTRATOR_PUBLIC_URL": "https://cron.example.org/",
+            **LOOPBACK_GRANT,
         }
     )
     wait_for(lambda: (tmp_path / "health.json").exists(), 30, "the service to start")
@@ -148,6 +151,7 @@ def test_a_failed_run_is_told_signed_once_per_event(
     shown = docker_cli("runs", "show", str(run_id)).stdout
     assert "--- notifications ---" in shown and "failed -> http://127.0.0.1" in shown
     assert "delivered (1 attempt(s), last: HTTP 204)" in shown
+    docker_cli.env.update(LOOPBACK_GRANT)
     tested = docker_cli("--secrets-dir", str(secrets_dir), "notifications", "test", "breaks").stdout
     assert "HTTP 204" in tested and receiver.events()[-1]["event"] == "test"
 
@@ -173,7 +177,7 @@ def test_a_receiver_down_then_a_sigkilled_scheduler_still_deliver_it(
 """,
     )
     docker_cli("jobs", "apply", str(jobs))
-    first = start_service(env={"ORCHESTRATOR_SECRETS_DIR": str(secrets_dir)})
+    first = start_service(env={"ORCHESTRATOR_SECRETS_DIR": str(secrets_dir), **LOOPBACK_GRANT})
     wait_for(lambda: (tmp_path / "health.json").exists(), 30, "the service to start")
     went_down = time.monotonic()
     run_id = int(docker_cli("jobs", "run", "breaks", "--detach").stdout.split()[2])
@@ -195,7 +199,7 @@ def test_a_receiver_down_then_a_sigkilled_scheduler_still_deliver_it(
     ]
     first.kill()
     receiver.start()
-    second = start_service(env={"ORCHESTRATOR_SECRETS_DIR": str(secrets_dir)})
+    second = start_service(env={"ORCHESTRATOR_SECRETS_DIR": str(secrets_dir), **LOOPBACK_GRANT})
     wait_for(lambda: receiver.received, 60, "the notification after the receiver came back")
     time.sleep(1)
     assert [event["event"] for event in receiver.events()] == ["failed"]
@@ -232,7 +236,7 @@ def test_service_wide_receivers_hear_of_jobs_that_name_none(
 """,
     )
     docker_cli("jobs", "apply", str(jobs))
-    start_service(env={"ORCHESTRATOR_NOTIFY": f"  {receiver.url}  "})
+    start_service(env={"ORCHESTRATOR_NOTIFY": f"  {receiver.url}  ", **LOOPBACK_GRANT})
     wait_for(lambda: (tmp_path / "health.json").exists(), 30, "the service to start")
     plain = int(docker_cli("jobs", "run", "plain", "--detach").stdout.split()[2])
     docker_cli("jobs", "run", "own", "--detach")
@@ -334,6 +338,7 @@ def test_apprise_sends_an_e_mail_with_the_password_from_the_secrets_directory(
             env={
                 "ORCHESTRATOR_SECRETS_DIR": str(secrets_dir),
                 "ORCHESTRATOR_PUBLIC_URL": "https://cron.example.org",
+                **LOOPBACK_GRANT,
             }
         )
         wait_for(lambda: (tmp_path / "health.json").exists(), 30, "the service to start")
@@ -353,6 +358,7 @@ def test_apprise_sends_an_e_mail_with_the_password_from_the_secrets_directory(
         assert "{{secret:smtp_password}}" in item.url and password not in item.url
         exported = docker_cli("jobs", "export").stdout
         assert "{{secret:smtp_password}}" in exported and password not in exported
+        docker_cli.env.update(LOOPBACK_GRANT)
         tested = docker_cli(
             "--secrets-dir", str(secrets_dir), "notifications", "test", "mailer"
         ).stdout
