@@ -9,10 +9,15 @@ import uuid
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
-from tests.acceptance.api.conftest import READ_TOKEN, WRITE_TOKEN, ApiService, sse_events
+from tests.acceptance.api.conftest import (
+    READ_TOKEN,
+    WRITE_TOKEN,
+    ApiService,
+    sign_in,
+    sse_events,
+)
 from tests.conftest import Cli
 
 
@@ -299,8 +304,7 @@ def test_chains_run_and_a_chained_to_job_is_not_deleted_without_force(
             break
         time.sleep(0.2)
     assert [(r["trigger"], r["parent_run_id"]) for r in runs] == [("chain", started["id"])]
-    page = requests.Session()
-    page.post(api.url + "/signin", data={"token": WRITE_TOKEN, "next": "/jobs"})
+    page, _ = sign_in(api.url, WRITE_TOKEN)
     shown = page.get(f"{api.url}/runs/{runs[0]['id']}").text
     assert f'Chained from</dt><dd><a href="/runs/{started["id"]}">' in shown
     refused = api.request("DELETE", f"/api/jobs/{child}")
