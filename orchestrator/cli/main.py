@@ -156,6 +156,8 @@ def cli(
         registry_auth=registry_auth or None,
         docker_host=os.environ.get(settings.DOCKER_HOST.env) or None,
         default_notify=os.environ.get(settings.NOTIFY.env) or None,
+        allow_low_ports=os.environ.get(settings.ALLOW_LOW_PORTS_ENV),
+        default_pids_limit=os.environ.get(settings.DEFAULT_PIDS_LIMIT_ENV),
     )
     ctx.obj = app
     ctx.call_on_close(app.close)

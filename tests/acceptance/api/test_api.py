@@ -436,3 +436,14 @@ def test_odd_job_names_in_the_path_are_404s(api: ApiService) -> None:
         assert response.status_code == 404, (name, response.text)
         assert len(response.json()["error"]) < 200
     assert "Traceback" not in api.output()
+
+
+def test_a_job_pinning_a_low_host_port_is_refused_at_apply(api: ApiService) -> None:
+    name = unique("squat")
+    answer = api.apply(job_text(name) + "ports: ['53:53/udp']\n")
+    assert answer.status_code == 422
+    assert answer.json()["error"] == (
+        f"api:alice: job {name!r}: ports[0]: host port 53 is below 1024, where the host's "
+        "own services listen: pin one from 1024 up, or set ORCHESTRATOR_ALLOW_LOW_PORTS=true"
+    )
+    assert api.get(f"/api/jobs/{name}").status_code == 404
