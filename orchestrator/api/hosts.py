@@ -71,8 +71,9 @@ def allowed_hosts(public_url: str | None, extra: Iterable[str]) -> AllowedHosts:
         if host:
             names.add(host.rstrip("."))
     for entry in extra:
-        name = entry.strip().lower().rstrip(".")
-        if name == "*":
+        raw = entry.strip().lower()
+        name = raw.rstrip(".")
+        if raw == "*":
             any_name = True
         elif name.startswith("*.") and _is_name(name[2:]):
             suffixes.append(name[1:])
