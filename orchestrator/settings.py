@@ -170,6 +170,13 @@ HTTP_READ_OPEN: Setting[bool] = Setting(
     False,
     "Let the API's reads (jobs, runs, ports, audit) be made without a token.",
 )
+HTTP_ALLOWED_HOSTS: Setting[str] = Setting(
+    "http-allowed-hosts",
+    "ORCHESTRATOR_HTTP_ALLOWED_HOSTS",
+    "",
+    "Host names the HTTP API answers to besides IP addresses, localhost and the public "
+    "URL's (comma-separated; *.example.org for subdomains, * for any): others get 421.",
+)
 METRICS_NEED_TOKEN: Setting[bool] = Setting(
     "metrics-need-token",
     "ORCHESTRATOR_METRICS_NEED_TOKEN",
@@ -190,6 +197,15 @@ ALLOW_PRIVILEGED_JOBS: Setting[bool] = Setting(
     # Each command that takes it adds who the permission reaches (cli/options.py).
     "Permit jobs that ask for privileged, host_network (or network: host), "
     "host_pid or docker_socket (or a volume that reaches the engine's socket).",
+)
+# Env-only: read by every command (validate, apply and the launch all apply them).
+ALLOW_LOW_PORTS: Setting[bool] = Setting(
+    "allow-low-ports", "ORCHESTRATOR_ALLOW_LOW_PORTS", False, ""
+)
+# Processes (and threads) a job container may hold at once, unless its job says
+# `resources.pids`: a fork bomb stays in its container. 0: no limit.
+DEFAULT_PIDS_LIMIT: Setting[int] = Setting(
+    "default-pids-limit", "ORCHESTRATOR_DEFAULT_PIDS_LIMIT", 1024, ""
 )
 
 SETTINGS: tuple[Setting[Any], ...] = (
@@ -218,9 +234,12 @@ SETTINGS: tuple[Setting[Any], ...] = (
     API_TOKENS_FILE,
     HTTP,
     HTTP_READ_OPEN,
+    HTTP_ALLOWED_HOSTS,
     METRICS_NEED_TOKEN,
     METRICS_PER_JOB_HISTOGRAMS,
     ALLOW_PRIVILEGED_JOBS,
+    ALLOW_LOW_PORTS,
+    DEFAULT_PIDS_LIMIT,
 )
 
 # Tunables, not settings: each is a figure in one place.
@@ -265,6 +284,9 @@ HTTP_ENV = HTTP.env
 API_TOKEN_ENV = API_TOKEN.env
 API_TOKENS_FILE_ENV = API_TOKENS_FILE.env
 HTTP_READ_OPEN_ENV = HTTP_READ_OPEN.env
+HTTP_ALLOWED_HOSTS_ENV = HTTP_ALLOWED_HOSTS.env
+ALLOW_LOW_PORTS_ENV = ALLOW_LOW_PORTS.env
+DEFAULT_PIDS_LIMIT_ENV = DEFAULT_PIDS_LIMIT.env
 METRICS_NEED_TOKEN_ENV = METRICS_NEED_TOKEN.env
 METRICS_PER_JOB_ENV = METRICS_PER_JOB_HISTOGRAMS.env
 PUBLIC_URL_ENV = PUBLIC_URL.env

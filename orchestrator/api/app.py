@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator import __version__, shapes
 from orchestrator.api.auth import ApiSettings, Principal
 from orchestrator.api.errors import HttpError, status_of
+from orchestrator.api.hosts import HostCheck
 from orchestrator.api.metrics import ServiceMetrics
 from orchestrator.api.pages import COOKIE, add_pages
 from orchestrator.errors import (
@@ -75,6 +76,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(HostCheck, hosts=settings.allowed_hosts)
 
     @app.exception_handler(HttpError)
     async def api_error(request: Request, error: HttpError) -> Response:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.api.hosts import AllowedHosts, allowed_hosts
 from orchestrator.errors import InvalidInputError, quote
 
 # Long enough that guessing is hopeless (openssl rand -hex 16 gives 32).
@@ -63,6 +64,10 @@ class ApiSettings:
     tokens: Tokens
     read_open: bool = False
     metrics_need_token: bool = False
+    # The Host names answered to (hosts.py), and whether cookies are Secure: the public
+    # URL is https, so the browser reaches us over TLS (a proxy's).
+    allowed_hosts: AllowedHosts = field(default_factory=lambda: allowed_hosts(None, ()))
+    secure_cookies: bool = False
 
 
 def _checked(token: str, where: str) -> bytes:

@@ -1,8 +1,10 @@
 """The dashboard: server-rendered pages over the same operations and tokens as the API.
 
-Signing in puts the token in a cookie (`HttpOnly`, `SameSite=Strict`); every form that
-writes carries a token derived from it (an HMAC under a key of this process), checked
-before the write, so another site cannot make a signed-in browser write. With reads
+Signing in puts the token in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure` behind
+TLS); every form that writes, signing out included, carries a token derived from it (an
+HMAC under a key of this process), checked before the write, so another site cannot make
+a signed-in browser write. The sign-in form's token is bound to a pre-session cookie
+alike, and failed sign-ins are limited and audited (signin.py). With reads
 open, pages render without signing in and their buttons lead to the sign-in page; a
 read token sees no write buttons. Scripts and styles are files of this package: nothing
 is fetched from elsewhere.
@@ -10,9 +12,6 @@ is fetched from elsewhere.
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
 
-import hashlib
-import hmac
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,10 +23,19 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from orchestrator import __version__, shapes
 from orchestrator.api.auth import ApiSettings, Principal
 from orchestrator.api.errors import HttpError, status_of
+from orchestrator.api.signin import (
+    SIGNIN_COOKIE,
+    WINDOW_SECONDS,
+    FailureLimiter,
+    FormTokens,
+    client_key,
+    new_presession,
+)
 from orchestrator.errors import InvalidInputError, OrchestratorError
 from orchestrator.operations import Operations
 from orchestrator.records import MAX_RUN_ID, RunRecord, RunStatus
@@ -40,6 +48,8 @@ PAGE = 50
 TIMELINE_HOURS = 24
 STRIP_RUNS = 10
 STRIP_DAYS = 7
+SESSION_SECONDS = 12 * 3600
+EXPIRED = "this form has expired or came from elsewhere: reload the page"
 
 
 def add_pages(
@@ -56,12 +66,26 @@ def add_pages(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    form_key = secrets.token_bytes(32)
+    forms = FormTokens()
+    failures = FailureLimiter()
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def csrf_for(request: Request) -> str:
-        token = request.cookies.get(COOKIE, "")
-        return hmac.new(form_key, token.encode(), hashlib.sha256).hexdigest()
+        return forms.of("session", request.cookies.get(COOKIE, ""))
+
+    def form_matches(request: Request, form: dict[str, str]) -> bool:
+        return forms.matches(form.get("csrf", ""), "session", request.cookies.get(COOKIE, ""))
+
+    def set_cookie(request: Request, response: Response, name: str, value: str, age: int) -> None:
+        response.set_cookie(
+            name,
+            value,
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookies or request.url.scheme == "https",
+            path="/",
+            max_age=age,
+        )
 
     def viewer(request: Request) -> tuple[Operations, Principal | None]:
         who = identify_cookie(request)
@@ -100,15 +124,12 @@ def add_pages(
 
     async def writer(request: Request) -> tuple[Operations, dict[str, str]]:
         """The operations of a signed-in write token, once the form's CSRF token matches."""
-        body = (await request.body()).decode("utf-8", "replace")
-        form = {key: values[0] for key, values in parse_qs(body).items()}
+        form = await _form(request)
         who = identify_cookie(request)
         if who is None:
             raise HttpError(401, "sign in", page=True)
-        if not hmac.compare_digest(form.get("csrf", ""), csrf_for(request)):
-            raise HttpError(
-                403, "this form has expired or came from elsewhere: reload the page", page=True
-            )
+        if not form_matches(request, form):
+            raise HttpError(403, EXPIRED, page=True)
         if not who.can_write:
             raise HttpError(403, f"token {who.name!r} may only read", page=True)
         return operations.as_actor(f"web:{who.name}"), form
@@ -128,37 +149,79 @@ def add_pages(
     def home() -> RedirectResponse:
         return RedirectResponse("/jobs", status_code=303)
 
+    def signin_form(request: Request, code: int, target: str, problem: str | None) -> Response:
+        """The sign-in page, its form's token bound to the browser's pre-session cookie
+        (set here when it has none)."""
+        presession = request.cookies.get(SIGNIN_COOKIE, "")
+        fresh = not (0 < len(presession) <= 64 and presession.isascii())
+        if fresh:
+            presession = new_presession()
+        response = render(
+            request,
+            "signin.html",
+            code,
+            next=target,
+            problem=problem,
+            signin_csrf=forms.of("signin", presession),
+        )
+        if fresh:
+            set_cookie(request, response, SIGNIN_COOKIE, presession, SESSION_SECONDS)
+        return response
+
+    def audit(request: Request, actor: str, action: str, result: str) -> Any:
+        address = request.client.host if request.client else None
+        return run_in_threadpool(operations.as_actor(actor).record, action, address, result)
+
     @app.get("/signin", include_in_schema=False)
-    def signin_page(request: Request, next: str = "/jobs") -> HTMLResponse:
-        return render(request, "signin.html", next=_safe_next(next), problem=None)
+    def signin_page(request: Request, next: str = "/jobs") -> Response:
+        return signin_form(request, 200, _safe_next(next), None)
 
     @app.post("/signin", include_in_schema=False)
     async def signin(request: Request) -> Response:
-        body = (await request.body()).decode("utf-8", "replace")
-        form = {key: values[0] for key, values in parse_qs(body).items()}
-        token = form.get("token", "").strip()
+        form = await _form(request)
         target = _safe_next(form.get("next", "/jobs"))
+        presession = request.cookies.get(SIGNIN_COOKIE, "")
+        if not forms.matches(form.get("csrf", ""), "signin", presession):
+            return signin_form(request, 403, target, f"The sign-in form was refused: {EXPIRED}.")
+        client = client_key(request.client.host if request.client else None)
+        wait = failures.retry_after(client)
+        if wait is not None:
+            response = signin_form(
+                request,
+                429,
+                target,
+                f"Too many failed sign-ins from your address: try again in {wait} s.",
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
+        token = form.get("token", "").strip()
         who = settings.tokens.identify(token) if token else None
         if who is None:
-            return render(
-                request, "signin.html", 401, next=target, problem="That token is not known."
-            )
+            result = "error: the token is not known"
+            if failures.failed(client):
+                result += f"; more sign-ins from {client} refused for up to {WINDOW_SECONDS:.0f} s"
+            await audit(request, "web:anonymous", "signin", result)
+            return signin_form(request, 401, target, "That token is not known.")
+        await audit(request, f"web:{who.name}", "signin", "ok")
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(
-            COOKIE,
-            token,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/",
-            max_age=12 * 3600,
-        )
+        set_cookie(request, response, COOKIE, token, SESSION_SECONDS)
         return response
 
     @app.post("/signout", include_in_schema=False)
-    def signout() -> Response:
+    async def signout(request: Request) -> Response:
+        if not form_matches(request, await _form(request)):
+            raise HttpError(403, EXPIRED, page=True)
+        who = identify_cookie(request)
+        if who is not None:
+            await audit(request, f"web:{who.name}", "signout", "ok")
         response = RedirectResponse("/signin", status_code=303)
-        response.delete_cookie(COOKIE, path="/")
+        response.delete_cookie(
+            COOKIE,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookies or request.url.scheme == "https",
+        )
         return response
 
     # --- jobs ----------------------------------------------------------------------------
@@ -348,6 +411,11 @@ def add_pages(
         )
 
     return page_error
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", "replace")
+    return {key: values[0] for key, values in parse_qs(body).items()}
 
 
 def _safe_next(target: str) -> str:

@@ -41,6 +41,9 @@ class AppContext:
     docker_host: str | None = None
     default_notify: str | None = None
     notify_allowed_hosts: str = ""
+    # As the environment gives them (env-only settings), checked by check_settings.
+    allow_low_ports: str | None = None
+    default_pids_limit: str | None = None
     _database: Database | None = field(default=None, repr=False)
     _checked: bool = False
     _engine: DockerEngine | None = field(default=None, repr=False)
@@ -146,6 +149,8 @@ class AppContext:
             settings.split_list(self.notify_allowed_hosts), settings.NOTIFY_ALLOWED_HOSTS_ENV
         )
         return dict(
+            allow_low_ports=_flag(self.allow_low_ports, settings.ALLOW_LOW_PORTS_ENV),
+            default_pids_limit=_pids_limit(self.default_pids_limit),
             default_notify=default_notify,
             notify_allowed_hosts=allowed,
             extra_labels=tuple(labels),
@@ -160,6 +165,9 @@ class AppContext:
             port_pool=parse_port_range(self.port_range),
             port_host_ip=self.port_host_ip,
         )
+
+    def low_ports_allowed(self) -> bool:
+        return bool(self._launch_values()["allow_low_ports"])
 
     def launcher(self) -> RunLauncher:
         from orchestrator.runner import RunLauncher
@@ -193,6 +201,28 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def _flag(text: str | None, env: str) -> bool:
+    value = (text or "false").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise InvalidInputError(f"{env}: {quote(text)} is not true or false")
+    return value in ("true", "1", "yes", "on")
+
+
+def _pids_limit(text: str | None) -> int | None:
+    """The default pids limit of job containers; 0 (no limit) gives None."""
+    from orchestrator.spec.fields import MAX_PIDS
+
+    if text is None or not text.strip():
+        return settings.DEFAULT_PIDS_LIMIT.default
+    value = text.strip()
+    if not value.isdigit() or int(value) > MAX_PIDS:
+        raise InvalidInputError(
+            f"{settings.DEFAULT_PIDS_LIMIT_ENV}: {quote(text)} is not a number of processes "
+            f"(1 to {MAX_PIDS}, or 0 for no limit)"
+        )
+    return int(value) or None
 
 
 def read_file_twin(twin: str, path: str) -> str:

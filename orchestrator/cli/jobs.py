@@ -54,9 +54,11 @@ def validate(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
 
     Example: orchestrator jobs validate jobs/
     """
+    from orchestrator.policies.hostports import check_pinned_ports
     from orchestrator.spec import load_jobs, masked_definition
 
     loaded = load_jobs(paths)
+    check_pinned_ports(loaded, app.low_ports_allowed())
     _warn_missing_secrets(loaded, app.secrets_dir)
     if as_json:
         emit_json([{"source": job.source, **masked_definition(job.spec)} for job in loaded])

@@ -157,6 +157,8 @@ def cli(
         docker_host=os.environ.get(settings.DOCKER_HOST.env) or None,
         default_notify=os.environ.get(settings.NOTIFY.env) or None,
         notify_allowed_hosts=os.environ.get(settings.NOTIFY_ALLOWED_HOSTS.env, ""),
+        allow_low_ports=os.environ.get(settings.ALLOW_LOW_PORTS_ENV),
+        default_pids_limit=os.environ.get(settings.DEFAULT_PIDS_LIMIT_ENV),
     )
     ctx.obj = app
     ctx.call_on_close(app.close)

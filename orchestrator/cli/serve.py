@@ -109,6 +109,7 @@ def _positive_seconds(text: str, what: str) -> float:
 @setting_option(settings.HTTP, metavar="HOST:PORT")
 @setting_option(settings.API_TOKENS_FILE, type=click.Path(path_type=str))
 @setting_option(settings.HTTP_READ_OPEN)
+@setting_option(settings.HTTP_ALLOWED_HOSTS, metavar="NAME,NAME")
 @setting_option(settings.METRICS_NEED_TOKEN)
 @setting_option(settings.METRICS_PER_JOB_HISTOGRAMS)
 @allow_privileged_option("Such a job controls the host.")
@@ -127,6 +128,7 @@ def serve(
     http: str | None,
     api_tokens_file: str | None,
     http_read_open: bool,
+    http_allowed_hosts: str,
     metrics_need_token: bool,
     metrics_per_job_histograms: bool,
     allow_privileged_jobs: bool,
@@ -140,6 +142,7 @@ def serve(
     Example: orchestrator serve --jobs /etc/orchestrator/jobs
     """
     from orchestrator.logsetup import configure_logging
+    from orchestrator.policies.hostports import check_pinned_ports
     from orchestrator.service.scheduler import SchedulerService, ServiceSettings
     from orchestrator.spec import load_jobs
     from orchestrator.store.facade import Store
@@ -148,10 +151,13 @@ def serve(
     app.allow_privileged_jobs = allow_privileged_jobs
     grace = _seconds(shutdown_grace, "shutdown grace")
     adopt_after_seconds = _positive_seconds(adopt_after, "adopt after")
-    listen = _http_settings(http, api_tokens_file, http_read_open, metrics_need_token)
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise InvalidInputError(f"--public-url {public_url!r} is not an http:// or https:// URL")
+    listen = _http_settings(http, api_tokens_file, http_read_open, metrics_need_token)
+    if listen is not None:
+        listen.api = _web_settings(listen.api, public_url, http_allowed_hosts)
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
+    check_pinned_ports(loaded, app.low_ports_allowed())
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
         result = Store(app.database()).apply_jobs(loaded)
@@ -246,6 +252,17 @@ def _http_settings(
     from orchestrator.api.auth import ApiSettings
 
     return _Listen(host, port, ApiSettings(tokens, read_open, metrics_need_token))
+
+
+def _web_settings(api: ApiSettings, public_url: str | None, hosts: str) -> ApiSettings:
+    """The Host names answered to, and Secure cookies behind an https public URL."""
+    from orchestrator.api.hosts import allowed_hosts
+
+    return replace(
+        api,
+        allowed_hosts=allowed_hosts(public_url, settings.split_list(hosts)),
+        secure_cookies=bool(public_url and public_url.lower().startswith("https://")),
+    )
 
 
 def _start_http(

@@ -46,6 +46,8 @@ class ContainerSpec:
     user: str | None = None
     memory: int | None = None
     cpus: float | None = None
+    # Processes and threads at once (the pids cgroup); None: no limit.
+    pids_limit: int | None = None
     network: str | None = None
     privileged: bool = False
     host_network: bool = False

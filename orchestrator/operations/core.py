@@ -28,6 +28,12 @@ class Operations:
         """The same use cases, audited under another name (one per API token)."""
         return Operations(self.backends, actor)
 
+    def record(self, action: str, target: str | None, result: str) -> None:
+        """Audit what the edge did that is no use case (a sign-in, a refused one)."""
+        self.backends.store.audit(
+            at=self.backends.clock(), actor=self.actor, action=action, target=target, result=result
+        )
+
     def leases(self) -> list[PortLease]:
         """The host ports leased to runs now."""
         return self.backends.store.leases()

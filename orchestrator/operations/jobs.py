@@ -71,6 +71,9 @@ class JobOperations:
                     f"{len(result.deleted)}: add --force if that is what you want"
                 )
 
+        from orchestrator.policies.hostports import check_pinned_ports
+
+        check_pinned_ports(loaded, self._backends.launch_settings().allow_low_ports)
         if dry_run:
             return self._store.apply_jobs(loaded, prune=prune, dry_run=True, check=refuse_emptying)
         with self._audited.audit("jobs.apply", given) as summary:

@@ -40,6 +40,7 @@ def container_spec(
     launch: str,
     port_host_ip: str,
     extra_labels: Sequence[tuple[str, str]] = (),
+    default_pids_limit: int | None = None,
 ) -> ContainerSpec:
     """The container of one launch of `run`; `launch` is the label that finds it again
     when the engine did not answer the create (starting.py reconciles by it)."""
@@ -69,6 +70,7 @@ def container_spec(
         user=spec.user,
         memory=spec.resources.memory,
         cpus=spec.resources.cpus,
+        pids_limit=spec.resources.pids or default_pids_limit,
         network=spec.network,
         privileged=spec.privileged,
         host_network=spec.host_network,

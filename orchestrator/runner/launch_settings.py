@@ -12,6 +12,7 @@ from orchestrator.settings import (
     DEFAULT_DOCKER_SOCKET,
     DEFAULT_MAX_PARALLEL_LAUNCHES,
     DEFAULT_OUTPUT_LIMIT,
+    DEFAULT_PIDS_LIMIT,
     DEFAULT_PORT_HOST_IP,
     DEFAULT_PORT_RANGE,
     DEFAULT_SECRETS_DIR,
@@ -27,6 +28,10 @@ class LaunchSettings:
     output_limit: int = parse_size(DEFAULT_OUTPUT_LIMIT)
     keep_containers: bool = False
     allow_privileged_jobs: bool = False
+    # Jobs may pin host ports below 1024 (policies/hostports.py).
+    allow_low_ports: bool = False
+    # The pids limit of a job container whose job sets none (None: no limit).
+    default_pids_limit: int | None = DEFAULT_PIDS_LIMIT.default
     # Host directories that bind sources must lie in (empty: anywhere but /).
     allowed_host_paths: tuple[str, ...] = ()
     # The engine's unix socket as this process sees it; None when reached over TCP.

@@ -27,7 +27,8 @@ from orchestrator.engine.errors import (
 )
 from orchestrator.errors import TakenOverError
 from orchestrator.hostpaths import MountPlan, SelfContainer
-from orchestrator.policies.safety import HostPolicy
+from orchestrator.policies.hostports import low_port_problem
+from orchestrator.policies.safety import HostPolicy, UnsafeJobError
 from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError
 from orchestrator.records import RunRecord
 from orchestrator.runner.container import container_name, container_spec
@@ -98,6 +99,9 @@ class ContainerStarter:
     def start(self, run: RunRecord, spec: JobSpec, created: list[str]) -> Started:
         """Prepare and start the run's container. Every container made is appended to
         `created` the moment the engine made it (for the caller to remove at the end)."""
+        low_port = low_port_problem(spec, self.settings.allow_low_ports)
+        if low_port is not None:
+            raise UnsafeJobError(low_port)
         patience = self.settings.engine_patience_seconds
         given = load_launch_secrets(spec, self.settings.secrets_dir)
         auth = self._registry_login(spec.image)
@@ -204,6 +208,7 @@ class ContainerStarter:
                 launch=launch,
                 port_host_ip=self.settings.port_host_ip,
                 extra_labels=self.settings.extra_labels,
+                default_pids_limit=self.settings.default_pids_limit,
             )
             with self.engine_calls:
                 container_id = self.engine.create(container)

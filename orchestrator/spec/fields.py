@@ -68,6 +68,8 @@ _IMAGE_REFERENCE = re.compile(
 _NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _PORT = re.compile(r"(?:(?P<host>\d+):)?(?P<container>\d+)(?:/(?P<protocol>tcp|udp))?")
 RESERVED_ENV_PREFIX = "ORCHESTRATOR_"
+# Linux's largest pid_max: a limit above it limits nothing.
+MAX_PIDS = 4_194_304
 
 
 def _name(value: object) -> str:
@@ -359,7 +361,7 @@ def _catchup(value: object) -> CatchupSpec:
 
 def _resources(value: object) -> Resources:
     data = _mapping(value, "resources")
-    _known_keys(data, ("memory", "cpus"), "resources")
+    _known_keys(data, ("memory", "cpus", "pids"), "resources")
     memory = None
     if data.get("memory") is not None:
         try:
@@ -373,7 +375,10 @@ def _resources(value: object) -> Resources:
         if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0 < cpus <= 1024:
             raise _Problem("resources.cpus", f"{quote(cpus)} is not a positive number of CPUs")
         cpus = float(cpus)
-    return Resources(memory=memory, cpus=cpus)
+    pids = None
+    if data.get("pids") is not None:
+        pids = _integer(data["pids"], "resources.pids", 1, MAX_PIDS)
+    return Resources(memory=memory, cpus=cpus, pids=pids)
 
 
 def _user(value: object) -> str:

@@ -135,6 +135,7 @@ class CatchupSpec:
 class Resources:
     memory: int | None = None  # bytes
     cpus: float | None = None
+    pids: int | None = None  # processes and threads at once; None: the service's default
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,8 @@ class JobSpec:
             resources["memory"] = format_size(self.resources.memory)
         if self.resources.cpus is not None:
             resources["cpus"] = self.resources.cpus
+        if self.resources.pids is not None:
+            resources["pids"] = self.resources.pids
         if resources:
             data["resources"] = resources
         data["pull"] = self.pull.value

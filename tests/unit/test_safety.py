@@ -132,6 +132,7 @@ SAFE_FIELDS = {
     "user",
     "memory",
     "cpus",
+    "pids_limit",  # a limit: fewer processes, never more
     "merge_output",  # the same program, through the image's own /bin/sh
 }
 GATED_FIELDS = {

@@ -221,6 +221,7 @@ class DockerEngine:
             port_bindings={key: [binding] for key, binding in spec.ports.items()} or None,
             mem_limit=spec.memory,
             nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+            pids_limit=spec.pids_limit,
             network_mode="host" if spec.host_network else spec.network,
             pid_mode="host" if spec.host_pid else None,
             privileged=spec.privileged,

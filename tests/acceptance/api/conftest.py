@@ -162,3 +162,26 @@ def sse_events(response: requests.Response) -> Iterator[tuple[str, dict[str, Any
             name = raw.removeprefix("event:").strip()
         elif raw.startswith("data:"):
             data.append(raw.removeprefix("data:").lstrip())
+
+
+def signin_form(url: str) -> tuple[str, dict[str, str]]:
+    """The sign-in form's token and the pre-session cookie it is bound to, as a browser
+    gets them from the page (the cookie is passed on by hand: it may be Secure, which
+    requests keeps from plain http)."""
+    page = requests.get(url + "/signin", timeout=30)
+    form = page.text.split('action="/signin"', 1)[1]
+    csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    return csrf, {"orchestrator_signin": page.cookies["orchestrator_signin"]}
+
+
+def sign_in(
+    url: str, token: str, next: str = "/jobs", **kwargs: Any
+) -> tuple[requests.Session, requests.Response]:
+    """A session signed in (or not) through the form, and the form's answer."""
+    session = requests.Session()
+    csrf, cookies = signin_form(url)
+    data = {"token": token, "next": next, "csrf": csrf}
+    answer = session.post(
+        url + "/signin", data=data, cookies=cookies, allow_redirects=False, timeout=30, **kwargs
+    )
+    return session, answer

@@ -9,10 +9,15 @@ import uuid
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
-from tests.acceptance.api.conftest import READ_TOKEN, WRITE_TOKEN, ApiService, sse_events
+from tests.acceptance.api.conftest import (
+    READ_TOKEN,
+    WRITE_TOKEN,
+    ApiService,
+    sign_in,
+    sse_events,
+)
 from tests.conftest import Cli
 
 
@@ -299,8 +304,7 @@ def test_chains_run_and_a_chained_to_job_is_not_deleted_without_force(
             break
         time.sleep(0.2)
     assert [(r["trigger"], r["parent_run_id"]) for r in runs] == [("chain", started["id"])]
-    page = requests.Session()
-    page.post(api.url + "/signin", data={"token": WRITE_TOKEN, "next": "/jobs"})
+    page, _ = sign_in(api.url, WRITE_TOKEN)
     shown = page.get(f"{api.url}/runs/{runs[0]['id']}").text
     assert f'Chained from</dt><dd><a href="/runs/{started["id"]}">' in shown
     refused = api.request("DELETE", f"/api/jobs/{child}")
@@ -432,3 +436,14 @@ def test_odd_job_names_in_the_path_are_404s(api: ApiService) -> None:
         assert response.status_code == 404, (name, response.text)
         assert len(response.json()["error"]) < 200
     assert "Traceback" not in api.output()
+
+
+def test_a_job_pinning_a_low_host_port_is_refused_at_apply(api: ApiService) -> None:
+    name = unique("squat")
+    answer = api.apply(job_text(name) + "ports: ['53:53/udp']\n")
+    assert answer.status_code == 422
+    assert answer.json()["error"] == (
+        f"api:alice: job {name!r}: ports[0]: host port 53 is below 1024, where the host's "
+        "own services listen: pin one from 1024 up, or set ORCHESTRATOR_ALLOW_LOW_PORTS=true"
+    )
+    assert api.get(f"/api/jobs/{name}").status_code == 404

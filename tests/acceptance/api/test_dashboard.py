@@ -25,6 +25,7 @@ from tests.acceptance.api.conftest import (
     READ_TOKEN,
     WRITE_TOKEN,
     ApiService,
+    sign_in,
     start_api_service,
     stop_api_service,
 )
@@ -91,7 +92,7 @@ def console_errors(browser: Any) -> list[str]:
     return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def sign_in(browser: Any, site: ApiService, token: str) -> None:
+def browser_sign_in(browser: Any, site: ApiService, token: str) -> None:
     from selenium.webdriver.common.by import By
 
     browser.delete_all_cookies()
@@ -122,7 +123,7 @@ def test_run_now_live_output_cancel_and_the_timeline(
         "---\n"
         f"name: {slow}\nschedule: '0 0 1 1 *'\nimage: IMAGE\ncommand: ['sleep', '300']\n"
     )
-    sign_in(browser, site, WRITE_TOKEN)
+    browser_sign_in(browser, site, WRITE_TOKEN)
     names = {
         row.get_attribute("data-job")
         for row in browser.find_elements(By.CSS_SELECTOR, "tr[data-job]")
@@ -199,7 +200,7 @@ def test_pages_fit_a_phone_and_work_by_keyboard(site: ApiService, browser: Any) 
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    sign_in(browser, site, WRITE_TOKEN)
+    browser_sign_in(browser, site, WRITE_TOKEN)
     browser.set_window_size(390, 844)
     wait_until(browser, lambda: browser.execute_script("return window.innerWidth") <= 400)
     try:
@@ -231,7 +232,7 @@ def test_pages_fit_a_phone_and_work_by_keyboard(site: ApiService, browser: Any) 
 def test_a_read_token_sees_no_write_buttons(site: ApiService, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
-    sign_in(browser, site, READ_TOKEN)
+    browser_sign_in(browser, site, READ_TOKEN)
     assert browser.find_elements(By.CSS_SELECTOR, "tr[data-job]")
     assert browser.find_elements(By.CSS_SELECTOR, "button.run-now") == []
     assert browser.find_elements(By.CSS_SELECTOR, "a.run-now") == []
@@ -243,10 +244,7 @@ def test_a_read_token_sees_no_write_buttons(site: ApiService, browser: Any) -> N
 
 
 def signed_in(site: ApiService, token: str) -> requests.Session:
-    session = requests.Session()
-    answer = session.post(
-        site.url + "/signin", data={"token": token, "next": "/jobs"}, allow_redirects=False
-    )
+    session, answer = sign_in(site.url, token)
     assert answer.status_code == 303
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
@@ -254,7 +252,7 @@ def signed_in(site: ApiService, token: str) -> requests.Session:
 
 
 def test_a_wrong_token_does_not_sign_in(site: ApiService) -> None:
-    answer = requests.post(site.url + "/signin", data={"token": "nope" * 5}, allow_redirects=False)
+    _, answer = sign_in(site.url, "nope" * 5)
     assert answer.status_code == 401 and "not known" in answer.text
     assert "set-cookie" not in answer.headers
 
@@ -263,10 +261,7 @@ def test_pages_need_sign_in_and_next_cannot_leave_the_site(site: ApiService) -> 
     answer = requests.get(site.url + "/runs", allow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/signin?next=/runs"
     for target in ("//evil.example/x", "https://evil.example", "/\\evil.example"):
-        session = requests.Session()
-        answer = session.post(
-            site.url + "/signin", data={"token": WRITE_TOKEN, "next": target}, allow_redirects=False
-        )
+        _, answer = sign_in(site.url, WRITE_TOKEN, target)
         assert answer.headers["location"] == "/jobs", target
 
 

@@ -74,3 +74,9 @@ def test_a_short_env_token_and_a_missing_tokens_file(cli: Cli, tmp_path: Path) -
     assert "at least 16 characters" in line
     line = refused(cli, "--http", "127.0.0.1:0", "--api-tokens-file", str(tmp_path / "none"))
     assert "cannot read" in line
+
+
+@pytest.mark.parametrize("value", ["evil example", "*.", "a..b", "https://x.org"])
+def test_an_allowed_host_that_is_no_name_is_refused(cli: Cli, value: str) -> None:
+    line = refused(cli, "--http", "127.0.0.1:0", "--http-allowed-hosts", f"ok.example,{value}")
+    assert line.startswith("ORCHESTRATOR_HTTP_ALLOWED_HOSTS: ") and "is not a host name" in line
