@@ -54,9 +54,11 @@ def validate(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
 
     Example: orchestrator jobs validate jobs/
     """
+    from orchestrator.policies.networks import check_networks_named, parse_allowed_networks
     from orchestrator.spec import load_jobs, masked_definition
 
     loaded = load_jobs(paths)
+    check_networks_named([job.spec for job in loaded], parse_allowed_networks(app.allowed_networks))
     _warn_missing_secrets(loaded, app.secrets_dir)
     if as_json:
         emit_json([{"source": job.source, **masked_definition(job.spec)} for job in loaded])

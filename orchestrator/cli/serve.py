@@ -140,6 +140,7 @@ def serve(
     Example: orchestrator serve --jobs /etc/orchestrator/jobs
     """
     from orchestrator.logsetup import configure_logging
+    from orchestrator.policies.networks import check_networks_named
     from orchestrator.service.scheduler import SchedulerService, ServiceSettings
     from orchestrator.spec import load_jobs
     from orchestrator.store.facade import Store
@@ -154,6 +155,7 @@ def serve(
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
+        check_networks_named([job.spec for job in loaded], app.launch_settings().allowed_networks)
         result = Store(app.database()).apply_jobs(loaded)
         click.echo(
             f"applied {jobs_dir}: {len(result.created)} created, "
