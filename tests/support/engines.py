@@ -94,7 +94,7 @@ def apply_jobs(database_url: str, *specs: Any) -> None:
     database.dispose()
 
 
-SCHEDULER_IMAGE = "local/orchestrator:test"
+SCHEDULER_IMAGE = os.environ.get("ORCHESTRATOR_TEST_SCHEDULER_IMAGE", "local/orchestrator:test")
 
 
 @pytest.fixture(scope="session")
