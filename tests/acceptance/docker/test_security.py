@@ -337,3 +337,24 @@ def test_the_api_refuses_a_job_on_the_schedulers_network_with_403(
     finally:
         stop_api_service(service, docker_client)
     assert _containers_of(docker_client, test_label, "spy") == []
+
+
+def test_a_scheduler_in_another_containers_network_namespace_guards_that_ones_networks(
+    make_launcher: Any,
+    docker_client: Any,
+    test_label: dict[str, str],
+    scheduler_on_a_network: tuple[Any, Any],
+) -> None:
+    # compose's `network_mode: service:x`: our container has no networks of its own.
+    network, standin = scheduler_on_a_network
+    beside = docker_client.containers.run(
+        JOB_IMAGE,
+        ["sleep", "600"],
+        detach=True,
+        labels=test_label,
+        network_mode=f"container:{standin.id}",
+    )
+    launcher = make_launcher(container_id=beside.id)
+    refused = run_once(launcher, job(name="spy", network=network.name, command=["true"]))
+    assert refused.status is RunStatus.FAILED and refused.container_id is None
+    assert refused.error and OWN_NETWORK in refused.error
