@@ -358,3 +358,31 @@ def test_a_scheduler_in_another_containers_network_namespace_guards_that_ones_ne
     refused = run_once(launcher, job(name="spy", network=network.name, command=["true"]))
     assert refused.status is RunStatus.FAILED and refused.container_id is None
     assert refused.error and OWN_NETWORK in refused.error
+
+
+def test_serve_refuses_a_jobs_folder_with_an_unlisted_network(
+    tmp_path: Path, write_jobs: Any
+) -> None:
+    import sys
+
+    folder = write_jobs(
+        "spy.yaml", "name: spy\nschedule: '@daily'\nimage: x\nnetwork: deploy_internal\n"
+    )
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "ORCHESTRATOR_ALLOWED_NETWORKS": "orchestrator-jobs",
+    }
+    started = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "serve", "--jobs", str(folder.parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert started.stderr.strip().splitlines()[-1] == (
+        "job 'spy': network 'deploy_internal' is not in ORCHESTRATOR_ALLOWED_NETWORKS "
+        "(orchestrator-jobs; bridge and none always are): add it there to allow it"
+    )
