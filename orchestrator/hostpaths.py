@@ -41,12 +41,23 @@ class MountPlan:
 
 
 @dataclass(frozen=True)
+class NetworkRef:
+    """A network as the engine names it: its full id and its name."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class SelfContainer:
     """Where the scheduler runs: None id means on the host itself."""
 
     container_id: str | None
     how: str
     mounts: tuple[ScannedMount, ...] = ()
+    # The networks our container is attached to (whoever joins one can reach us, and
+    # whatever else is on it: our database, the engine's proxy).
+    networks: tuple[NetworkRef, ...] = ()
 
     @property
     def in_container(self) -> bool:

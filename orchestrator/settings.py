@@ -71,6 +71,10 @@ ALLOWED_HOST_PATHS: Setting[str] = Setting(
     "Host directories that jobs' bind mounts must lie in (comma-separated; "
     "empty: any directory but /).",
 )
+# Networks jobs may join (comma-separated; see policies/networks.py). Environment only.
+ALLOWED_NETWORKS: Setting[str] = Setting(
+    "allowed-networks", "ORCHESTRATOR_ALLOWED_NETWORKS", "", ""
+)
 SECRETS_DIR: Setting[str] = Setting(
     "secrets-dir",
     "ORCHESTRATOR_SECRETS_DIR",
@@ -216,6 +220,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     OUTPUT_LIMIT,
     KEEP_CONTAINERS,
     ALLOWED_HOST_PATHS,
+    ALLOWED_NETWORKS,
     SECRETS_DIR,
     REGISTRY_AUTH,
     CONTAINER_LABELS,
@@ -274,6 +279,7 @@ LOG_LEVEL_ENV = LOG_LEVEL.env
 ADOPT_AFTER_ENV = ADOPT_AFTER.env
 DEFAULT_ADOPT_AFTER = ADOPT_AFTER.default
 ALLOWED_HOST_PATHS_ENV = ALLOWED_HOST_PATHS.env
+ALLOWED_NETWORKS_ENV = ALLOWED_NETWORKS.env
 SECRETS_DIR_ENV = SECRETS_DIR.env
 DEFAULT_SECRETS_DIR = SECRETS_DIR.default
 REGISTRY_AUTH_ENV = REGISTRY_AUTH.env

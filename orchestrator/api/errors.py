@@ -18,6 +18,7 @@ from orchestrator.errors import (
     RefusedError,
     RunFinishedError,
     SchemaOutOfDateError,
+    UnsafeJobError,
 )
 
 
@@ -37,6 +38,8 @@ def status_of(error: OrchestratorError) -> int:
     """The HTTP status of one of our errors (the API and the pages answer alike)."""
     if isinstance(error, NotFoundError):
         return 404
+    if isinstance(error, UnsafeJobError):
+        return 403
     if isinstance(error, InvalidSpecError):
         return 422
     if isinstance(error, InvalidInputError):

@@ -36,6 +36,7 @@ class AppContext:
     allow_privileged_jobs: bool = False
     container_labels: tuple[str, ...] = ()
     allowed_host_paths: tuple[str, ...] = ()
+    allowed_networks: str | None = None  # ORCHESTRATOR_ALLOWED_NETWORKS, as given
     secrets_dir: str = settings.DEFAULT_SECRETS_DIR
     registry_auth: str | None = None
     docker_host: str | None = None
@@ -138,6 +139,9 @@ class AppContext:
                 raise InvalidInputError(
                     f"allowed host path {quote(path)} is not an absolute host directory"
                 )
+        from orchestrator.policies.networks import parse_allowed_networks
+
+        allowed_networks = parse_allowed_networks(self.allowed_networks)
         default_notify: tuple[Any, ...] = ()
         if self.default_notify:
             from orchestrator.spec import parse_default_notify
@@ -158,6 +162,7 @@ class AppContext:
             keep_containers=self.keep_containers,
             allow_privileged_jobs=self.allow_privileged_jobs,
             allowed_host_paths=self.allowed_host_paths,
+            allowed_networks=allowed_networks,
             engine_socket=engine_socket(self.docker_host),
             engine_address=self.docker_host or f"unix://{DEFAULT_DOCKER_SOCKET}",
             secrets_dir=self.secrets_dir,

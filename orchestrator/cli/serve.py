@@ -143,6 +143,7 @@ def serve(
     """
     from orchestrator.logsetup import configure_logging
     from orchestrator.policies.hostports import check_pinned_ports
+    from orchestrator.policies.networks import check_networks_named
     from orchestrator.service.scheduler import SchedulerService, ServiceSettings
     from orchestrator.spec import load_jobs
     from orchestrator.store.facade import Store
@@ -160,6 +161,7 @@ def serve(
     check_pinned_ports(loaded, app.low_ports_allowed())
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
+        check_networks_named([job.spec for job in loaded], app.launch_settings().allowed_networks)
         result = Store(app.database()).apply_jobs(loaded)
         click.echo(
             f"applied {jobs_dir}: {len(result.created)} created, "

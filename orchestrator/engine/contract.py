@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from orchestrator.hostpaths import MountPlan, SelfContainer
+from orchestrator.hostpaths import MountPlan, NetworkRef, SelfContainer
 
 # The labels on every workload we start, re-exported: the engine's users import them here.
 from orchestrator.labels import JOB_LABEL as JOB_LABEL
@@ -107,6 +107,11 @@ class Engine(Protocol):
         ...
 
     def network_exists(self, name: str) -> bool: ...
+
+    def find_network(self, reference: str) -> NetworkRef | None:
+        """The network a name, an id or a prefix of one names, as the engine resolves
+        it when a container joins it; None when there is none."""
+        ...
 
     def ensure_image(
         self, reference: str, policy: PullPolicy, auth: Mapping[str, str] | None = None

@@ -12,6 +12,7 @@ tests/integration/engine run the same checks against this and against Docker.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 import time
@@ -36,7 +37,7 @@ from orchestrator.engine.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
-from orchestrator.hostpaths import SelfContainer
+from orchestrator.hostpaths import NetworkRef, SelfContainer
 from orchestrator.labels import JOB_LABEL, LAUNCH_LABEL, MANAGED_LABEL, RUN_LABEL
 from orchestrator.spec import PullPolicy
 
@@ -71,6 +72,11 @@ class _Workload:
     status: str = "created"
     started: float | None = None
     exit_code: int | None = None
+
+
+def fake_network_id(name: str) -> str:
+    """The fake's id of a network: 64 hex digits, fixed by its name."""
+    return hashlib.sha256(name.encode()).hexdigest()
 
 
 @dataclass
@@ -167,6 +173,19 @@ class FakeEngine:
     def network_exists(self, name: str) -> bool:
         self._call("network_exists")
         return name in self.networks
+
+    def find_network(self, reference: str) -> NetworkRef | None:
+        """As the engine resolves it: a full id, a name, then a unique prefix of an id."""
+        self._call("find_network")
+        known = [NetworkRef(fake_network_id(name), name) for name in sorted(self.networks)]
+        for found in (
+            [n for n in known if n.id == reference],
+            [n for n in known if n.name == reference],
+            [n for n in known if reference and n.id.startswith(reference)],
+        ):
+            if found:
+                return found[0] if len(found) == 1 else None
+        return None
 
     def ensure_image(
         self, reference: str, policy: PullPolicy, auth: Mapping[str, str] | None = None

@@ -18,6 +18,7 @@ from orchestrator.records import (
 )
 
 if TYPE_CHECKING:
+    from orchestrator.operations.context import Backends
     from orchestrator.spec import LoadedJob
 
 
@@ -40,6 +41,33 @@ def find_missing_secrets(loaded: Sequence[LoadedJob], secrets_dir: str) -> list[
         for job in loaded
         for name in missing_secrets(job.spec, secrets_dir)
     ]
+
+
+def check_job_networks(loaded: Sequence[LoadedJob], backends: Backends) -> None:
+    """The network policy on a batch before it is written: what the files and the
+    settings show, and where the engine answers, the networks their names resolve to
+    (else the launch decides)."""
+    from orchestrator.errors import EngineError, SelfDetectionError
+    from orchestrator.policies.networks import (
+        check_network_joined,
+        check_networks_named,
+        joins_network,
+    )
+
+    allowed = backends.launch_settings().allowed_networks
+    check_networks_named([job.spec for job in loaded], allowed)
+    asking = [job.spec for job in loaded if joins_network(job.spec)]
+    if not asking:
+        return
+    try:
+        engine = backends.engine()
+        own = backends.where().networks
+        resolved = [(spec, engine.find_network(spec.network or "")) for spec in asking]
+    except (EngineError, SelfDetectionError):
+        return
+    for spec, joined in resolved:
+        if joined is not None:  # a network made later is checked when a run joins it
+            check_network_joined(spec, joined, own, allowed)
 
 
 class JobOperations:
@@ -75,8 +103,10 @@ class JobOperations:
 
         check_pinned_ports(loaded, self._backends.launch_settings().allow_low_ports)
         if dry_run:
+            check_job_networks(loaded, self._backends)
             return self._store.apply_jobs(loaded, prune=prune, dry_run=True, check=refuse_emptying)
         with self._audited.audit("jobs.apply", given) as summary:
+            check_job_networks(loaded, self._backends)
             result = self._store.apply_jobs(loaded, prune=prune, check=refuse_emptying)
             summary.append(
                 f"{len(result.created)} created, {len(result.updated)} updated, "

@@ -9,5 +9,7 @@
 - chains: which jobs a run's end starts (`on_success`, `on_failure`); cycles, unknown targets
 - notify_events: which events of a run are told to whom, the body, the signature
 - safety: what a job may do to the host (grants, host paths, networks): the one policy
+- networks: which networks a job may join (`network:`): the scheduler's own, by any name,
+  only when ORCHESTRATOR_ALLOWED_NETWORKS lists them
 - ownership: whether a run's owner is gone, so that the run may be adopted
 """

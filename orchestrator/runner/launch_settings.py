@@ -34,6 +34,8 @@ class LaunchSettings:
     default_pids_limit: int | None = DEFAULT_PIDS_LIMIT.default
     # Host directories that bind sources must lie in (empty: anywhere but /).
     allowed_host_paths: tuple[str, ...] = ()
+    # Networks jobs may join besides bridge and none (empty: any but the scheduler's own).
+    allowed_networks: tuple[str, ...] = ()
     # The engine's unix socket as this process sees it; None when reached over TCP.
     engine_socket: str | None = DEFAULT_DOCKER_SOCKET
     engine_address: str = f"unix://{DEFAULT_DOCKER_SOCKET}"

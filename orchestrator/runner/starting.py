@@ -28,6 +28,11 @@ from orchestrator.engine.errors import (
 from orchestrator.errors import TakenOverError
 from orchestrator.hostpaths import MountPlan, SelfContainer
 from orchestrator.policies.hostports import low_port_problem
+from orchestrator.policies.networks import (
+    check_network_joined,
+    check_network_named,
+    joins_network,
+)
 from orchestrator.policies.safety import HostPolicy, UnsafeJobError
 from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError
 from orchestrator.records import RunRecord
@@ -117,12 +122,18 @@ class ContainerStarter:
             engine_socket=self.settings.engine_socket,
             engine_address=self.settings.engine_address,
         )
-        if spec.network and not when_engine_answers(
-            lambda: self.engine.network_exists(spec.network or ""), patience
-        ):
-            raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
+        if joins_network(spec):
+            self._check_network(spec, patience)
         handle, ports = self._start_container(run, spec, image_id, plans, given, created)
         return Started(handle, ports, given.masked)
+
+    def _check_network(self, spec: JobSpec, patience: float) -> None:
+        """The network the engine will join the job to, checked by the network policy."""
+        check_network_named(spec, self.settings.allowed_networks)
+        joined = when_engine_answers(lambda: self.engine.find_network(spec.network or ""), patience)
+        if joined is None:
+            raise NetworkNotFoundError(f"network {spec.network!r} does not exist")
+        check_network_joined(spec, joined, self.where.networks, self.settings.allowed_networks)
 
     def _registry_login(self, image: str) -> dict[str, str] | None:
         name = self.settings.registry_auth

@@ -54,12 +54,13 @@ def make_launcher(database_url: str, test_label: dict[str, str]) -> Iterator[Any
 
     opened: list[Any] = []
 
-    def make(**settings: Any) -> RunLauncher:
+    def make(container_id: str | None = None, **settings: Any) -> RunLauncher:
+        """`container_id`: the container this launcher takes for its own (the setting)."""
         database = Database(database_url)
         engine = DockerEngine.from_env()
         opened.extend([database, engine])
         options = {"extra_labels": tuple(test_label.items()), **settings}
-        where = locate_self(engine, None)
+        where = locate_self(engine, container_id)
         return RunLauncher(Store(database), engine, where, LaunchSettings(**options))
 
     yield make
@@ -93,7 +94,7 @@ def apply_jobs(database_url: str, *specs: Any) -> None:
     database.dispose()
 
 
-SCHEDULER_IMAGE = "local/orchestrator:test"
+SCHEDULER_IMAGE = os.environ.get("ORCHESTRATOR_TEST_SCHEDULER_IMAGE", "local/orchestrator:test")
 
 
 @pytest.fixture(scope="session")

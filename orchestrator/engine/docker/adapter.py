@@ -42,7 +42,7 @@ from orchestrator.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
-from orchestrator.hostpaths import ScannedMount, SelfContainer, parse_api_version
+from orchestrator.hostpaths import NetworkRef, ScannedMount, SelfContainer, parse_api_version
 from orchestrator.labels import JOB_LABEL, LAUNCH_LABEL, MANAGED_LABEL, RUN_LABEL
 from orchestrator.settings import CONTAINER_ID_ENV, DEFAULT_DOCKER_SOCKET, DOCKER_HOST_ENV
 from orchestrator.spec import PullPolicy
@@ -140,7 +140,22 @@ class DockerEngine:
         ]
         tmpfs = (data.get("HostConfig") or {}).get("Tmpfs") or {}
         mounts.extend(ScannedMount("tmpfs", str(destination)) for destination in tmpfs)
-        return SelfContainer(container_id=full_id, how=how, mounts=tuple(mounts))
+        return SelfContainer(
+            container_id=full_id, how=how, mounts=tuple(mounts), networks=self._networks_of(data)
+        )
+
+    def _networks_of(self, data: Mapping[str, Any]) -> tuple[NetworkRef, ...]:
+        """The networks a container is on; in another's namespace (`container:<id>`,
+        compose's `service:`), that one's."""
+        mode = str((data.get("HostConfig") or {}).get("NetworkMode") or "")
+        if mode.startswith("container:"):
+            with _translated("inspecting the container whose network we share"):
+                data = self.api.inspect_container(mode.removeprefix("container:"))
+        attached = (data.get("NetworkSettings") or {}).get("Networks") or {}
+        return tuple(
+            NetworkRef(id=str((about or {}).get("NetworkID") or ""), name=str(name))
+            for name, about in attached.items()
+        )
 
     def published_ports(self) -> set[tuple[str, int, str]]:
         """(host_ip, port, protocol) of every port published by a running container."""
@@ -169,6 +184,23 @@ class DockerEngine:
                 f"cannot inspect network {name!r}: {_reason(error)}"
             ) from None
         return True
+
+    def find_network(self, reference: str) -> NetworkRef | None:
+        try:
+            data = self.api.inspect_network(reference)
+        except NotFound:
+            return None
+        except APIError as error:
+            if error.is_client_error():  # a prefix of several ids: it names none
+                return None
+            raise EngineUnavailableError(
+                f"cannot inspect network {reference!r}: {_reason(error)}"
+            ) from None
+        except requests.RequestException as error:
+            raise EngineUnavailableError(
+                f"cannot inspect network {reference!r}: {_reason(error)}"
+            ) from None
+        return NetworkRef(id=str(data.get("Id", "")), name=str(data.get("Name", "")))
 
     # --- images -----------------------------------------------------------------------
 

@@ -62,10 +62,13 @@ class Stack:
     def __init__(self, files: list[str], env: dict[str, str], project: str) -> None:
         self.base = [*compose_command(), "-p", project, *(a for f in files for a in ("-f", f))]
         self.env = env
+        self.project = project
         self.http = ""
 
-    def api(self, path: str, token: str | None = API_TOKEN) -> tuple[int, Any]:
-        request = urllib.request.Request(self.http + path)
+    def api(
+        self, path: str, token: str | None = API_TOKEN, body: bytes | None = None
+    ) -> tuple[int, Any]:
+        request = urllib.request.Request(self.http + path, data=body)
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
@@ -241,6 +244,7 @@ def test_the_compose_stack_runs_jobs_as_siblings(
     )
     published = docker_client.api.inspect_container(scheduler)["HostConfig"]["PortBindings"]
     assert [binding["HostIp"] for binding in published["8080/tcp"]] == ["127.0.0.1"]
+    _jobs_cannot_join_the_internal_network(compose, docker_client, scheduler)
 
     # Restart the scheduler container in the middle of a long run: it is reattached.
     compose.orchestrator("jobs", "disable", "writer")
@@ -269,6 +273,48 @@ def test_the_compose_stack_runs_jobs_as_siblings(
         == []
     )
     assert compose("ps", "-q").strip() == ""
+
+
+def _jobs_cannot_join_the_internal_network(
+    compose: Stack, docker_client: Any, scheduler: str
+) -> None:
+    """The attack: a job author with the write token puts a job on the stack's internal
+    network, where PostgreSQL and the socket proxy are. Refused in one line; nothing is
+    written or created."""
+    internal = f"{compose.project}_internal"
+    network = docker_client.api.inspect_network(internal)
+    assert network["Internal"] is True  # no way out of it either
+    assert set(network["Containers"]) == {compose.container(s) for s in ("scheduler", "postgres")}
+    for named in (internal, network["Id"][:12]):
+        text = f"name: spy\nschedule: '* * * * * *'\nimage: {JOB_IMAGE}\nnetwork: '{named}'\n"
+        status, answer = compose.api("/api/jobs/apply", body=text.encode())
+        assert status == 403, answer
+        assert answer["error"] == (
+            f"job 'spy': network '{named}' is not in ORCHESTRATOR_ALLOWED_NETWORKS "
+            "(orchestrator-jobs; bridge and none always are): add it there to allow it"
+        )
+    assert compose.api("/api/jobs/spy")[0] == 404
+    # Without the allow-list, the scheduler (in its container, found by itself) still
+    # refuses its own network, asked of the engine.
+    spy = f"name: spy\nschedule: '@daily'\nimage: {JOB_IMAGE}\nnetwork: {internal}\n"
+    written = ["docker", "exec", "-i", scheduler, "sh", "-c", "cat > /tmp/spy.yaml"]
+    subprocess.run(written, input=spy, text=True, check=True, timeout=30)
+    unlisted = ["docker", "exec", "-e", "ORCHESTRATOR_ALLOWED_NETWORKS=", scheduler]
+    refused = subprocess.run(
+        [*unlisted, "orchestrator", "jobs", "apply", "/tmp/spy.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"job 'spy': network '{internal}' is a network of the scheduler's own container: a "
+        "job on it reaches the scheduler and what it talks to (its database, the engine's "
+        "socket proxy); this service does not permit that (list it in "
+        "ORCHESTRATOR_ALLOWED_NETWORKS to allow it)"
+    ]
+    assert docker_client.containers.list(all=True, filters={"label": "orchestrator.job=spy"}) == []
 
 
 def test_the_stack_refuses_to_start_without_passwords(tmp_path: Path) -> None:

@@ -203,3 +203,186 @@ def test_root_and_other_containers_namespaces_are_refused_at_validate(
         path = write_jobs(f"{name}.yaml", f"name: {name}\nschedule: '@daily'\nimage: x\n{extra}\n")
         result = docker_cli("jobs", "validate", str(path), expect=2)
         assert "never allowed" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+# --- networks: a job on the scheduler's own network reaches what the scheduler reaches ---
+
+OWN_NETWORK = "is a network of the scheduler's own container"
+
+
+@pytest.fixture
+def scheduler_on_a_network(docker_client: Any, test_label: dict[str, str]) -> tuple[Any, Any]:
+    """A network, and a container on it that the scheduler is told is its own (the
+    ORCHESTRATOR_CONTAINER_ID setting): what the compose stack's internal network is."""
+    import uuid
+
+    network = docker_client.networks.create(f"orch-own-{uuid.uuid4().hex[:8]}", labels=test_label)
+    serve = "mkdir /w && echo SCHEDULER-HERE > /w/index.html && httpd -f -p 8000 -h /w"
+    standin = docker_client.containers.run(
+        JOB_IMAGE, ["sh", "-c", serve], detach=True, labels=test_label, network=network.name
+    )
+    return network, standin
+
+
+def _containers_of(docker_client: Any, test_label: dict[str, str], job_name: str) -> list[Any]:
+    ((key, value),) = test_label.items()
+    found: list[Any] = docker_client.containers.list(
+        all=True, filters={"label": [f"{key}={value}", f"orchestrator.job={job_name}"]}
+    )
+    return found
+
+
+def test_a_job_cannot_join_the_schedulers_network_by_name_id_or_id_prefix(
+    make_launcher: Any,
+    docker_client: Any,
+    test_label: dict[str, str],
+    scheduler_on_a_network: tuple[Any, Any],
+) -> None:
+    network, standin = scheduler_on_a_network
+    launcher = make_launcher(container_id=standin.id, keep_containers=True)
+    for named in (network.name, network.id, network.id[:12]):
+        spec = job(name="spy", network=named, command=["true"])
+        refused = run_once(launcher, spec)
+        assert refused.status is RunStatus.FAILED and refused.container_id is None
+        assert refused.error and refused.error.startswith(f"job 'spy': network {named!r}")
+        assert OWN_NETWORK in refused.error
+        assert "list it in ORCHESTRATOR_ALLOWED_NETWORKS" in refused.error
+    assert _containers_of(docker_client, test_label, "spy") == []  # nothing was created
+    # The one key: the operator lists it, and the same job joins it and reaches the
+    # scheduler's container there (so the refusal above guarded a real way in).
+    listed = make_launcher(container_id=standin.id, allowed_networks=(network.name,))
+    standin.reload()
+    address = standin.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+    reach = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w5 {address} 8000 | tail -1"
+    spy = job(name="spy", network=network.name, command=["sh", "-c", reach])
+    allowed = run_once(listed, spy)
+    assert allowed.status is RunStatus.SUCCEEDED, allowed.error
+    assert allowed.output == "SCHEDULER-HERE\n"
+
+
+def test_with_allowed_networks_set_only_those_networks_are_joined(
+    make_launcher: Any, docker_client: Any, test_label: dict[str, str]
+) -> None:
+    import uuid
+
+    listed, unlisted = (
+        docker_client.networks.create(f"orch-{kind}-{uuid.uuid4().hex[:8]}", labels=test_label)
+        for kind in ("listed", "unlisted")
+    )
+    launcher = make_launcher(allowed_networks=(listed.name,))  # on the host: no own network
+    for named in (unlisted.name, unlisted.id[:12]):
+        refused = run_once(launcher, job(name="other", network=named, command=["true"]))
+        assert refused.status is RunStatus.FAILED and refused.container_id is None
+        assert refused.error and "is not in ORCHESTRATOR_ALLOWED_NETWORKS" in refused.error
+    assert _containers_of(docker_client, test_label, "other") == []
+    check = "ip -o -4 addr show eth0 | grep -q inet && echo ON-IT"
+    for named in (listed.name, "bridge"):
+        ran = run_once(launcher, job(name="listed", network=named, command=["sh", "-c", check]))
+        assert ran.status is RunStatus.SUCCEEDED, ran.error
+        assert ran.output == "ON-IT\n"
+
+
+def test_apply_refuses_the_schedulers_network_and_validate_the_unlisted_one(
+    docker_cli: Any,
+    write_jobs: Any,
+    docker_client: Any,
+    test_label: dict[str, str],
+    scheduler_on_a_network: tuple[Any, Any],
+) -> None:
+    network, standin = scheduler_on_a_network
+    docker_cli.env["ORCHESTRATOR_CONTAINER_ID"] = standin.id
+    docker_cli("db", "upgrade")
+    prefix = network.id[:10]
+    spy = write_jobs(
+        "spy.yaml", f"name: spy\nschedule: '@daily'\nimage: {JOB_IMAGE}\nnetwork: '{prefix}'\n"
+    )
+    refused = docker_cli("jobs", "apply", str(spy), expect=2)
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith(f"job 'spy': network '{prefix}' (the engine's '{network.name}')")
+    assert OWN_NETWORK in line
+    assert docker_cli("jobs", "list", "--json").stdout.strip() == "[]"  # nothing written
+    assert docker_cli("jobs", "apply", str(spy), "--dry-run", expect=2).stderr.strip() == line
+    docker_cli.env["ORCHESTRATOR_ALLOWED_NETWORKS"] = "orchestrator-jobs"
+    checked = docker_cli("jobs", "validate", str(spy), expect=2)
+    assert checked.stderr.strip() == (
+        f"job 'spy': network '{prefix}' is not in ORCHESTRATOR_ALLOWED_NETWORKS "
+        "(orchestrator-jobs; bridge and none always are): add it there to allow it"
+    )
+    assert _containers_of(docker_client, test_label, "spy") == []
+
+
+def test_the_api_refuses_a_job_on_the_schedulers_network_with_403(
+    tmp_path: Path,
+    docker_client: Any,
+    test_label: dict[str, str],
+    scheduler_on_a_network: tuple[Any, Any],
+) -> None:
+    from tests.acceptance.api.conftest import start_api_service, stop_api_service
+
+    network, standin = scheduler_on_a_network
+    ((_, label),) = test_label.items()
+    service = start_api_service(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'orchestrator.db'}",
+        label,
+        env={"ORCHESTRATOR_CONTAINER_ID": standin.id},
+    )
+    try:
+        text = f"name: spy\nschedule: '* * * * * *'\nimage: IMAGE\nnetwork: {network.name}\n"
+        refused = service.apply(text)
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error.startswith(f"job 'spy': network '{network.name}' {OWN_NETWORK}")
+        assert service.get("/api/jobs").json() == []
+    finally:
+        stop_api_service(service, docker_client)
+    assert _containers_of(docker_client, test_label, "spy") == []
+
+
+def test_a_scheduler_in_another_containers_network_namespace_guards_that_ones_networks(
+    make_launcher: Any,
+    docker_client: Any,
+    test_label: dict[str, str],
+    scheduler_on_a_network: tuple[Any, Any],
+) -> None:
+    # compose's `network_mode: service:x`: our container has no networks of its own.
+    network, standin = scheduler_on_a_network
+    beside = docker_client.containers.run(
+        JOB_IMAGE,
+        ["sleep", "600"],
+        detach=True,
+        labels=test_label,
+        network_mode=f"container:{standin.id}",
+    )
+    launcher = make_launcher(container_id=beside.id)
+    refused = run_once(launcher, job(name="spy", network=network.name, command=["true"]))
+    assert refused.status is RunStatus.FAILED and refused.container_id is None
+    assert refused.error and OWN_NETWORK in refused.error
+
+
+def test_serve_refuses_a_jobs_folder_with_an_unlisted_network(
+    tmp_path: Path, write_jobs: Any
+) -> None:
+    import sys
+
+    folder = write_jobs(
+        "spy.yaml", "name: spy\nschedule: '@daily'\nimage: x\nnetwork: deploy_internal\n"
+    )
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "ORCHESTRATOR_ALLOWED_NETWORKS": "orchestrator-jobs",
+    }
+    started = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "serve", "--jobs", str(folder.parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert started.stderr.strip().splitlines()[-1] == (
+        "job 'spy': network 'deploy_internal' is not in ORCHESTRATOR_ALLOWED_NETWORKS "
+        "(orchestrator-jobs; bridge and none always are): add it there to allow it"
+    )

@@ -105,3 +105,26 @@ def test_jobs_run_through_the_proxy_and_what_it_refuses_is_named(
     assert "POST /images/create was refused (403) before it reached the engine" in line
     no_socket = docker_cli("jobs", "run", "wants-socket", "--allow-privileged-jobs", expect=125)
     assert f"reaches the engine at {proxy}, not through a socket" in no_socket.stderr
+
+
+def test_a_start_cannot_carry_a_host_config_through_the_proxy(
+    proxy: str, docker_client: Any, test_label: dict[str, str]
+) -> None:
+    """The attack: engines before Docker 25 take a HostConfig in the body of a start on
+    API < 1.24, so a container created harmless would start privileged, binding /."""
+    base = proxy.replace("tcp://", "http://")
+    created = requests.post(
+        f"{base}/v1.41/containers/create",
+        json={"Image": JOB_IMAGE, "Cmd": ["true"], "Labels": test_label},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    handle = created.json()["Id"]
+    escalate = {"Privileged": True, "Binds": ["/:/host"]}
+    start = f"{base}/v1.23/containers/{handle}/start"
+    assert requests.post(start, json=escalate, timeout=30).status_code == 403
+    chunked = iter([json.dumps(escalate).encode()])  # no Content-Length: chunked
+    assert requests.post(start, data=chunked, timeout=30).status_code == 403
+    kept = docker_client.api.inspect_container(handle)["HostConfig"]
+    assert kept["Privileged"] is False and not kept["Binds"]
+    assert requests.post(f"{base}/v1.41/containers/{handle}/start", timeout=30).status_code == 204

@@ -246,3 +246,14 @@ def test_a_fake_engine_that_comes_back_answers_again() -> None:
         fake.facts()
     fake.come_back()
     assert fake.facts().name == "fake-engine"
+
+
+def test_a_network_is_found_by_its_name_its_id_and_a_prefix_of_its_id(stage: Stage) -> None:
+    """As the engine resolves a container's network: the policy compares what it finds."""
+    engine = stage.engine
+    bridge = engine.find_network("bridge")
+    assert bridge is not None and bridge.name == "bridge" and len(bridge.id) == 64
+    assert engine.find_network(bridge.id) == bridge
+    assert engine.find_network(bridge.id[:12]) == bridge
+    assert engine.find_network("BRIDGE") is None  # names are compared as written
+    assert engine.find_network("no-such-network-8d1f") is None
