@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine
     from orchestrator.hostpaths import SelfContainer
     from orchestrator.operations import Operations
+    from orchestrator.policies.secret_grants import ServiceFile
     from orchestrator.runner import LaunchSettings, RunLauncher
     from orchestrator.store.database import Database
 
@@ -38,6 +39,10 @@ class AppContext:
     allowed_host_paths: tuple[str, ...] = ()
     secrets_dir: str = settings.DEFAULT_SECRETS_DIR
     registry_auth: str | None = None
+    secret_grants: str | None = None
+    # Files `serve` reads by its own options (the environment's are found on their own).
+    api_tokens_file: str | None = None
+    health_file: str | None = None
     docker_host: str | None = None
     default_notify: str | None = None
     _database: Database | None = field(default=None, repr=False)
@@ -100,6 +105,7 @@ class AppContext:
         return LaunchSettings(**self._launch_values())
 
     def _launch_values(self) -> dict[str, Any]:
+        from orchestrator.policies.secret_grants import parse_grants
         from orchestrator.ports import parse_port_range
         from orchestrator.settings import DEFAULT_DOCKER_SOCKET, engine_socket
         from orchestrator.units import parse_size
@@ -140,6 +146,8 @@ class AppContext:
 
             default_notify = parse_default_notify(self.default_notify, settings.NOTIFY_ENV)
         return dict(
+            service_files=self._service_files(),
+            secret_grants=parse_grants(self.secret_grants),
             default_notify=default_notify,
             extra_labels=tuple(labels),
             output_limit=limit,
@@ -153,6 +161,29 @@ class AppContext:
             port_pool=parse_port_range(self.port_range),
             port_host_ip=self.port_host_ip,
         )
+
+    def _service_files(self) -> tuple[ServiceFile, ...]:
+        """The files our settings read, which no job may (policies/secret_grants.py)."""
+        import os
+        import posixpath
+
+        from orchestrator.policies.secret_grants import ServiceFile
+
+        files = [
+            ServiceFile(variable, os.path.abspath(os.environ[variable]))
+            for variable in settings.service_file_variables()
+            if os.environ.get(variable)
+        ]
+        if self.registry_auth:
+            path = posixpath.join(self.secrets_dir, self.registry_auth)
+            files.append(ServiceFile(settings.REGISTRY_AUTH_ENV, path))
+        for variable, given in (
+            (settings.API_TOKENS_FILE_ENV, self.api_tokens_file),
+            (settings.HEALTH_FILE_ENV, self.health_file),
+        ):
+            if given:
+                files.append(ServiceFile(variable, os.path.abspath(given)))
+        return tuple(dict.fromkeys(files))
 
     def launcher(self) -> RunLauncher:
         from orchestrator.runner import RunLauncher

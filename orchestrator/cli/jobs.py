@@ -54,9 +54,11 @@ def validate(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
 
     Example: orchestrator jobs validate jobs/
     """
+    from orchestrator.operations import refuse_forbidden_secrets
     from orchestrator.spec import load_jobs, masked_definition
 
     loaded = load_jobs(paths)
+    refuse_forbidden_secrets(loaded, app.launch_settings().secret_policy)
     _warn_missing_secrets(loaded, app.secrets_dir)
     if as_json:
         emit_json([{"source": job.source, **masked_definition(job.spec)} for job in loaded])

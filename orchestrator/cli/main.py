@@ -156,6 +156,7 @@ def cli(
         registry_auth=registry_auth or None,
         docker_host=os.environ.get(settings.DOCKER_HOST.env) or None,
         default_notify=os.environ.get(settings.NOTIFY.env) or None,
+        secret_grants=os.environ.get(settings.SECRET_GRANTS_ENV),
     )
     ctx.obj = app
     ctx.call_on_close(app.close)

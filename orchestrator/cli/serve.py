@@ -146,6 +146,8 @@ def serve(
 
     configure_logging(log_format, log_level)
     app.allow_privileged_jobs = allow_privileged_jobs
+    app.api_tokens_file = api_tokens_file
+    app.health_file = str(health_file)
     grace = _seconds(shutdown_grace, "shutdown grace")
     adopt_after_seconds = _positive_seconds(adopt_after, "adopt after")
     listen = _http_settings(http, api_tokens_file, http_read_open, metrics_need_token)
@@ -154,6 +156,9 @@ def serve(
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
+        from orchestrator.operations import refuse_forbidden_secrets
+
+        refuse_forbidden_secrets(loaded, app.launch_settings().secret_policy)
         result = Store(app.database()).apply_jobs(loaded)
         click.echo(
             f"applied {jobs_dir}: {len(result.created)} created, "

@@ -56,6 +56,7 @@ class Operations:
         from orchestrator.service.senders import APPRISE, Outgoing, attempt
 
         spec = self.backends.store.job(job).spec
+        policy = self.backends.launch_settings().secret_policy
         answers = []
         for target in spec.notify:
             outgoing = Outgoing(
@@ -65,8 +66,9 @@ class Operations:
                 payload={"job": job, "event": "test", "output_tail": []},
                 delivery_id=0,
                 secret_name=target.secret,
+                job=job,
             )
-            delivered, said = attempt(outgoing, self.backends.secrets_dir, public_url)
+            delivered, said = attempt(outgoing, self.backends.secrets_dir, public_url, policy)
             if target.kind == "apprise" and delivered:
                 shown = "delivered"
             elif "status" in said:

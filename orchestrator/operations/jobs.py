@@ -18,6 +18,7 @@ from orchestrator.records import (
 )
 
 if TYPE_CHECKING:
+    from orchestrator.policies.secret_grants import SecretPolicy
     from orchestrator.spec import LoadedJob
 
 
@@ -40,6 +41,16 @@ def find_missing_secrets(loaded: Sequence[LoadedJob], secrets_dir: str) -> list[
         for job in loaded
         for name in missing_secrets(job.spec, secrets_dir)
     ]
+
+
+def refuse_forbidden_secrets(loaded: Sequence[LoadedJob], policy: SecretPolicy) -> None:
+    """UnsafeJobError for the first job that names a file the secrets policy keeps from
+    it (a file of the service's own, a secret not granted to it, an env_file elsewhere)."""
+    from orchestrator.policies.secret_grants import check_job
+    from orchestrator.runner.secretfiles import identify
+
+    for job in loaded:
+        check_job(job.spec, policy, identify)
 
 
 class JobOperations:
@@ -71,6 +82,7 @@ class JobOperations:
                     f"{len(result.deleted)}: add --force if that is what you want"
                 )
 
+        refuse_forbidden_secrets(loaded, self._backends.launch_settings().secret_policy)
         if dry_run:
             return self._store.apply_jobs(loaded, prune=prune, dry_run=True, check=refuse_emptying)
         with self._audited.audit("jobs.apply", given) as summary:

@@ -28,6 +28,7 @@ from orchestrator.engine.errors import (
 from orchestrator.errors import TakenOverError
 from orchestrator.hostpaths import MountPlan, SelfContainer
 from orchestrator.policies.safety import HostPolicy
+from orchestrator.policies.secret_grants import check_job
 from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError
 from orchestrator.records import RunRecord
 from orchestrator.runner.container import container_name, container_spec
@@ -35,6 +36,7 @@ from orchestrator.runner.mounts import engine_socket_on_host, plan_mounts
 from orchestrator.runner.port_leaser import PortLeaser
 from orchestrator.runner.secretfiles import (
     LaunchSecrets,
+    identify,
     load_launch_secrets,
     read_secret,
     registry_login,
@@ -99,6 +101,7 @@ class ContainerStarter:
         """Prepare and start the run's container. Every container made is appended to
         `created` the moment the engine made it (for the caller to remove at the end)."""
         patience = self.settings.engine_patience_seconds
+        check_job(spec, self.settings.secret_policy, identify)
         given = load_launch_secrets(spec, self.settings.secrets_dir)
         auth = self._registry_login(spec.image)
         image_id = when_engine_answers(

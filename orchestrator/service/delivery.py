@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies import notify_events
+from orchestrator.policies.secret_grants import SecretPolicy
 from orchestrator.records import Notification
 from orchestrator.service.senders import Outgoing, attempt
 from orchestrator.store.facade import Store
@@ -33,6 +34,7 @@ class DeliveryWorkers:
     workers: int = 4
     poll_seconds: float = 0.5
     public_url: str | None = None
+    secret_policy: SecretPolicy | None = None
 
     def __post_init__(self) -> None:
         self._threads: list[threading.Thread] = []
@@ -84,7 +86,9 @@ class DeliveryWorkers:
 
     def _deliver(self, item: Notification) -> None:
         started = self.clock()
-        delivered, said = attempt(Outgoing.of(item), self.secrets_dir, self.public_url)
+        delivered, said = attempt(
+            Outgoing.of(item), self.secrets_dir, self.public_url, self.secret_policy
+        )
         answer: dict[str, object] = {"at": started.isoformat(), **said}
         now = self.clock()
         retry_at = now + timedelta(seconds=notify_events.retry_delay(item.attempts + 1))

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator import __version__
+from orchestrator.errors import UnsafeJobError
 from orchestrator.policies import notify_events
+from orchestrator.policies.secret_grants import SecretPolicy, check_secret, placeholders
 from orchestrator.records import Notification
-from orchestrator.runner.secretfiles import SecretUnavailableError, read_secret
+from orchestrator.runner.secretfiles import SecretUnavailableError, identify, read_secret
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 _PLACEHOLDER = "{{secret:"
@@ -39,28 +41,45 @@ class Outgoing:
     payload: Mapping[str, Any]
     delivery_id: int
     secret_name: str | None = None
+    job: str = ""
 
     @classmethod
     def of(cls, item: Notification) -> Outgoing:
-        return cls(item.method, item.url, item.event, item.payload, item.id, item.secret_name)
+        return cls(
+            item.method, item.url, item.event, item.payload, item.id, item.secret_name, item.job
+        )
 
 
 def attempt(
-    outgoing: Outgoing, secrets_dir: str, public_url: str | None = None
+    outgoing: Outgoing,
+    secrets_dir: str,
+    public_url: str | None = None,
+    policy: SecretPolicy | None = None,
 ) -> tuple[bool, dict[str, object]]:
     """Send it: (delivered, the answer to record: an HTTP status or an error line).
-    Never raises for the receiver's, the network's or a secret's failure."""
+    Never raises for the receiver's, the network's or a secret's failure. A secret the
+    policy refuses the job is not read, and nothing is sent."""
     try:
+        if policy is not None:
+            check_notification(outgoing, policy)
         status = _send(outgoing, secrets_dir, public_url)
         return 200 <= status < 300, {"status": status}
     except urllib.error.HTTPError as error:
         return False, {"status": error.code}
-    except (SecretUnavailableError, NotDeliveredError) as error:
+    except (SecretUnavailableError, NotDeliveredError, UnsafeJobError) as error:
         return False, {"error": str(error)[:300]}
     except ValueError:  # (its message would show the URL, secrets filled in)
         return False, {"error": "the URL is not valid once its secrets are filled in"}
     except OSError as error:
         return False, {"error": str(getattr(error, "reason", error))[:300]}
+
+
+def check_notification(outgoing: Outgoing, policy: SecretPolicy) -> None:
+    """The secrets policy on what one notification would read (UnsafeJobError)."""
+    for name in placeholders(outgoing.url):
+        check_secret(outgoing.job, "notify url", name, policy, identify)
+    if outgoing.secret_name is not None:
+        check_secret(outgoing.job, "notify secret", outgoing.secret_name, policy, identify)
 
 
 def resolve_url(url: str, secrets_dir: str) -> str:
