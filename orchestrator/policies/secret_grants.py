@@ -94,6 +94,8 @@ def named_secrets(spec: JobSpec) -> Iterator[tuple[str, str]]:
             yield f"notify[{index}].url", name
         if target.secret is not None:
             yield f"notify[{index}].secret", target.secret
+    for name in placeholders(spec.ping or ""):
+        yield "ping", name
 
 
 def placeholders(url: str) -> list[str]:
