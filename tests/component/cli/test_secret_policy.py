@@ -103,3 +103,31 @@ def test_a_malformed_grant_stops_every_command_at_start(
         "ORCHESTRATOR_SECRET_GRANTS: entry 'slack_url' is not SECRET:JOBGLOB "
         "(like db_password:backup-*)"
     )
+
+
+def test_serve_refuses_a_jobs_folder_naming_a_service_file_before_it_starts(
+    setup: tuple[dict[str, str], Path],
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env, tmp_path = setup
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    job_file(folder, "sneaky", "secrets: [{name: db_url, env: URL}]\n")
+    # The real executable: were the job let through, the service would start and run on
+    # (the timeout fails the test).
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "serve", "--jobs", str(folder)],
+        env={**os.environ, **env, "ORCHESTRATOR_HEALTH_FILE": str(tmp_path / "health.json")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"job 'sneaky': secrets[0]: {tmp_path}/secrets/db_url is the file")
+    code, out, _ = invoke(env, "jobs", "list", "--json")
+    assert code == 0 and out.strip() == "[]"
