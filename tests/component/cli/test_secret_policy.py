@@ -4,6 +4,7 @@ nothing is written; a malformed grant stops every command at start."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,11 @@ def test_a_job_naming_a_file_of_the_service_is_refused_and_nothing_applied(
         assert f"the file the service's ORCHESTRATOR_{setting} reads" in line
     code, out, _ = invoke(env, "jobs", "list", "--json")
     assert code == 0 and out.strip() == "[]"
+    # The attempt is in the audit trail, with who tried.
+    code, out, _ = invoke(env, "audit", "list", "--json")
+    (entry,) = json.loads(out)
+    assert entry["action"] == "jobs.apply" and entry["actor"].startswith("cli:")
+    assert entry["result"].startswith(f"error: job 'sneaky': {field}: ")
 
 
 def test_a_link_to_the_database_url_file_is_the_same_file(
