@@ -82,10 +82,13 @@ class JobOperations:
                     f"{len(result.deleted)}: add --force if that is what you want"
                 )
 
-        refuse_forbidden_secrets(loaded, self._backends.launch_settings().secret_policy)
+        policy = self._backends.launch_settings().secret_policy
         if dry_run:
+            refuse_forbidden_secrets(loaded, policy)
             return self._store.apply_jobs(loaded, prune=prune, dry_run=True, check=refuse_emptying)
         with self._audited.audit("jobs.apply", given) as summary:
+            # Inside the audit: a job refused for the secrets it names is recorded.
+            refuse_forbidden_secrets(loaded, policy)
             result = self._store.apply_jobs(loaded, prune=prune, check=refuse_emptying)
             summary.append(
                 f"{len(result.created)} created, {len(result.updated)} updated, "
