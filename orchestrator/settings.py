@@ -87,6 +87,10 @@ REGISTRY_AUTH: Setting[str | None] = Setting(
     None,
     "A Docker config.json in the secrets directory (by name) with registry logins for pulls.",
 )
+# Read from the environment only (no option): who may use which secret.
+SECRET_GRANTS: Setting[str | None] = Setting(
+    "secret-grants", "ORCHESTRATOR_SECRET_GRANTS", None, ""
+)
 CONTAINER_LABELS: Setting[tuple[str, ...]] = Setting(
     "container-label",
     "ORCHESTRATOR_CONTAINER_LABELS",
@@ -223,6 +227,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ALLOWED_NETWORKS,
     SECRETS_DIR,
     REGISTRY_AUTH,
+    SECRET_GRANTS,
     CONTAINER_LABELS,
     NOTIFY,
     NOTIFY_ALLOWED_HOSTS,
@@ -283,6 +288,7 @@ ALLOWED_NETWORKS_ENV = ALLOWED_NETWORKS.env
 SECRETS_DIR_ENV = SECRETS_DIR.env
 DEFAULT_SECRETS_DIR = SECRETS_DIR.default
 REGISTRY_AUTH_ENV = REGISTRY_AUTH.env
+SECRET_GRANTS_ENV = SECRET_GRANTS.env
 DOCKER_HOST_ENV = DOCKER_HOST.env
 NOTIFY_ENV = NOTIFY.env
 NOTIFY_ALLOWED_HOSTS_ENV = NOTIFY_ALLOWED_HOSTS.env
@@ -300,6 +306,8 @@ MAX_PARALLEL_LAUNCHES_ENV = MAX_PARALLEL_LAUNCHES.env
 DEFAULT_MAX_PARALLEL_LAUNCHES = MAX_PARALLEL_LAUNCHES.default
 MAX_RUNNING_ENV = MAX_RUNNING.env
 DEFAULT_MAX_RUNNING = MAX_RUNNING.default
+# The largest env_file read at launch (a job's file, read by the service).
+MAX_ENV_FILE_BYTES = 1024 * 1024
 
 
 def engine_socket(docker_host: str | None) -> str | None:
@@ -314,3 +322,11 @@ def engine_socket(docker_host: str | None) -> str | None:
 def split_list(value: str | None) -> tuple[str, ...]:
     """A comma-separated list setting, blanks dropped."""
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def service_file_variables() -> tuple[str, ...]:
+    """The variables that name a file the service reads: every `*_FILE` setting and
+    every secret setting's `_FILE` twin (no job may name those files)."""
+    own = [row.env for row in SETTINGS if row.env.endswith(FILE_SUFFIX)]
+    twins = [row.env + FILE_SUFFIX for row in SETTINGS if row.secret]
+    return tuple(dict.fromkeys((*own, *twins)))

@@ -44,6 +44,8 @@ def status_of(error: OrchestratorError) -> int:
         return 422
     if isinstance(error, InvalidInputError):
         return 400
+    if isinstance(error, UnsafeJobError):  # a valid job this service does not permit
+        return 403
     if isinstance(error, RefusedError | RunFinishedError | ConflictError | DuplicateFireError):
         return 409
     if isinstance(error, DatabaseUnavailableError | SchemaOutOfDateError | EngineUnavailableError):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine
     from orchestrator.hostpaths import SelfContainer
     from orchestrator.operations import Operations
+    from orchestrator.policies.secret_grants import ServiceFile
     from orchestrator.runner import LaunchSettings, RunLauncher
     from orchestrator.store.database import Database
 
@@ -39,6 +40,10 @@ class AppContext:
     allowed_networks: str | None = None  # ORCHESTRATOR_ALLOWED_NETWORKS, as given
     secrets_dir: str = settings.DEFAULT_SECRETS_DIR
     registry_auth: str | None = None
+    secret_grants: str | None = None
+    # Files `serve` reads by its own options (the environment's are found on their own).
+    api_tokens_file: str | None = None
+    health_file: str | None = None
     docker_host: str | None = None
     default_notify: str | None = None
     notify_allowed_hosts: str = ""
@@ -105,6 +110,7 @@ class AppContext:
         return LaunchSettings(**self._launch_values())
 
     def _launch_values(self) -> dict[str, Any]:
+        from orchestrator.policies.secret_grants import parse_grants
         from orchestrator.ports import parse_port_range
         from orchestrator.settings import DEFAULT_DOCKER_SOCKET, engine_socket
         from orchestrator.units import parse_size
@@ -155,6 +161,8 @@ class AppContext:
         return dict(
             allow_low_ports=_flag(self.allow_low_ports, settings.ALLOW_LOW_PORTS_ENV),
             default_pids_limit=_pids_limit(self.default_pids_limit),
+            service_files=self._service_files(),
+            secret_grants=parse_grants(self.secret_grants),
             default_notify=default_notify,
             notify_allowed_hosts=allowed,
             extra_labels=tuple(labels),
@@ -171,8 +179,28 @@ class AppContext:
             port_host_ip=self.port_host_ip,
         )
 
-    def low_ports_allowed(self) -> bool:
-        return bool(self._launch_values()["allow_low_ports"])
+    def _service_files(self) -> tuple[ServiceFile, ...]:
+        """The files our settings read, which no job may (policies/secret_grants.py)."""
+        import os
+        import posixpath
+
+        from orchestrator.policies.secret_grants import ServiceFile
+
+        files = [
+            ServiceFile(variable, os.path.abspath(os.environ[variable]))
+            for variable in settings.service_file_variables()
+            if os.environ.get(variable)
+        ]
+        if self.registry_auth:
+            path = posixpath.join(self.secrets_dir, self.registry_auth)
+            files.append(ServiceFile(settings.REGISTRY_AUTH_ENV, path))
+        for variable, given in (
+            (settings.API_TOKENS_FILE_ENV, self.api_tokens_file),
+            (settings.HEALTH_FILE_ENV, self.health_file),
+        ):
+            if given:
+                files.append(ServiceFile(variable, os.path.abspath(given)))
+        return tuple(dict.fromkeys(files))
 
     def launcher(self) -> RunLauncher:
         from orchestrator.runner import RunLauncher

@@ -54,13 +54,11 @@ def validate(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
 
     Example: orchestrator jobs validate jobs/
     """
-    from orchestrator.policies.hostports import check_pinned_ports
-    from orchestrator.policies.networks import check_networks_named, parse_allowed_networks
+    from orchestrator.operations.jobs import refuse_untrusted_files
     from orchestrator.spec import load_jobs, masked_definition
 
     loaded = load_jobs(paths)
-    check_pinned_ports(loaded, app.low_ports_allowed())
-    check_networks_named([job.spec for job in loaded], parse_allowed_networks(app.allowed_networks))
+    refuse_untrusted_files(loaded, app.launch_settings())
     _warn_missing_secrets(loaded, app.secrets_dir)
     if as_json:
         emit_json([{"source": job.source, **masked_definition(job.spec)} for job in loaded])

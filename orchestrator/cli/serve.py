@@ -142,14 +142,15 @@ def serve(
     Example: orchestrator serve --jobs /etc/orchestrator/jobs
     """
     from orchestrator.logsetup import configure_logging
-    from orchestrator.policies.hostports import check_pinned_ports
-    from orchestrator.policies.networks import check_networks_named
+    from orchestrator.operations.jobs import refuse_untrusted_files
     from orchestrator.service.scheduler import SchedulerService, ServiceSettings
     from orchestrator.spec import load_jobs
     from orchestrator.store.facade import Store
 
     configure_logging(log_format, log_level)
     app.allow_privileged_jobs = allow_privileged_jobs
+    app.api_tokens_file = api_tokens_file
+    app.health_file = str(health_file)
     grace = _seconds(shutdown_grace, "shutdown grace")
     adopt_after_seconds = _positive_seconds(adopt_after, "adopt after")
     if public_url is not None and not public_url.startswith(("http://", "https://")):
@@ -158,10 +159,9 @@ def serve(
     if listen is not None:
         listen.api = _web_settings(listen.api, public_url, http_allowed_hosts)
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
-    check_pinned_ports(loaded, app.low_ports_allowed())
+    refuse_untrusted_files(loaded, app.launch_settings())
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
-        check_networks_named([job.spec for job in loaded], app.launch_settings().allowed_networks)
         result = Store(app.database()).apply_jobs(loaded)
         click.echo(
             f"applied {jobs_dir}: {len(result.created)} created, "

@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from orchestrator.operations.context import Backends
     from orchestrator.operations.core import Operations
-    from orchestrator.operations.jobs import MissingSecret, find_missing_secrets
+    from orchestrator.operations.jobs import (
+        MissingSecret,
+        find_missing_secrets,
+        refuse_forbidden_secrets,
+    )
     from orchestrator.operations.runs import (
         Ended,
         Output,
@@ -32,6 +36,7 @@ _HOMES = {
     "Operations": "core",
     "MissingSecret": "jobs",
     "find_missing_secrets": "jobs",
+    "refuse_forbidden_secrets": "jobs",
     "Ended": "runs",
     "Output": "runs",
     "RunEvent": "runs",
@@ -51,6 +56,7 @@ __all__ = [
     "Withheld",
     "cancel_run",
     "find_missing_secrets",
+    "refuse_forbidden_secrets",
 ]
 
 

@@ -63,7 +63,8 @@ class Operations:
         from orchestrator.service.senders import APPRISE, Outgoing, attempt
 
         spec = self.backends.store.job(job).spec
-        policy = delivery_policy(self.backends.launch_settings())
+        launch = self.backends.launch_settings()
+        policy = delivery_policy(launch)
         answers = []
         for target in spec.notify:
             outgoing = Outgoing(
@@ -73,8 +74,15 @@ class Operations:
                 payload={"job": job, "event": "test", "output_tail": []},
                 delivery_id=0,
                 secret_name=target.secret,
+                job=job,
             )
-            delivered, said = attempt(outgoing, self.backends.secrets_dir, public_url, policy)
+            delivered, said = attempt(
+                outgoing,
+                self.backends.secrets_dir,
+                public_url,
+                policy,
+                secret_policy=launch.secret_policy,
+            )
             if target.kind == "apprise" and delivered:
                 shown = "delivered"
             elif "status" in said:

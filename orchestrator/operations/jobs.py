@@ -19,6 +19,8 @@ from orchestrator.records import (
 
 if TYPE_CHECKING:
     from orchestrator.operations.context import Backends
+    from orchestrator.policies.secret_grants import SecretPolicy
+    from orchestrator.runner.launch_settings import LaunchSettings
     from orchestrator.spec import LoadedJob
 
 
@@ -70,6 +72,35 @@ def check_job_networks(loaded: Sequence[LoadedJob], backends: Backends) -> None:
             check_network_joined(spec, joined, own, allowed)
 
 
+def refuse_forbidden_secrets(loaded: Sequence[LoadedJob], policy: SecretPolicy) -> None:
+    """UnsafeJobError for the first job that names a file the secrets policy keeps from
+    it (a file of the service's own, a secret not granted to it, an env_file elsewhere)."""
+    from orchestrator.policies.secret_grants import check_job
+    from orchestrator.runner.secretfiles import identify
+
+    for job in loaded:
+        check_job(job.spec, policy, identify)
+
+
+def refuse_untrusted_files(loaded: Sequence[LoadedJob], launch: LaunchSettings) -> None:
+    """What the files and the settings alone show of the trust policy (UnsafeJobError
+    for the first job it refuses): pinned low ports, networks, secrets. `jobs validate`
+    and `serve --jobs` run it without the engine; apply and launch run it too."""
+    from orchestrator.policies.hostports import check_pinned_ports
+    from orchestrator.policies.networks import check_networks_named
+
+    check_pinned_ports(loaded, launch.allow_low_ports)
+    check_networks_named([job.spec for job in loaded], launch.allowed_networks)
+    refuse_forbidden_secrets(loaded, launch.secret_policy)
+
+
+def refuse_untrusted(loaded: Sequence[LoadedJob], backends: Backends) -> None:
+    """The whole trust policy on a batch before it is written: the files' part, then
+    what the engine knows (the networks names resolve to)."""
+    refuse_untrusted_files(loaded, backends.launch_settings())
+    check_job_networks(loaded, backends)
+
+
 class JobOperations:
     def __init__(self, audited: Audited) -> None:
         self._audited = audited
@@ -99,14 +130,12 @@ class JobOperations:
                     f"{len(result.deleted)}: add --force if that is what you want"
                 )
 
-        from orchestrator.policies.hostports import check_pinned_ports
-
-        check_pinned_ports(loaded, self._backends.launch_settings().allow_low_ports)
         if dry_run:
-            check_job_networks(loaded, self._backends)
+            refuse_untrusted(loaded, self._backends)
             return self._store.apply_jobs(loaded, prune=prune, dry_run=True, check=refuse_emptying)
         with self._audited.audit("jobs.apply", given) as summary:
-            check_job_networks(loaded, self._backends)
+            # Inside the audit: a job the trust policy refuses is recorded with who tried.
+            refuse_untrusted(loaded, self._backends)
             result = self._store.apply_jobs(loaded, prune=prune, check=refuse_emptying)
             summary.append(
                 f"{len(result.created)} created, {len(result.updated)} updated, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.policies.destinations import AllowedHosts
+from orchestrator.policies.secret_grants import Grant, SecretPolicy, ServiceFile
 from orchestrator.ports import PortRange, parse_port_range
 from orchestrator.runner.heartbeats import HEARTBEAT_SECONDS
 from orchestrator.settings import (
@@ -42,6 +43,9 @@ class LaunchSettings:
     secrets_dir: str = DEFAULT_SECRETS_DIR
     # A Docker config.json in the secrets directory, by name: logins for pulls.
     registry_auth: str | None = None
+    # Files the service's settings read (no job may), and ORCHESTRATOR_SECRET_GRANTS.
+    service_files: tuple[ServiceFile, ...] = ()
+    secret_grants: tuple[Grant, ...] | None = None
     port_pool: PortRange = DEFAULT_PORT_POOL
     port_host_ip: str = DEFAULT_PORT_HOST_IP
     stop_grace_seconds: int = 10
@@ -63,3 +67,13 @@ class LaunchSettings:
     # How often the runs this process holds are beaten for (the service: at most a third
     # of --adopt-after).
     heartbeat_seconds: float = HEARTBEAT_SECONDS
+
+    @property
+    def secret_policy(self) -> SecretPolicy:
+        """Which files jobs may read through the service (policies/secret_grants.py)."""
+        return SecretPolicy(
+            secrets_dir=self.secrets_dir,
+            service_files=self.service_files,
+            grants=self.secret_grants,
+            env_file_dirs=self.allowed_host_paths,
+        )

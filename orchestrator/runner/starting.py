@@ -34,6 +34,7 @@ from orchestrator.policies.networks import (
     joins_network,
 )
 from orchestrator.policies.safety import HostPolicy, UnsafeJobError
+from orchestrator.policies.secret_grants import check_job
 from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError
 from orchestrator.records import RunRecord
 from orchestrator.runner.container import container_name, container_spec
@@ -41,6 +42,7 @@ from orchestrator.runner.mounts import engine_socket_on_host, plan_mounts
 from orchestrator.runner.port_leaser import PortLeaser
 from orchestrator.runner.secretfiles import (
     LaunchSecrets,
+    identify,
     load_launch_secrets,
     read_secret,
     registry_login,
@@ -108,6 +110,7 @@ class ContainerStarter:
         if low_port is not None:
             raise UnsafeJobError(low_port)
         patience = self.settings.engine_patience_seconds
+        check_job(spec, self.settings.secret_policy, identify)
         given = load_launch_secrets(spec, self.settings.secrets_dir)
         auth = self._registry_login(spec.image)
         image_id = when_engine_answers(

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies import notify_events
+from orchestrator.policies.secret_grants import SecretPolicy
 from orchestrator.records import Notification
 from orchestrator.runner.launch_settings import LaunchSettings
 from orchestrator.service.outbound import DeliveryPolicy
@@ -45,6 +46,7 @@ class DeliveryWorkers:
     poll_seconds: float = 0.5
     public_url: str | None = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    secret_policy: SecretPolicy | None = None
 
     def __post_init__(self) -> None:
         self._threads: list[threading.Thread] = []
@@ -97,7 +99,12 @@ class DeliveryWorkers:
     def _deliver(self, item: Notification) -> None:
         started = self.clock()
         delivered, said = attempt(
-            Outgoing.of(item), self.secrets_dir, self.public_url, self.policy, started.timestamp()
+            Outgoing.of(item),
+            self.secrets_dir,
+            self.public_url,
+            self.policy,
+            started.timestamp(),
+            self.secret_policy,
         )
         answer: dict[str, object] = {"at": started.isoformat(), **said}
         now = self.clock()

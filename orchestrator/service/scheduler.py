@@ -131,6 +131,7 @@ class SchedulerService:
             store=self.store,
             owner=self.owner,
             secrets_dir=launch.secrets_dir,
+            secret_policy=launch.secret_policy,
             clock=clock,
             stopping=self._stop,
             workers=settings.delivery_workers,

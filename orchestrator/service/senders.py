@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator import __version__
+from orchestrator.errors import UnsafeJobError
 from orchestrator.policies import notify_events
+from orchestrator.policies.secret_grants import SecretPolicy, check_secret, placeholders
 from orchestrator.records import Notification
-from orchestrator.runner.secretfiles import SecretUnavailableError, read_secret
+from orchestrator.runner.secretfiles import SecretUnavailableError, identify, read_secret
 from orchestrator.service.outbound import DeliveryPolicy, Guard, guarded
 
 # A whole attempt (connect, send, read the answer's status) takes at most this long.
@@ -48,10 +50,13 @@ class Outgoing:
     payload: Mapping[str, Any]
     delivery_id: int
     secret_name: str | None = None
+    job: str = ""
 
     @classmethod
     def of(cls, item: Notification) -> Outgoing:
-        return cls(item.method, item.url, item.event, item.payload, item.id, item.secret_name)
+        return cls(
+            item.method, item.url, item.event, item.payload, item.id, item.secret_name, item.job
+        )
 
 
 def attempt(
@@ -60,19 +65,23 @@ def attempt(
     public_url: str | None = None,
     policy: DeliveryPolicy | None = None,
     now: float | None = None,
+    secret_policy: SecretPolicy | None = None,
 ) -> tuple[bool, dict[str, object]]:
     """Send it: (delivered, the answer to record: an HTTP status or an error line).
     Never raises for the receiver's, the network's, the policy's or a secret's failure.
-    `now` (unix seconds) is the attempt's webhook-timestamp."""
+    `now` (unix seconds) is the attempt's webhook-timestamp. A secret `secret_policy`
+    refuses the job is not read, and nothing is sent."""
     policy = policy or DeliveryPolicy(deadline_seconds=REQUEST_TIMEOUT_SECONDS)
     with guarded(policy) as guard:
         try:
+            if secret_policy is not None:
+                check_notification(outgoing, secret_policy)
             status = _send(outgoing, secrets_dir, public_url, now)
             return 200 <= status < 300, {"status": status}
         except urllib.error.HTTPError as error:  # a 3xx (not followed), 4xx or 5xx
             error.close()
             return False, {"status": error.code}
-        except (SecretUnavailableError, NotDeliveredError) as error:
+        except (SecretUnavailableError, NotDeliveredError, UnsafeJobError) as error:
             return False, {"error": _guard_said(guard) or str(error)[:300]}
         except ValueError:  # (its message would show the URL, secrets filled in)
             return False, {"error": "the URL is not valid once its secrets are filled in"}
@@ -90,6 +99,14 @@ def _guard_said(guard: Guard) -> str | None:
     if guard.expired:
         return f"no answer within {guard.policy.deadline_seconds:g} s (the delivery's deadline)"
     return None
+
+
+def check_notification(outgoing: Outgoing, policy: SecretPolicy) -> None:
+    """The secrets policy on what one notification would read (UnsafeJobError)."""
+    for name in placeholders(outgoing.url):
+        check_secret(outgoing.job, "notify url", name, policy, identify)
+    if outgoing.secret_name is not None:
+        check_secret(outgoing.job, "notify secret", outgoing.secret_name, policy, identify)
 
 
 def resolve_url(url: str, secrets_dir: str) -> str:

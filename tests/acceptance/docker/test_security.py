@@ -138,7 +138,7 @@ def test_secrets_reach_the_job_masked_and_are_never_stored(
     secrets_dir = tmp_path / "secrets"
     secrets_dir.mkdir()
     (secrets_dir / "db_password").write_text(SECRET + "\n")
-    env_file = tmp_path / "app.env"
+    env_file = secrets_dir / "app.env"  # env_file is read from the secrets directory
     env_file.write_text(f"API_TOKEN=tok-{SECRET}\nMODE=0644\n")
     jobs = write_jobs(
         "secret.yaml",
