@@ -63,6 +63,9 @@ class ApiSettings:
     tokens: Tokens
     read_open: bool = False
     metrics_need_token: bool = False
+    # Open log streams (SSE) allowed to one token or anonymous address, and in all.
+    streams_per_client: int = 20
+    max_streams: int = 500
 
 
 def _checked(token: str, where: str) -> bytes:

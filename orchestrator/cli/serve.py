@@ -109,6 +109,8 @@ def _positive_seconds(text: str, what: str) -> float:
 @setting_option(settings.HTTP, metavar="HOST:PORT")
 @setting_option(settings.API_TOKENS_FILE, type=click.Path(path_type=str))
 @setting_option(settings.HTTP_READ_OPEN)
+@setting_option(settings.HTTP_STREAMS_PER_CLIENT, type=click.IntRange(1, 10_000))
+@setting_option(settings.HTTP_MAX_STREAMS, type=click.IntRange(1, 10_000))
 @setting_option(settings.METRICS_NEED_TOKEN)
 @setting_option(settings.METRICS_PER_JOB_HISTOGRAMS)
 @allow_privileged_option("Such a job controls the host.")
@@ -127,6 +129,8 @@ def serve(
     http: str | None,
     api_tokens_file: str | None,
     http_read_open: bool,
+    http_streams_per_client: int,
+    http_max_streams: int,
     metrics_need_token: bool,
     metrics_per_job_histograms: bool,
     allow_privileged_jobs: bool,
@@ -149,6 +153,10 @@ def serve(
     grace = _seconds(shutdown_grace, "shutdown grace")
     adopt_after_seconds = _positive_seconds(adopt_after, "adopt after")
     listen = _http_settings(http, api_tokens_file, http_read_open, metrics_need_token)
+    if listen is not None:
+        listen.api = replace(
+            listen.api, streams_per_client=http_streams_per_client, max_streams=http_max_streams
+        )
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise InvalidInputError(f"--public-url {public_url!r} is not an http:// or https:// URL")
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
