@@ -9,6 +9,8 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,6 +21,8 @@ from tests.acceptance.api.conftest import (
     WRITE_TOKEN_2,
     ApiService,
     sse_events,
+    start_api_service,
+    stop_api_service,
 )
 
 TOKENS = (WRITE_TOKEN, READ_TOKEN, WRITE_TOKEN_2)
@@ -41,12 +45,13 @@ def running_run(api: ApiService, command: str) -> int:
 class Viewer:
     """A raw SSE client: one socket, the request sent, read only when asked."""
 
-    def __init__(self, api: ApiService, run_id: int, token: str) -> None:
+    def __init__(self, api: ApiService, run_id: int, token: str | None) -> None:
         where = urlsplit(api.url)
         self.sock = socket.create_connection((where.hostname, where.port), timeout=30)
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self.sock.sendall(
-            f"GET /api/runs/{run_id}/logs HTTP/1.1\r\nHost: {where.netloc}\r\n"
-            f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+            f"GET /api/runs/{run_id}/logs HTTP/1.1\r\nHost: {where.netloc}\r\n{auth}"
+            "Accept: text/event-stream\r\n\r\n".encode()
         )
         self.received = b""
 
@@ -73,6 +78,23 @@ def viewers() -> Iterator[list[Viewer]]:
     yield opened
     for viewer in opened:
         viewer.close()
+
+
+@pytest.fixture(scope="module")
+def opened(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[ApiService]:
+    """A service whose reads are open, 3 streams a client."""
+    folder: Path = tmp_path_factory.mktemp("streams-open")
+    service = start_api_service(
+        folder,
+        f"sqlite:///{folder / 'orchestrator.db'}",
+        uuid.uuid4().hex,
+        env={
+            "ORCHESTRATOR_HTTP_READ_OPEN": "true",
+            "ORCHESTRATOR_HTTP_STREAMS_PER_CLIENT": "3",
+        },
+    )
+    yield service
+    stop_api_service(service, docker_client)
 
 
 def test_sixty_viewers_of_running_runs_leave_health_and_reads_answering(
@@ -153,3 +175,22 @@ def test_a_viewer_that_joins_a_long_output_late_is_given_a_bounded_window(
     assert len(text) <= 2 * 256 * 1024
     assert skipped + len(text.encode()) == total + len("done-printing\n")
     assert text.endswith(f"{line}\n{line}\ndone-printing\n")
+
+
+def test_anonymous_viewers_share_their_address_cap_and_tokens_keep_theirs(
+    opened: ApiService, viewers: list[Viewer]
+) -> None:
+    run_id = running_run(opened, "echo started; sleep 300")
+    for _ in range(3):
+        viewers.append(Viewer(opened, run_id, None))
+    for viewer in viewers:
+        viewer.wait_for(b"started")
+    with opened.get(f"/api/runs/{run_id}/logs", token=None, stream=True) as refused:
+        assert refused.status_code == 429
+        assert refused.json() == {
+            "error": "address 127.0.0.1 has 3 log streams open, the most allowed "
+            "(ORCHESTRATOR_HTTP_STREAMS_PER_CLIENT): close one or retry later"
+        }
+    signed = Viewer(opened, run_id, READ_TOKEN)
+    viewers.append(signed)
+    signed.wait_for(b"started")
