@@ -208,10 +208,6 @@ class Feeds:
         with self._lock:
             feed.viewers -= 1
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._feeds)
-
     def _abandoned(self, feed: Feed) -> bool:
         with self._lock:
             if feed.viewers <= 0:
@@ -259,16 +255,16 @@ class _Gate:
         self.open: dict[str, int] = {}
         self.count = 0
 
-    def admit(self, client: str) -> str | None:
-        """None when admitted (counted), else why not."""
+    def admit(self, client: str) -> tuple[int, str] | None:
+        """None when admitted (counted), else the status and why not."""
         held = self.open.get(client, 0)
         if held >= self.per_client:
-            return (
+            return 429, (
                 f"{client} has {held} log streams open, the most allowed "
                 f"(ORCHESTRATOR_HTTP_STREAMS_PER_CLIENT): close one or retry later"
             )
         if self.count >= self.total:
-            return (
+            return 503, (
                 f"the service has {self.count} log streams open, the most allowed "
                 f"(ORCHESTRATOR_HTTP_MAX_STREAMS): retry later"
             )
@@ -305,8 +301,7 @@ class LogStreams:
         errors, 404 included, propagate), or 429/503 JSON past a cap."""
         refused = self.gate.admit(client)
         if refused is not None:
-            status = 503 if refused.startswith("the service") else 429
-            return _refusal(status, refused)
+            return _refusal(*refused)
         admitted = True
         try:
             if self._limiter is None:  # made in the event loop: anyio needs one running

@@ -82,7 +82,7 @@ def viewers() -> Iterator[list[Viewer]]:
 
 @pytest.fixture(scope="module")
 def opened(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[ApiService]:
-    """A service whose reads are open, 3 streams a client."""
+    """A service whose reads are open, 3 streams a client, 4 in all."""
     folder: Path = tmp_path_factory.mktemp("streams-open")
     service = start_api_service(
         folder,
@@ -91,6 +91,7 @@ def opened(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iter
         env={
             "ORCHESTRATOR_HTTP_READ_OPEN": "true",
             "ORCHESTRATOR_HTTP_STREAMS_PER_CLIENT": "3",
+            "ORCHESTRATOR_HTTP_MAX_STREAMS": "4",
         },
     )
     yield service
@@ -177,7 +178,7 @@ def test_a_viewer_that_joins_a_long_output_late_is_given_a_bounded_window(
     assert text.endswith(f"{line}\n{line}\ndone-printing\n")
 
 
-def test_anonymous_viewers_share_their_address_cap_and_tokens_keep_theirs(
+def test_anonymous_viewers_share_an_address_cap_and_all_share_the_service_cap(
     opened: ApiService, viewers: list[Viewer]
 ) -> None:
     run_id = running_run(opened, "echo started; sleep 300")
@@ -194,3 +195,11 @@ def test_anonymous_viewers_share_their_address_cap_and_tokens_keep_theirs(
     signed = Viewer(opened, run_id, READ_TOKEN)
     viewers.append(signed)
     signed.wait_for(b"started")
+    # Four open in all: the service's own cap, whoever asks.
+    with opened.get(f"/api/runs/{run_id}/logs", token=WRITE_TOKEN, stream=True) as full:
+        assert full.status_code == 503
+        assert full.json() == {
+            "error": "the service has 4 log streams open, the most allowed "
+            "(ORCHESTRATOR_HTTP_MAX_STREAMS): retry later"
+        }
+    assert opened.get("/healthz", token=None, timeout=10).status_code == 200
