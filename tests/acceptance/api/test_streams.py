@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from tests.acceptance.api.conftest import (
     READ_TOKEN,
@@ -131,6 +132,12 @@ def test_past_its_cap_a_token_is_refused_and_a_viewer_that_leaves_frees_its_plac
             "error": f"token 'bob' has {PER_TOKEN} log streams open, the most allowed "
             "(ORCHESTRATOR_HTTP_STREAMS_PER_CLIENT): close one or retry later"
         }
+    # Nor may bob's dashboard tab (signed in: the cookie) open another.
+    browser = requests.Session()
+    signin = browser.post(api.url + "/signin", data={"token": READ_TOKEN}, allow_redirects=False)
+    assert signin.status_code == 303, signin.text
+    with browser.get(f"{api.url}/api/runs/{run_id}/logs", stream=True, timeout=10) as tab:
+        assert tab.status_code == 429
     # Another token is not held back by bob's streams.
     other = Viewer(api, run_id, WRITE_TOKEN)
     viewers.append(other)
