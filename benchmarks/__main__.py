@@ -5,10 +5,11 @@
 Prints a Markdown table (with the machine's cores and the engine's version) and, with
 --json, writes the figures under stable keys (`dispatch.ratio`, `burst.ratio`,
 `burst.missing_fires`, `output.rate_ratio`, `output.rss_growth_mb`, `cli.help_ratio`,
-`cli.list_1000_s`, `history.sqlite.by_job_ms`, `saturation.ratio`, ...). `--quick` (a
-few minutes) is what CI runs: it fails (exit 1) only where a figure misses its floor by
-far (twice the allowed ratio or time, or any missing fire), so that noise cannot fail a
-build; the full run's table goes to benchmarks/RESULTS.md by hand, with its date and machine.
+`cli.list_1000_s`, `history.sqlite.by_job_ms`, `viewers.healthz.max_ms`,
+`saturation.ratio`, ...). `--quick` (a few minutes) is what CI runs: it fails (exit 1)
+only where a figure misses its floor by far (twice the allowed ratio or time, or any
+missing fire), so that noise cannot fail a build; the full run's table goes to
+benchmarks/RESULTS.md by hand, with its date and machine.
 
 Each benchmark is a module with `run(quick) -> dict`; the floors and the table are in
 benchmarks/harness.py, the raw side of every figure in benchmarks/raw.py.
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import burst, cli, dispatch, history, output, saturation, sustained
+from benchmarks import burst, cli, dispatch, history, output, saturation, sustained, viewers
 from benchmarks.harness import failing, machine, report
 
 # (name, the benchmark, in the quick run too): the order of the table and of the JSON.
@@ -35,6 +36,7 @@ SUITE: list[tuple[str, Callable[[bool], dict[str, Any]], bool]] = [
     ("output", output.run, True),
     ("cli", cli.run, True),
     ("history", history.run, True),
+    ("viewers", viewers.run, True),
     ("saturation", saturation.run, False),  # minutes of backlog: the full run only
 ]
 

@@ -38,6 +38,9 @@ FLOORS: list[tuple[str, float, str, str]] = [
     ("history.sqlite.by_job_ms", 50, "max", "GET /api/runs?job=X (SQLite)"),
     ("history.postgresql.by_job_ms", 50, "max", "GET /api/runs?job=X (PostgreSQL)"),
     ("history.sqlite.jobs_page_ms", 300, "max", "dashboard jobs page, 1,000 jobs (SQLite)"),
+    ("viewers.healthz.max_ms", 1000, "max", "/healthz under 200 log viewers, slowest"),
+    ("viewers.jobs.max_ms", 1000, "max", "GET /api/jobs under 200 log viewers, slowest"),
+    ("viewers.refused", 0, "zero", "log viewers not served (200, the default caps)"),
 ]
 
 Check = tuple[str, str, Any, str, bool]

@@ -185,6 +185,19 @@ HTTP_ALLOWED_HOSTS: Setting[str] = Setting(
     "Host names the HTTP API answers to besides IP addresses, localhost and the public "
     "URL's (comma-separated; *.example.org for subdomains, * for any): others get 421.",
 )
+HTTP_STREAMS_PER_CLIENT: Setting[int] = Setting(
+    "http-streams-per-client",
+    "ORCHESTRATOR_HTTP_STREAMS_PER_CLIENT",
+    20,
+    "Live log streams one API token (or, for open reads, one address) may hold open; past it 429.",
+)
+HTTP_MAX_STREAMS: Setting[int] = Setting(
+    "http-max-streams",
+    "ORCHESTRATOR_HTTP_MAX_STREAMS",
+    500,
+    "Live log streams the HTTP server holds open in all (past it 503), beside the "
+    "200 requests it serves at once.",
+)
 METRICS_NEED_TOKEN: Setting[bool] = Setting(
     "metrics-need-token",
     "ORCHESTRATOR_METRICS_NEED_TOKEN",
@@ -245,6 +258,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     HTTP,
     HTTP_READ_OPEN,
     HTTP_ALLOWED_HOSTS,
+    HTTP_STREAMS_PER_CLIENT,
+    HTTP_MAX_STREAMS,
     METRICS_NEED_TOKEN,
     METRICS_PER_JOB_HISTOGRAMS,
     ALLOW_PRIVILEGED_JOBS,

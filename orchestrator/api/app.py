@@ -9,16 +9,14 @@ file that does not validate, 503 the database or the engine is away. Never a tra
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
 
-import codecs
-import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,13 +27,13 @@ from orchestrator.api.errors import HttpError, status_of
 from orchestrator.api.hosts import HostCheck
 from orchestrator.api.metrics import ServiceMetrics
 from orchestrator.api.pages import COOKIE, add_pages
+from orchestrator.api.streams import LogStreams
 from orchestrator.errors import (
     InvalidInputError,
     InvalidSpecError,
     OrchestratorError,
-    quote,
 )
-from orchestrator.operations import Ended, Operations, Output, Waiting, Withheld
+from orchestrator.operations import Operations
 from orchestrator.records import MAX_RUN_ID, RunStatus
 from orchestrator.spec import load_job_texts
 from orchestrator.units import parse_moment
@@ -147,6 +145,12 @@ def create_app(
         return settings.tokens.identify(token) if token else None
 
     page_error = add_pages(app, operations, settings, identify_cookie)
+    streams = LogStreams(
+        lambda run_id: operations.runs.watch(run_id, follow=True),
+        operations.runs.get,
+        settings.streams_per_client,
+        settings.max_streams,
+    )
 
     # --- jobs -----------------------------------------------------------------------------
 
@@ -249,18 +253,18 @@ def create_app(
         return shapes.run_detail(reader(request).runs.get(run_id))
 
     @app.get("/api/runs/{run_id}/logs", tags=["runs"])
-    def run_logs(
-        request: Request, run_id: Annotated[int, Path(ge=1, le=MAX_ID)]
-    ) -> StreamingResponse:
+    async def run_logs(request: Request, run_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
         """Server-Sent Events: `waiting` (pending), `withheld` (its secrets cannot be
-        read here), `output` (`{"text": ...}`, live), then `end` (the run), then it closes."""
+        read here), `output` (`{"text": ...}`, live), `skipped` (`{"bytes": n}`, output
+        this viewer fell behind on), then `end` (the run), then it closes. 429 past the
+        open streams allowed to one token (or address, for anonymous reads)."""
+        who = principal(request, cookie=True)
         ops = reader(request)
-        ops.runs.get(run_id)  # 404 before the stream starts
-        return StreamingResponse(
-            _sse(ops, run_id),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        if who is not None:
+            client = f"token {who.name!r}"
+        else:
+            client = f"address {request.client.host if request.client else 'unknown'}"
+        return await streams.respond(client, lambda: ops.runs.get(run_id))
 
     @app.post("/api/runs/{run_id}/cancel", tags=["runs"])
     def cancel_run(
@@ -325,27 +329,3 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-def _event(name: str, data: dict[str, Any]) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-
-def _sse(ops: Operations, run_id: int) -> Iterator[bytes]:
-    # A character may be split between two chunks of output: decode across them.
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    try:
-        for event in ops.runs.watch(run_id, follow=True):
-            if isinstance(event, Waiting):
-                yield _event("waiting", shapes.run_summary(event.run))
-            elif isinstance(event, Withheld):
-                yield _event("withheld", shapes.run_summary(event.run))
-            elif isinstance(event, Output):
-                if text := decoder.decode(event.data):
-                    yield _event("output", {"text": text})
-            elif isinstance(event, Ended):
-                if rest := decoder.decode(b"", final=True):
-                    yield _event("output", {"text": rest})
-                yield _event("end", {**shapes.run_detail(event.run), "streamed": event.streamed})
-    except OrchestratorError as error:
-        yield _event("error", {"error": " ".join(str(error).splitlines()) or quote(error)})

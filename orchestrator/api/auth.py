@@ -68,6 +68,9 @@ class ApiSettings:
     # URL is https, so the browser reaches us over TLS (a proxy's).
     allowed_hosts: AllowedHosts = field(default_factory=lambda: allowed_hosts(None, ()))
     secure_cookies: bool = False
+    # Open log streams (SSE) allowed to one token or anonymous address, and in all.
+    streams_per_client: int = 20
+    max_streams: int = 500
 
 
 def _checked(token: str, where: str) -> bytes:

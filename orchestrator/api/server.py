@@ -14,11 +14,14 @@ from orchestrator.errors import OrchestratorError
 
 log = logging.getLogger(__name__)
 # Requests served at once; beyond it uvicorn answers 503 at once instead of queueing.
+# uvicorn counts every open connection against its limit, log streams too: the limit is
+# this plus the streams allowed (which the API caps itself), so that streams never take
+# the places of requests.
 MAX_CONCURRENT_REQUESTS = 200
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, streams: int = 0) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY on accepted connections only
         # when the listening socket says TCP. Without it, a keep-alive client waits 40 ms
@@ -42,7 +45,7 @@ class HttpServer:
             log_level="warning",
             access_log=False,
             lifespan="off",
-            limit_concurrency=MAX_CONCURRENT_REQUESTS,
+            limit_concurrency=MAX_CONCURRENT_REQUESTS + streams,
             timeout_graceful_shutdown=2,
             server_header=False,
         )

@@ -37,6 +37,7 @@ def start_http(
         healthy, why, ages = check(service.beats, health_max_age_seconds)
         return healthy, why, dict(ages)
 
-    server = HttpServer(create_app(operations, settings, metrics, health), host, port)
+    app = create_app(operations, settings, metrics, health)
+    server = HttpServer(app, host, port, streams=settings.max_streams)
     server.start()
     return server

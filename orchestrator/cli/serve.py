@@ -110,6 +110,8 @@ def _positive_seconds(text: str, what: str) -> float:
 @setting_option(settings.API_TOKENS_FILE, type=click.Path(path_type=str))
 @setting_option(settings.HTTP_READ_OPEN)
 @setting_option(settings.HTTP_ALLOWED_HOSTS, metavar="NAME,NAME")
+@setting_option(settings.HTTP_STREAMS_PER_CLIENT, type=click.IntRange(1, 10_000))
+@setting_option(settings.HTTP_MAX_STREAMS, type=click.IntRange(1, 10_000))
 @setting_option(settings.METRICS_NEED_TOKEN)
 @setting_option(settings.METRICS_PER_JOB_HISTOGRAMS)
 @allow_privileged_option("Such a job controls the host.")
@@ -129,6 +131,8 @@ def serve(
     api_tokens_file: str | None,
     http_read_open: bool,
     http_allowed_hosts: str,
+    http_streams_per_client: int,
+    http_max_streams: int,
     metrics_need_token: bool,
     metrics_per_job_histograms: bool,
     allow_privileged_jobs: bool,
@@ -157,7 +161,11 @@ def serve(
         raise InvalidInputError(f"--public-url {public_url!r} is not an http:// or https:// URL")
     listen = _http_settings(http, api_tokens_file, http_read_open, metrics_need_token)
     if listen is not None:
-        listen.api = _web_settings(listen.api, public_url, http_allowed_hosts)
+        listen.api = replace(
+            _web_settings(listen.api, public_url, http_allowed_hosts),
+            streams_per_client=http_streams_per_client,
+            max_streams=http_max_streams,
+        )
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
     refuse_untrusted_files(loaded, app.launch_settings())
     _upgrade_when_reachable(app)

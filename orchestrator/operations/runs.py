@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 POLL_SECONDS = 0.5
 # After its container ends, the run's own end is recorded within this (its output first).
 END_RECORDED_WITHIN_SECONDS = 30
+# What a live watcher keeps of what it gave, to go on from the history when the engine
+# breaks the stream off; past it the watcher ends with the recorded tail instead.
+COMPARED_BYTES = 2 * 1024 * 1024
 
 
 def cancel_run(
@@ -150,7 +153,8 @@ class RunOperations:
             )
             for chunk in chunks:
                 if masked := masker.feed(chunk):
-                    sent += masked
+                    if len(sent) <= COMPARED_BYTES:  # a long run's output is not all kept
+                        sent += masked
                     yield Output(masked)
             if rest := masker.flush():
                 yield Output(rest)
@@ -203,6 +207,7 @@ def _ended_midway(run: RunRecord, sent: bytes) -> Iterator[RunEvent]:
         not run.status.finished
         or recorded is None
         or run.output_truncated
+        or len(sent) > COMPARED_BYTES
         or not recorded.startswith(shown)
     ):
         yield Ended(run, streamed=False)

@@ -43,6 +43,10 @@ function followRun() {
     log.textContent += JSON.parse(event.data).text;
     if (atEnd) log.scrollTop = log.scrollHeight;
   });
+  source.addEventListener("skipped", (event) => {
+    // This tab fell behind what the server keeps of the run's output: a gap, marked.
+    log.textContent += "\n[… " + JSON.parse(event.data).bytes + " bytes not shown …]\n";
+  });
   source.addEventListener("end", (event) => {
     source.close();
     const run = JSON.parse(event.data);
