@@ -10,4 +10,5 @@
 - notify_events: which events of a run are told to whom, the body, the signature
 - safety: what a job may do to the host (grants, host paths, networks): the one policy
 - ownership: whether a run's owner is gone, so that the run may be adopted
+- columns: what the database's text columns hold; a value made to fit them
 """

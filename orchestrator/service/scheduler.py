@@ -29,7 +29,6 @@ from orchestrator.clock import Clock, utc_now
 from orchestrator.engine import Engine
 from orchestrator.errors import (
     DatabaseUnavailableError,
-    DuplicateFireError,
     JobNotFoundError,
     OrchestratorError,
 )
@@ -291,25 +290,23 @@ class SchedulerService:
                     "exit_code": finished.exit_code,
                 },
             )
-            self._queue_retry(finished, spec)
+            self._tell_retry(finished, spec)
         finally:
             with self._active_lock:
                 self._active.pop(run.id, None)
 
-    def _queue_retry(self, finished: RunRecord, spec: JobSpec) -> None:
-        retry = plan_retry(finished, spec, self.clock())
+    def _tell_retry(self, finished: RunRecord, spec: JobSpec) -> None:
+        """Log the retry its end queued (in the end's own transaction: Store.finish_run)."""
+        retry = plan_retry(finished, spec, finished.finished_at or self.clock())
         if retry is None:
             return
-        try:
-            queued = self.store.record_run(retry)
-        except DuplicateFireError:
-            return  # another scheduler queued it
         log.info(
-            "run %s of %s will be retried as run %s at %s",
+            "run %s of %s will be retried (attempt %d) at %s",
             finished.id,
             spec.name,
-            queued.id,
+            retry.attempt,
             retry.due_at.isoformat() if retry.due_at else "once",
+            extra={"run": finished.id, "job": spec.name},
         )
 
     # --- queued runs (jobs run --detach, retries) ------------------------------------------

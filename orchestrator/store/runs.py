@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, defer
 
 from orchestrator.errors import DuplicateFireError, RunFinishedError, RunNotFoundError
+from orchestrator.policies.columns import fit_text
 from orchestrator.records import (
     FINISHED_STATUSES,
     NewRun,
@@ -158,8 +159,8 @@ class RunRepository:
             exit_code=run.exit_code,
             container_id=run.container_id,
             image=run.image,
-            error=run.error,
-            output=run.output,
+            error=fit_text(run.error),
+            output=fit_text(run.output),
             output_truncated=run.output_truncated,
             owner=run.owner,
             heartbeat_at=moment if run.owner else None,
@@ -233,14 +234,14 @@ class RunRepository:
         written once the run is another owner's (adopted from a process that looked dead)."""
         captured = {
             "exit_code": exit_code,
-            "output": output,
+            "output": fit_text(output),
             "output_truncated": output_truncated,
             "output_limit": output_limit,
         }
         result = self.session.execute(
             update(_RUNS)
             .where(_C.id == run_id, _C.status.in_(_UNFINISHED), *_owned_by(owner))
-            .values(status=status.value, finished_at=finished_at, error=error, **captured)
+            .values(status=status.value, finished_at=finished_at, error=fit_text(error), **captured)
         )
         if rowcount(result) == 0:
             self.session.execute(
