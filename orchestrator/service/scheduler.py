@@ -38,6 +38,7 @@ from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.runner import DATABASE_PATIENCE_SECONDS, LaunchSettings, RunLauncher
 from orchestrator.runner.identity import make_owner_id
 from orchestrator.service.adoption import Adoption
+from orchestrator.service.cancels import STOP_RETRY_SECONDS, StopRetries
 from orchestrator.service.claims import ClaimWorkers
 from orchestrator.service.delivery import DeliveryWorkers
 from orchestrator.service.health import LoopBeats, write_health_file
@@ -134,6 +135,13 @@ class SchedulerService:
             stopping=self._stop,
             workers=settings.delivery_workers,
             public_url=settings.public_url,
+        )
+        self.stops = StopRetries(
+            store=self.store,
+            engine=engine,
+            owner=self.owner,
+            clock=clock,
+            grace_seconds=launch.stop_grace_seconds,
         )
         self.adoption = Adoption(
             store=self.store,
@@ -233,6 +241,7 @@ class SchedulerService:
             ("adopt", self.settings.adopt_check_seconds, lambda: self.adoption.adopt_orphans(now)),
             ("saturation", 1.0, self.launches.tell_saturation),
             ("leftovers", 10.0, lambda: self.adoption.sweep_leftovers(now)),
+            ("stops", STOP_RETRY_SECONDS, lambda: self.stops.tick(now)),
         ]
         for name, every, duty in duties:
             if not self._due(name, every):

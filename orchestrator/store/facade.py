@@ -246,8 +246,20 @@ class Store:
             return record
 
     def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
+        """Cancelled at once when it has no container; else asked to (its container is
+        then to be stopped); RunFinishedError when it has ended."""
         with self.database.session() as session:
             return RunRepository(session).request_cancel(run_id, now)
+
+    def end_cancelled(self, run_id: int, now: datetime) -> RunRecord:
+        """A run asked to cancel, its container seen stopped: cancelled."""
+        with self.database.session() as session:
+            return RunRepository(session).end_cancelled(run_id, now)
+
+    def cancel_requested(self, owner: str) -> list[RunRecord]:
+        """The owner's runs asked to cancel whose containers have not stopped yet."""
+        with self.database.reading() as session:
+            return RunRepository(session).cancel_requested(owner)
 
     # --- runs: queued, owned, adopted -------------------------------------------------------
 

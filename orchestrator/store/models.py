@@ -101,6 +101,8 @@ class RunRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A pending run waits for this time (a retry's backoff); NULL means at once.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A cancel was asked for while its container ran: it ends cancelled once that stops.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PortLeaseRow(Base):
