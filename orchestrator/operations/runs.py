@@ -40,7 +40,7 @@ def cancel_run(
     run = store.request_cancel(run_id, clock())
     if run.status.finished:
         return run  # it had no container: cancelled at once
-    return stop_cancelled(store, engine(), run, grace, clock)
+    return stop_cancelled(store, engine, run, grace, clock)
 
 
 @dataclass(frozen=True)

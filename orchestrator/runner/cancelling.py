@@ -18,18 +18,23 @@ from orchestrator.store.facade import Store
 
 
 def stop_cancelled(
-    store: Store, engine: Engine, run: RunRecord, grace: int, clock: Callable[[], datetime]
+    store: Store,
+    engine: Callable[[], Engine],
+    run: RunRecord,
+    grace: int,
+    clock: Callable[[], datetime],
 ) -> RunRecord:
     """Stop the container of a run asked to cancel (SIGTERM, SIGKILL after `grace`),
     then record it cancelled. StopFailedError, the run still active, when the engine
-    failed the stop or the container still runs."""
+    could not be reached, failed the stop, or the container still runs."""
     if run.status.finished:
         return run
     if run.container_id is not None:
         short = run.container_id[:12]
         try:
-            engine.stop(run.container_id, grace)
-            state = engine.state(run.container_id)
+            workloads = engine()
+            workloads.stop(run.container_id, grace)
+            state = workloads.state(run.container_id)
         except EngineError as error:
             raise StopFailedError(
                 f"run {run.id}: cancel asked, but its container {short} could not be "

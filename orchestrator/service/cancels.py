@@ -54,7 +54,8 @@ class StopRetries:
 
     def _stop(self, run: RunRecord) -> None:
         try:
-            stop_cancelled(self.store, self.engine, run, self.grace_seconds, self.clock)
+            engine = self.engine
+            stop_cancelled(self.store, lambda: engine, run, self.grace_seconds, self.clock)
             log.info(
                 "run %s of %s cancelled: its container stopped",
                 run.id,

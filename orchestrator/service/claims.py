@@ -166,6 +166,7 @@ class ClaimWorkers:
 
     def _stop(self, run: RunRecord) -> None:
         try:
-            stop_cancelled(self.store, self.engine, run, self.stop_grace_seconds, self.clock)
+            engine = self.engine
+            stop_cancelled(self.store, lambda: engine, run, self.stop_grace_seconds, self.clock)
         except OrchestratorError as error:
             log.warning("could not stop replaced run: %s", error)
