@@ -80,6 +80,11 @@ class RunFinishedError(OrchestratorError):
     """The run has already ended; it cannot be cancelled or started."""
 
 
+class StopFailedError(OrchestratorError):
+    """A run asked to cancel whose container could not be stopped (yet): it stays
+    active, and the scheduler that owns it keeps stopping it."""
+
+
 class TakenOverError(OrchestratorError):
     """Another scheduler adopted the run (this process looked dead to it: frozen, or cut
     off from the database past --adopt-after): this one must not start or record it."""

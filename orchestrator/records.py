@@ -157,6 +157,8 @@ class RunRecord:
     owner: str | None = None
     heartbeat_at: datetime | None = None
     due_at: datetime | None = None
+    # Asked to cancel while its container ran: it stays active until that has stopped.
+    cancel_requested_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,9 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "error": run.error,
         # Why a run was skipped (concurrency: forbid, a missed start deadline); else None.
         "skip_reason": run.error if run.status is RunStatus.SKIPPED else None,
+        # When a cancel was asked for a run whose container has not stopped yet (it is
+        # still `running`, or `pending`), or that ended cancelled after its stop.
+        "cancel_requested_at": iso(run.cancel_requested_at),
     }
 
 

@@ -18,6 +18,7 @@ from orchestrator.errors import (
     RefusedError,
     RunFinishedError,
     SchemaOutOfDateError,
+    StopFailedError,
     UnsafeJobError,
 )
 
@@ -50,4 +51,6 @@ def status_of(error: OrchestratorError) -> int:
         return 409
     if isinstance(error, DatabaseUnavailableError | SchemaOutOfDateError | EngineUnavailableError):
         return 503
+    if isinstance(error, StopFailedError):
+        return 502  # the engine did not stop it: asked, not done
     return 500

@@ -27,15 +27,23 @@ COMPARED_BYTES = 2 * 1024 * 1024
 
 
 def cancel_run(
-    store: Store, engine: Callable[[], Engine], run_id: int, grace: int, now: datetime
+    store: Store,
+    engine: Callable[[], Engine],
+    run_id: int,
+    grace: int,
+    clock: Callable[[], datetime],
 ) -> RunRecord:
-    """Mark the run cancelled, then stop its container (SIGTERM, SIGKILL after `grace`);
-    the engine is needed only when it has one. RunFinishedError when it has already ended.
-    (The service's `replace` does the same, the stop in a thread of its own.)"""
-    run = store.request_cancel(run_id, now)
-    if run.container_id:
-        engine().stop(run.container_id, grace)
-    return run
+    """Ask the run to cancel, stop its container (SIGTERM, SIGKILL after `grace`), and
+    record it cancelled once the engine says it has stopped; the engine is needed only
+    when it has one. RunFinishedError when it has already ended; StopFailedError when
+    the stop failed (the run stays active; its scheduler keeps stopping it). (The
+    service's `replace` does the same, the stop in a thread of its own.)"""
+    from orchestrator.runner.cancelling import stop_cancelled
+
+    run = store.request_cancel(run_id, clock())
+    if run.status.finished:
+        return run  # it had no container: cancelled at once
+    return stop_cancelled(store, engine, run, grace, clock)
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,7 @@ class RunOperations:
     def cancel(self, run_id: int, grace: int) -> RunRecord:
         with self._audited.audit("runs.cancel", str(run_id)):
             return cancel_run(
-                self._store, self._backends.engine, run_id, grace, self._backends.clock()
+                self._store, self._backends.engine, run_id, grace, self._backends.clock
             )
 
     def prune(self, older_than: datetime, *, dry_run: bool = False) -> int:

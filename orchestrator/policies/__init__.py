@@ -12,4 +12,5 @@
 - networks: which networks a job may join (`network:`): the scheduler's own, by any name,
   only when ORCHESTRATOR_ALLOWED_NETWORKS lists them
 - ownership: whether a run's owner is gone, so that the run may be adopted
+- columns: what the database's text columns hold; a value made to fit them
 """

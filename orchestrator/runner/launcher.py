@@ -29,6 +29,8 @@ from orchestrator.errors import DatabaseUnavailableError, OrchestratorError, Tak
 from orchestrator.hostpaths import SelfContainer
 from orchestrator.masking import OutputMasker
 from orchestrator.policies import chains, notify_events
+from orchestrator.policies.columns import REASON_LENGTH, fit_head, fit_text
+from orchestrator.policies.retries import plan_retry
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
 from orchestrator.runner.following import Follower, OutputSink
 from orchestrator.runner.heartbeats import Heartbeats
@@ -69,6 +71,14 @@ class NotStarted:
     the reason): its final record."""
 
     run: RunRecord
+
+
+def short_end_reason(why: Exception, reason: object) -> str:
+    """The error of an end written short: why the full one could not be, then the
+    run's own reason (`exit status 1`)."""
+    said = fit_head(fit_text(str(why) or type(why).__name__), REASON_LENGTH)
+    own = f" ({fit_text(str(reason))})" if reason else ""
+    return f"could not record the full end: {said}{own}"
 
 
 class RunLauncher:
@@ -135,11 +145,19 @@ class RunLauncher:
     def _finish(
         self, run_id: int, status: RunStatus, spec: JobSpec | None = None, **fields: object
     ) -> RunRecord:
-        """Record the run's end, and (in the same transaction) the notifications of it
-        and the runs its chains start."""
+        """Record the run's end, and (in the same transaction) the notifications of it,
+        the runs its chains start and its retry. An end that cannot be written (a value
+        the database refuses, a bug) is tried again, then written short, saying why: a
+        run never stays `running` with no container."""
         finished_at = self.clock()
         notify = notify_events.on_end(self.with_defaults(spec)) if spec is not None else None
         chain = chains.on_end(spec) if spec is not None else None
+        retry = None
+        if spec is not None:
+            job = spec
+
+            def retry(record: RunRecord) -> NewRun | None:
+                return plan_retry(record, job, finished_at)
 
         def write() -> RunRecord:
             return self.store.finish_run(
@@ -148,11 +166,53 @@ class RunLauncher:
                 finished_at=finished_at,
                 notify=notify,
                 chain=chain,
+                retry=retry,
                 owner=self.owner,
                 **fields,
             )
 
-        return self._persist(write)
+        def write_short(why: Exception) -> RunRecord:
+            return self.store.finish_run(
+                run_id,
+                status=status,
+                finished_at=finished_at,
+                retry=retry,
+                owner=self.owner,
+                exit_code=fields.get("exit_code"),
+                error=short_end_reason(why, fields.get("error")),
+            )
+
+        return self._persist_end(run_id, write, write_short)
+
+    def _persist_end(
+        self,
+        run_id: int,
+        write: Callable[[], RunRecord],
+        write_short: Callable[[Exception], RunRecord],
+    ) -> RunRecord:
+        """`write()`, retried through an outage, then once more on any other error;
+        then `write_short(error)`, the end without its output, notifications or chains."""
+        for attempt in (1, 2):
+            try:
+                return self._persist(write)
+            except (TakenOverError, DatabaseUnavailableError):
+                raise  # another's to end; or no database to write even a short end to
+            except Exception as error:
+                failure = error
+                log.warning(
+                    "run %s: recording its end failed (attempt %d): %s",
+                    run_id,
+                    attempt,
+                    error,
+                    extra={"run": run_id},
+                )
+        log.error(
+            "run %s: its full end cannot be recorded; recording it without its output, "
+            "notifications and chained runs",
+            run_id,
+            extra={"run": run_id},
+        )
+        return self._persist(lambda: write_short(failure))
 
     def _record_container(self, run_id: int, container_id: str, image_id: str) -> bool:
         """False when another scheduler adopted the run meanwhile."""

@@ -17,6 +17,7 @@ from orchestrator.errors import DuplicateFireError, OrchestratorError
 from orchestrator.policies import notify_events
 from orchestrator.policies.overlap import decide_overlap
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
+from orchestrator.runner.cancelling import stop_cancelled
 from orchestrator.service.health import LoopBeats
 from orchestrator.service.observers import Observers
 from orchestrator.service.timetable import Timetable
@@ -142,26 +143,30 @@ class ClaimWorkers:
                 extra={"run": run.id, "job": spec.name},
             )
             return False
+        asked = {other.id for other in unfinished if other.cancel_requested_at is not None}
         for other in decision.cancel:  # replace: the old run makes way
+            if other in asked:
+                continue  # its stop is under way (or retried by its scheduler)
             try:
                 cancelled = self.store.request_cancel(other, self.clock())
             except OrchestratorError as error:
                 log.warning("could not replace run %s: %s", other, error)
                 continue
             log.info("run %s of %s replaced by run %s", other, spec.name, run.id)
-            if cancelled.container_id:
+            if not cancelled.status.finished:
                 # The stop lasts the grace (a container that ignores SIGTERM), or longer
                 # (a wedged engine): not in a claim worker, whose fires it would delay.
                 threading.Thread(
                     target=self._stop,
-                    args=(cancelled.container_id,),
+                    args=(cancelled,),
                     name=f"replace-{other}",
                     daemon=True,
                 ).start()
         return decision.start
 
-    def _stop(self, container_id: str) -> None:
+    def _stop(self, run: RunRecord) -> None:
         try:
-            self.engine.stop(container_id, self.stop_grace_seconds)
+            engine = self.engine
+            stop_cancelled(self.store, lambda: engine, run, self.stop_grace_seconds, self.clock)
         except OrchestratorError as error:
-            log.warning("could not stop replaced container %s: %s", container_id[:12], error)
+            log.warning("could not stop replaced run: %s", error)

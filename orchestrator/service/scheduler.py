@@ -29,7 +29,6 @@ from orchestrator.clock import Clock, utc_now
 from orchestrator.engine import Engine
 from orchestrator.errors import (
     DatabaseUnavailableError,
-    DuplicateFireError,
     JobNotFoundError,
     OrchestratorError,
 )
@@ -39,6 +38,7 @@ from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.runner import DATABASE_PATIENCE_SECONDS, LaunchSettings, RunLauncher
 from orchestrator.runner.identity import make_owner_id
 from orchestrator.service.adoption import Adoption
+from orchestrator.service.cancels import STOP_RETRY_SECONDS, StopRetries
 from orchestrator.service.claims import ClaimWorkers
 from orchestrator.service.delivery import DeliveryWorkers, delivery_policy
 from orchestrator.service.health import LoopBeats, write_health_file
@@ -138,6 +138,13 @@ class SchedulerService:
             public_url=settings.public_url,
             policy=delivery_policy(launch),
         )
+        self.stops = StopRetries(
+            store=self.store,
+            engine=engine,
+            owner=self.owner,
+            clock=clock,
+            grace_seconds=launch.stop_grace_seconds,
+        )
         self.adoption = Adoption(
             store=self.store,
             engine=engine,
@@ -236,6 +243,7 @@ class SchedulerService:
             ("adopt", self.settings.adopt_check_seconds, lambda: self.adoption.adopt_orphans(now)),
             ("saturation", 1.0, self.launches.tell_saturation),
             ("leftovers", 10.0, lambda: self.adoption.sweep_leftovers(now)),
+            ("stops", STOP_RETRY_SECONDS, lambda: self.stops.tick(now)),
         ]
         for name, every, duty in duties:
             if not self._due(name, every):
@@ -293,25 +301,23 @@ class SchedulerService:
                     "exit_code": finished.exit_code,
                 },
             )
-            self._queue_retry(finished, spec)
+            self._tell_retry(finished, spec)
         finally:
             with self._active_lock:
                 self._active.pop(run.id, None)
 
-    def _queue_retry(self, finished: RunRecord, spec: JobSpec) -> None:
-        retry = plan_retry(finished, spec, self.clock())
+    def _tell_retry(self, finished: RunRecord, spec: JobSpec) -> None:
+        """Log the retry its end queued (in the end's own transaction: Store.finish_run)."""
+        retry = plan_retry(finished, spec, finished.finished_at or self.clock())
         if retry is None:
             return
-        try:
-            queued = self.store.record_run(retry)
-        except DuplicateFireError:
-            return  # another scheduler queued it
         log.info(
-            "run %s of %s will be retried as run %s at %s",
+            "run %s of %s will be retried (attempt %d) at %s",
             finished.id,
             spec.name,
-            queued.id,
+            retry.attempt,
             retry.due_at.isoformat() if retry.due_at else "once",
+            extra={"run": finished.id, "job": spec.name},
         )
 
     # --- queued runs (jobs run --detach, retries) ------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import InvalidInputError, InvalidSpecError, quote
+from orchestrator.policies.columns import URL_LENGTH
 from orchestrator.schedule import load_timezone, parse_schedule
 from orchestrator.spec.model import (
     DEFAULT_NOTIFY_ON,
@@ -435,7 +436,8 @@ TABLE: dict[str, Field] = {
     "environment": Field(lambda v, _: _environment(v)),
     "secrets": Field(lambda v, _: _secrets(v)),
     "notify": Field(lambda v, _: _notify(v)),
-    "ping": Field(lambda v, _: _http_url(v, "ping")),
+    # Room for the longest suffix a ping is sent to (`/start`).
+    "ping": Field(lambda v, _: _http_url(v, "ping", URL_LENGTH - len("/start"))),
     "on_success": Field(lambda v, _: _job_names(v, "on_success")),
     "on_failure": Field(lambda v, _: _job_names(v, "on_failure")),
     "env_file": Field(lambda v, _: _absolute(v, "env_file")),

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from orchestrator.errors import InvalidInputError, quote
+from orchestrator.policies.columns import URL_LENGTH
 from orchestrator.units import parse_duration
 
 _SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
@@ -109,15 +110,18 @@ def _absolute(value: object, path: str) -> str:
     return text
 
 
-def _http_url(value: object, path: str) -> str:
+def _http_url(value: object, path: str, width: int = URL_LENGTH) -> str:
     """An http(s) URL with no password in it ({{secret:NAME}} placeholders allowed)."""
-    return _url(value, path, ("http", "https"))
+    return _url(value, path, ("http", "https"), width)
 
 
-def _url(value: object, path: str, schemes: tuple[str, ...] | None) -> str:
+def _url(value: object, path: str, schemes: tuple[str, ...] | None, width: int = URL_LENGTH) -> str:
     """A URL of one of `schemes` (None: any, as Apprise's are), with no password in it
-    ({{secret:NAME}} placeholders allowed)."""
+    ({{secret:NAME}} placeholders allowed), of at most `width` characters (what the
+    outbox's column holds: a longer one could never be queued)."""
     url = _string(value, path).strip()
+    if len(url) > width:
+        raise _Problem(path, f"is {len(url)} characters long, at most {width}")
     scheme, _, rest = url.partition("://")
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     host = authority.rsplit("@", 1)[-1]

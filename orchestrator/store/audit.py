@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.policies.columns import fit_text
 from orchestrator.records import AuditEntry
 from orchestrator.store.models import AuditRow
 
@@ -24,10 +25,10 @@ class AuditRepository:
     ) -> AuditEntry:
         row = AuditRow(
             at=at,
-            actor=actor[:ACTOR_WIDTH],
-            action=action[:ACTION_WIDTH],
-            target=target[:TARGET_WIDTH] if target is not None else None,
-            result=result,
+            actor=fit_text(actor)[:ACTOR_WIDTH],
+            action=fit_text(action)[:ACTION_WIDTH],
+            target=fit_text(target)[:TARGET_WIDTH] if target is not None else None,
+            result=fit_text(result),
         )
         self.session.add(row)
         self.session.flush()

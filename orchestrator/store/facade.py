@@ -8,12 +8,13 @@ records out; the repositories behind keep the queries.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import ConflictError, JobNotFoundError
+from orchestrator.errors import ConflictError, DuplicateFireError, JobNotFoundError
 from orchestrator.records import (
     ApplyResult,
     AuditEntry,
@@ -49,6 +50,8 @@ StartedEvents = Callable[[RunRecord], list[NewNotification]]
 EndEvents = Callable[[RunRecord, RunStatus | None], list[NewNotification]]
 # The jobs a finished run starts (orchestrator.policies.chains).
 Chained = Callable[[RunRecord], Sequence[str]]
+# The next attempt of a finished run, if any (orchestrator.policies.retries).
+Retry = Callable[[RunRecord], NewRun | None]
 
 
 class Store:
@@ -208,13 +211,16 @@ class Store:
         finished_at: datetime,
         notify: EndEvents | None = None,
         chain: Chained | None = None,
+        retry: Retry | None = None,
         owner: str | None = None,
         **fields: object,
     ) -> RunRecord:
         """End the run. `notify` gives the notifications of its end (seeing the run as
         recorded, and how the job's fire before it ended), `chain` the jobs its end
-        starts; both are queued in the same transaction: a run's end, its notifications
-        and its chained runs are written together or not at all. With `owner`, nothing
+        starts, `retry` its next attempt; all are queued in the same transaction: a
+        run's end, its notifications, its chained runs and its retry are written
+        together or not at all (a failure whose retry was not written would tell no
+        one, for its notification waits for the last attempt). With `owner`, nothing
         is written once another scheduler owns the run (its end is that one's to tell)."""
         with self.database.session() as session:
             runs = RunRepository(session)
@@ -233,11 +239,27 @@ class Store:
             if chain is not None:
                 for target in chain(record):
                     _queue_chained(session, record, target, finished_at)
+            if retry is not None and (attempt := retry(record)) is not None:
+                # An end recorded twice (a wedged end, then the exit) retries once.
+                with contextlib.suppress(DuplicateFireError):
+                    runs.add(attempt)
             return record
 
     def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
+        """Cancelled at once when it has no container; else asked to (its container is
+        then to be stopped); RunFinishedError when it has ended."""
         with self.database.session() as session:
             return RunRepository(session).request_cancel(run_id, now)
+
+    def end_cancelled(self, run_id: int, now: datetime) -> RunRecord:
+        """A run asked to cancel, its container seen stopped: cancelled."""
+        with self.database.session() as session:
+            return RunRepository(session).end_cancelled(run_id, now)
+
+    def cancel_requested(self, owner: str) -> list[RunRecord]:
+        """The owner's runs asked to cancel whose containers have not stopped yet."""
+        with self.database.reading() as session:
+            return RunRepository(session).cancel_requested(owner)
 
     # --- runs: queued, owned, adopted -------------------------------------------------------
 

@@ -14,6 +14,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 
 from orchestrator.errors import JobNotFoundError, RefusedError
 from orchestrator.policies.chains import chaining_to, check_chains
+from orchestrator.policies.columns import SOURCE_LENGTH, fit_tail, fit_text
 from orchestrator.records import ApplyResult, JobListing, JobRecord, RunStatus
 from orchestrator.store.models import JobRow, RunRow
 
@@ -86,6 +87,7 @@ class JobRepository:
         existing = {row.name: row for row in self.session.scalars(select(JobRow))}
         for job in jobs:
             definition = job.spec.to_dict()
+            source = _fitted_source(job.source)
             row = existing.get(job.spec.name)
             if row is None:
                 self.session.add(
@@ -94,7 +96,7 @@ class JobRepository:
                         definition=definition,
                         enabled=job.spec.enabled,
                         revision=1,
-                        source=job.source,
+                        source=source,
                         created_at=now,
                         updated_at=now,
                     )
@@ -102,14 +104,14 @@ class JobRepository:
                 result.created.append(job.spec.name)
                 continue
             if row.definition == definition:
-                if row.source != job.source:
-                    row.source = job.source
+                if row.source != source:
+                    row.source = source
                 result.unchanged.append(job.spec.name)
                 continue
             if definition.get("enabled") != row.definition.get("enabled"):
                 row.enabled = job.spec.enabled
             row.definition = definition
-            row.source = job.source
+            row.source = source
             row.revision += 1
             row.updated_at = now
             result.updated.append(job.spec.name)
@@ -203,6 +205,13 @@ class JobRepository:
 _JOBS = cast(Table, JobRow.__table__)
 # Polled by every scheduler once a second: a Core statement, built once.
 _SIGNATURE = select(func.count(), func.max(_JOBS.c.updated_at), func.sum(_JOBS.c.revision))
+
+
+def _fitted_source(source: str | None) -> str | None:
+    """Where a job came from, as its column holds it: a path of any length or bytes (a
+    file name that is not UTF-8) is shown by its end, not refused."""
+    fitted = fit_text(source)
+    return fit_tail(fitted, SOURCE_LENGTH) if fitted is not None else None
 
 
 def _chain_targets(definition: dict[str, Any]) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from orchestrator.policies.columns import SOURCE_LENGTH, URL_LENGTH
 from orchestrator.records import RunStatus, RunTrigger
 from orchestrator.store.types import UTCDateTime
 
@@ -50,7 +51,7 @@ class JobRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean)
     # Bumped on every change (definition or enabled), so a service can notice changes.
     revision: Mapped[int] = mapped_column(Integer)
-    source: Mapped[str | None] = mapped_column(String(1024))
+    source: Mapped[str | None] = mapped_column(String(SOURCE_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -100,6 +101,8 @@ class RunRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A pending run waits for this time (a retry's backoff); NULL means at once.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A cancel was asked for while its container ran: it ends cancelled once that stops.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PortLeaseRow(Base):
@@ -151,7 +154,7 @@ class NotificationRow(Base):
     run_id: Mapped[int] = mapped_column(Integer, index=True)
     job_name: Mapped[str] = mapped_column(String(63))
     event: Mapped[str] = mapped_column(String(16))
-    url: Mapped[str] = mapped_column(String(2048))
+    url: Mapped[str] = mapped_column(String(URL_LENGTH))
     # POST (a webhook: the run's JSON) or GET (a dead-man ping).
     method: Mapped[str] = mapped_column(String(8))
     secret_name: Mapped[str | None] = mapped_column(String(255))

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -25,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, defer
 
 from orchestrator.errors import DuplicateFireError, RunFinishedError, RunNotFoundError
+from orchestrator.policies.columns import fit_text
 from orchestrator.records import (
     FINISHED_STATUSES,
     NewRun,
@@ -57,6 +59,7 @@ _DUE_PENDING_IDS = (
     .order_by(_C.id)
     .limit(bindparam("limit"))
 )
+_CANCEL_ASKED = _C.cancel_requested_at.is_not(None)
 # A run's record without its output (the tail can be a megabyte).
 _WITHOUT_OUTPUT = tuple(column for column in _C if column.name != "output")
 
@@ -94,6 +97,7 @@ def _record(row: RunRow | Row[Any], *, with_output: bool = False) -> RunRecord:
         owner=row.owner,
         heartbeat_at=row.heartbeat_at,
         due_at=row.due_at,
+        cancel_requested_at=row.cancel_requested_at,
     )
 
 
@@ -158,8 +162,8 @@ class RunRepository:
             exit_code=run.exit_code,
             container_id=run.container_id,
             image=run.image,
-            error=run.error,
-            output=run.output,
+            error=fit_text(run.error),
+            output=fit_text(run.output),
             output_truncated=run.output_truncated,
             owner=run.owner,
             heartbeat_at=moment if run.owner else None,
@@ -207,10 +211,15 @@ class RunRepository:
         return rowcount(result) == 1
 
     def mark_running(self, run_id: int, *, started_at: datetime, ports: dict[str, int]) -> bool:
-        """pending -> running; False if the run is no longer pending (it was cancelled)."""
+        """pending -> running; False if the run is no longer pending, or a cancel was
+        asked for (its container, just started, is to be stopped)."""
         result = self.session.execute(
             update(_RUNS)
-            .where(_C.id == run_id, _C.status == RunStatus.PENDING.value)
+            .where(
+                _C.id == run_id,
+                _C.status == RunStatus.PENDING.value,
+                _C.cancel_requested_at.is_(None),
+            )
             .values(status=RunStatus.RUNNING.value, started_at=started_at, ports=ports)
         )
         return rowcount(result) == 1
@@ -229,18 +238,24 @@ class RunRepository:
         owner: str | None = None,
     ) -> RunRecord:
         """End a run. If it ended already (cancelled meanwhile), its status stays and
-        only what it lacks (exit code, output) is filled in. With `owner`: nothing is
-        written once the run is another owner's (adopted from a process that looked dead)."""
+        only what it lacks (exit code, output) is filled in. A run asked to cancel ends
+        cancelled, however its container ended. With `owner`: nothing is written once
+        the run is another owner's (adopted from a process that looked dead)."""
         captured = {
             "exit_code": exit_code,
-            "output": output,
+            "output": fit_text(output),
             "output_truncated": output_truncated,
             "output_limit": output_limit,
         }
         result = self.session.execute(
             update(_RUNS)
             .where(_C.id == run_id, _C.status.in_(_UNFINISHED), *_owned_by(owner))
-            .values(status=status.value, finished_at=finished_at, error=error, **captured)
+            .values(
+                status=case((_CANCEL_ASKED, RunStatus.CANCELLED.value), else_=status.value),
+                finished_at=finished_at,
+                error=case((_CANCEL_ASKED, "cancelled"), else_=fit_text(error)),
+                **captured,
+            )
         )
         if rowcount(result) == 0:
             self.session.execute(
@@ -251,16 +266,53 @@ class RunRepository:
         return self.get(run_id)
 
     def request_cancel(self, run_id: int, now: datetime) -> RunRecord:
-        """Mark an unfinished run cancelled; whoever runs it stops its container."""
-        result = self.session.execute(
+        """Ask an unfinished run to cancel. One with no container yet ends cancelled at
+        once (whoever starts it finds it so, and kills what it started); one with a
+        container stays active, its cancel asked for, until that has stopped (then
+        `finish` records it cancelled)."""
+        at_once = self.session.execute(
+            update(_RUNS)
+            .where(
+                _C.id == run_id,
+                _C.status == RunStatus.PENDING.value,
+                _C.container_id.is_(None),
+            )
+            .values(status=RunStatus.CANCELLED.value, finished_at=now, error="cancelled")
+        )
+        if rowcount(at_once) == 1:
+            return self.get(run_id)
+        self.session.execute(
+            update(_RUNS)
+            .where(_C.id == run_id, _C.status.in_(_UNFINISHED), _C.cancel_requested_at.is_(None))
+            .values(cancel_requested_at=now)
+        )
+        run = self.get(run_id)
+        if run.status.finished:
+            raise RunFinishedError(f"run {run_id} has already ended ({run.status.value})")
+        return run
+
+    def end_cancelled(self, run_id: int, now: datetime) -> RunRecord:
+        """Record a run asked to cancel as cancelled, its container seen stopped; its
+        follower fills in the exit code and the output."""
+        self.session.execute(
             update(_RUNS)
             .where(_C.id == run_id, _C.status.in_(_UNFINISHED))
             .values(status=RunStatus.CANCELLED.value, finished_at=now, error="cancelled")
         )
-        run = self.get(run_id)
-        if rowcount(result) == 0:
-            raise RunFinishedError(f"run {run_id} has already ended ({run.status.value})")
-        return run
+        return self.get(run_id)
+
+    def cancel_requested(self, owner: str) -> list[RunRecord]:
+        """The owner's unfinished runs asked to cancel: their containers still to stop."""
+        query = (
+            select(*_WITHOUT_OUTPUT)
+            .where(
+                _C.status.in_(_UNFINISHED),
+                _C.cancel_requested_at.is_not(None),
+                _C.owner == owner,
+            )
+            .order_by(_C.id)
+        )
+        return [_record(row) for row in self.session.execute(query)]
 
     # --- what a scheduler service needs ---------------------------------------------
 
