@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import HostPathError as HostPathError
-from orchestrator.spec import VolumeSpec
+
+if TYPE_CHECKING:  # (every command checks its settings: no YAML parser for that)
+    from orchestrator.spec import VolumeSpec
 
 VOLUME_SUBPATH_MIN_API = (1, 45)
 

@@ -225,6 +225,8 @@ ALLOW_LOW_PORTS: Setting[bool] = Setting(
 )
 # Processes (and threads) a job container may hold at once, unless its job says
 # `resources.pids`: a fork bomb stays in its container. 0: no limit.
+# Linux's largest pid_max: a pids limit above it limits nothing.
+MAX_PIDS = 4_194_304
 DEFAULT_PIDS_LIMIT: Setting[int] = Setting(
     "default-pids-limit", "ORCHESTRATOR_DEFAULT_PIDS_LIMIT", 1024, ""
 )

@@ -245,12 +245,12 @@ def _flag(text: str | None, env: str) -> bool:
 
 def _pids_limit(text: str | None) -> int | None:
     """The default pids limit of job containers; 0 (no limit) gives None."""
-    from orchestrator.spec.fields import MAX_PIDS
+    from orchestrator.settings import MAX_PIDS
 
     if text is None or not text.strip():
         return settings.DEFAULT_PIDS_LIMIT.default
     value = text.strip()
-    if not value.isdigit() or int(value) > MAX_PIDS:
+    if not (value.isascii() and value.isdigit()) or len(value) > 8 or int(value) > MAX_PIDS:
         raise InvalidInputError(
             f"{settings.DEFAULT_PIDS_LIMIT_ENV}: {quote(text)} is not a number of processes "
             f"(1 to {MAX_PIDS}, or 0 for no limit)"

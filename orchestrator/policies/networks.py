@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import InvalidInputError, UnsafeJobError, quote
 from orchestrator.hostpaths import NetworkRef
 from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV, ALLOWED_NETWORKS_ENV, split_list
-from orchestrator.spec import JobSpec
+
+if TYPE_CHECKING:  # (every command checks its settings: no YAML parser for that)
+    from orchestrator.spec import JobSpec
 
 # Jobs that name no network are on `bridge` anyway; `none` has no network at all.
 ALWAYS_ALLOWED = ("bridge", "none")

@@ -20,6 +20,7 @@ import posixpath
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import InvalidInputError, UnsafeJobError, quote
 from orchestrator.settings import (
@@ -28,7 +29,9 @@ from orchestrator.settings import (
     SECRET_GRANTS_ENV,
     SECRETS_DIR_ENV,
 )
-from orchestrator.spec import JobSpec
+
+if TYPE_CHECKING:  # (settings are checked by every command: no YAML parser for that)
+    from orchestrator.spec import JobSpec
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from orchestrator.errors import InvalidInputError, InvalidSpecError, quote
 from orchestrator.policies.columns import URL_LENGTH
 from orchestrator.schedule import load_timezone, parse_schedule
+from orchestrator.settings import MAX_PIDS
 from orchestrator.spec.model import (
     DEFAULT_NOTIFY_ON,
     NOTIFY_EVENTS,
@@ -69,8 +70,6 @@ _IMAGE_REFERENCE = re.compile(
 _NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _PORT = re.compile(r"(?:(?P<host>\d+):)?(?P<container>\d+)(?:/(?P<protocol>tcp|udp))?")
 RESERVED_ENV_PREFIX = "ORCHESTRATOR_"
-# Linux's largest pid_max: a limit above it limits nothing.
-MAX_PIDS = 4_194_304
 
 
 def _name(value: object) -> str:
