@@ -1,0 +1,148 @@
+"""Bounds of the HTTP edge, before any route runs: a request body is counted as it
+arrives and refused past its route's cap (413), and a request's line and headers must
+arrive within a deadline (a client that sends them a byte at a time is cut off).
+
+`BodyLimit` is plain ASGI, so it holds for every route, signed in or not, whether the
+route reads its body whole (the dashboard's forms) or streams it (job files).
+`BoundedH11Protocol` is uvicorn's own HTTP/1.1 protocol with the headers' deadline added:
+uvicorn's keep-alive timeout stops counting as soon as any byte arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# A form of the dashboard (sign-in, run now, cancel) is a few hundred bytes.
+DEFAULT_BODY_BYTES = 16 * 1024
+# A job file sent to `POST /api/jobs/apply`; the largest job file seen is a few KiB.
+APPLY_BODY_BYTES = 1024 * 1024
+BODY_CAPS = {"/api/jobs/apply": APPLY_BODY_BYTES}
+# The request line and headers: their size (h11's bound) and the time they may take.
+MAX_HEADER_BYTES = 16 * 1024
+HEADER_SECONDS = 10.0
+_CLOSE = (b"connection", b"close")
+
+
+class BodyTooLarge(Exception):
+    """Raised to the route that reads past the cap; BodyLimit answers it."""
+
+
+class BodyLimit:
+    """Refuse a body larger than its route's cap: at once when Content-Length says so,
+    else once the bytes received pass it. Either way the connection is closed after the
+    answer, so the rest of an endless body is never read."""
+
+    def __init__(
+        self, app: App, caps: Mapping[str, int] = BODY_CAPS, default: int = DEFAULT_BODY_BYTES
+    ) -> None:
+        self.app = app
+        self.caps = dict(caps)
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cap = self.caps.get(scope["path"], self.default)
+        headers = dict(scope["headers"])
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        try:  # (h11 has checked it: at most 20 digits)
+            declared = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            declared = cap + 1
+        if declared > cap:
+            await _too_large(send, cap)
+            return
+        state = {"received": 0, "done": not chunked and declared == 0, "started": False}
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > cap:
+                    raise BodyTooLarge
+                state["done"] = not message.get("more_body", False)
+            return message
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+                if not state["done"]:  # answered before the body was read: do not read it
+                    message = {**message, "headers": [*message.get("headers", []), _CLOSE]}
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, closing_send)
+        except BodyTooLarge:
+            if state["started"]:
+                raise
+            await _too_large(send, cap)
+
+
+async def _too_large(send: Send, cap: int) -> None:
+    body = json.dumps({"error": f"the request body is larger than {cap} bytes"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                _CLOSE,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with a deadline for each request's line and headers,
+    counted from when the connection (or its previous response) is ready for one."""
+
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_deadline()
+        super().connection_lost(exc)
+
+    def _watch_headers(self) -> None:
+        """Arm the deadline while h11 waits for a request's head; disarm once it came."""
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if self._header_deadline is None:
+                self._header_deadline = self.loop.call_later(HEADER_SECONDS, self._too_slow)
+        else:
+            self._stop_deadline()
+
+    def _stop_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        self._header_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
