@@ -31,7 +31,7 @@ from orchestrator.api.errors import HttpError, status_of
 from orchestrator.errors import InvalidInputError, OrchestratorError
 from orchestrator.operations import Operations
 from orchestrator.records import MAX_RUN_ID, RunRecord, RunStatus
-from orchestrator.units import parse_moment
+from orchestrator.units import parse_moment, whole_number
 
 HERE = Path(__file__).parent
 COOKIE = "orchestrator_token"
@@ -105,7 +105,8 @@ def add_pages(
         who = identify_cookie(request)
         if who is None:
             raise HttpError(401, "sign in", page=True)
-        if not hmac.compare_digest(form.get("csrf", ""), csrf_for(request)):
+        # As bytes: compare_digest refuses a str with non-ASCII letters (a TypeError).
+        if not hmac.compare_digest(form.get("csrf", "").encode(), csrf_for(request).encode()):
             raise HttpError(
                 403, "this form has expired or came from elsewhere: reload the page", page=True
             )
@@ -235,6 +236,7 @@ def add_pages(
         problem = None
         moment = None
         wanted = None
+        newer_than = whole_number(before, MAX_ID) if before else None
         try:
             if since:
                 moment = parse_moment(since, datetime.now(UTC))
@@ -242,7 +244,7 @@ def add_pages(
                 if status not in {s.value for s in RunStatus}:
                     raise InvalidInputError(f"status {status!r} is not one of the statuses")
                 wanted = RunStatus(status)
-            if before and not (before.isdigit() and 0 < int(before) <= MAX_ID):
+            if before and not newer_than:
                 raise InvalidInputError(f"before {before!r} is not a run id")
         except InvalidInputError as error:
             problem = str(error)
@@ -253,7 +255,7 @@ def add_pages(
                 job=job or None,
                 status=wanted,
                 since=moment,
-                before=int(before) if before else None,
+                before=newer_than,
                 limit=PAGE,
             )
         )
