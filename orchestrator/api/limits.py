@@ -1,11 +1,13 @@
 """Bounds of the HTTP edge, before any route runs: a request body is counted as it
-arrives and refused past its route's cap (413), and a request's line and headers must
-arrive within a deadline (a client that sends them a byte at a time is cut off).
+arrives and refused past its route's cap (413), a request's line and headers must
+arrive within a deadline (a client that sends them a byte at a time is cut off), and
+the rest of a body left unread once the answer is sent is drained only so far.
 
 `BodyLimit` is plain ASGI, so it holds for every route, signed in or not, whether the
 route reads its body whole (the dashboard's forms) or streams it (job files).
-`BoundedH11Protocol` is uvicorn's own HTTP/1.1 protocol with the headers' deadline added:
-uvicorn's keep-alive timeout stops counting as soon as any byte arrives.
+`BoundedH11Protocol` is uvicorn's own HTTP/1.1 protocol with the two other bounds added:
+uvicorn's keep-alive timeout stops counting as soon as any byte arrives, and it reads
+(and drops) an unread body for as long as the client sends one.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ BODY_CAPS = {"/api/jobs/apply": APPLY_BODY_BYTES}
 # The request line and headers: their size (h11's bound) and the time they may take.
 MAX_HEADER_BYTES = 16 * 1024
 HEADER_SECONDS = 10.0
-_CLOSE = (b"connection", b"close")
+# An unread body after the answer (a 413) is read and dropped this far, so that a client
+# that reads only once it has sent everything still sees the answer; then it is cut.
+DRAIN_BYTES = 4 * 1024 * 1024
+DRAIN_SECONDS = 5.0
 
 
 class BodyTooLarge(Exception):
@@ -41,8 +46,7 @@ class BodyTooLarge(Exception):
 
 class BodyLimit:
     """Refuse a body larger than its route's cap: at once when Content-Length says so,
-    else once the bytes received pass it. Either way the connection is closed after the
-    answer, so the rest of an endless body is never read."""
+    else once the bytes received pass it (the protocol drains the rest, up to a bound)."""
 
     def __init__(
         self, app: App, caps: Mapping[str, int] = BODY_CAPS, default: int = DEFAULT_BODY_BYTES
@@ -57,7 +61,6 @@ class BodyLimit:
             return
         cap = self.caps.get(scope["path"], self.default)
         headers = dict(scope["headers"])
-        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         try:  # (h11 has checked it: at most 20 digits)
             declared = int(headers.get(b"content-length", b"0"))
         except ValueError:
@@ -65,28 +68,27 @@ class BodyLimit:
         if declared > cap:
             await _too_large(send, cap)
             return
-        state = {"received": 0, "done": not chunked and declared == 0, "started": False}
+        received = 0
+        started = False
 
         async def limited_receive() -> Message:
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
-                if state["received"] > cap:
+                received += len(message.get("body", b""))
+                if received > cap:
                     raise BodyTooLarge
-                state["done"] = not message.get("more_body", False)
             return message
 
-        async def closing_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state["started"] = True
-                if not state["done"]:  # answered before the body was read: do not read it
-                    message = {**message, "headers": [*message.get("headers", []), _CLOSE]}
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, closing_send)
+            await self.app(scope, limited_receive, watched_send)
         except BodyTooLarge:
-            if state["started"]:
+            if started:
                 raise
             await _too_large(send, cap)
 
@@ -100,7 +102,6 @@ async def _too_large(send: Send, cap: int) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                _CLOSE,
             ],
         }
     )
@@ -109,25 +110,55 @@ async def _too_large(send: Send, cap: int) -> None:
 
 class BoundedH11Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol, with a deadline for each request's line and headers,
-    counted from when the connection (or its previous response) is ready for one."""
+    counted from when the connection (or its previous response) is ready for one, and a
+    bound on the unread body it drains after a response."""
 
     _header_deadline: asyncio.TimerHandle | None = None
+    _drain_deadline: asyncio.TimerHandle | None = None
+    _drained = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._watch_headers()
 
     def data_received(self, data: bytes) -> None:
+        if self._draining():
+            self._drained += len(data)
+            if self._drained > DRAIN_BYTES:
+                self._cut()
+                return
         super().data_received(data)
         self._watch_headers()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._drained = 0
+        if self._draining() and self._drain_deadline is None:
+            self._drain_deadline = self.loop.call_later(DRAIN_SECONDS, self._drain_too_long)
         self._watch_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_deadline()
+        if self._drain_deadline is not None:
+            self._drain_deadline.cancel()
         super().connection_lost(exc)
+
+    def _draining(self) -> bool:
+        """Answered, while the client still sends the request's body."""
+        return (
+            self.cycle is not None
+            and self.cycle.response_complete
+            and self.conn.their_state is h11.SEND_BODY
+        )
+
+    def _drain_too_long(self) -> None:
+        self._drain_deadline = None
+        if self._draining():
+            self._cut()
+
+    def _cut(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def _watch_headers(self) -> None:
         """Arm the deadline while h11 waits for a request's head; disarm once it came."""
@@ -144,5 +175,5 @@ class BoundedH11Protocol(H11Protocol):
 
     def _too_slow(self) -> None:
         self._header_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.transport.close()
+        if self.conn.their_state is h11.IDLE:
+            self._cut()
