@@ -4,7 +4,9 @@ arrive within a deadline (a client that sends them a byte at a time is cut off),
 the rest of a body left unread once the answer is sent is drained only so far.
 
 `BodyLimit` is plain ASGI, so it holds for every route, signed in or not, whether the
-route reads its body whole (the dashboard's forms) or streams it (job files).
+route reads its body whole (the dashboard's forms) or streams it (job files). It also
+refuses a request line and headers over MAX_HEADER_BYTES (431): h11 bounds only a head
+that is still incomplete, so one that arrives in a single read may be larger.
 `BoundedH11Protocol` is uvicorn's own HTTP/1.1 protocol with the two other bounds added:
 uvicorn's keep-alive timeout stops counting as soon as any byte arrives, and it reads
 (and drops) an unread body for as long as the client sends one.
@@ -59,6 +61,12 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        head = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+        head += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if head > MAX_HEADER_BYTES:
+            message = f"the request line and headers are larger than {MAX_HEADER_BYTES} bytes"
+            await _refuse(send, 431, message)
+            return
         cap = self.caps.get(scope["path"], self.default)
         headers = dict(scope["headers"])
         try:  # (h11 has checked it: at most 20 digits)
@@ -66,7 +74,7 @@ class BodyLimit:
         except ValueError:
             declared = cap + 1
         if declared > cap:
-            await _too_large(send, cap)
+            await _refuse(send, 413, f"the request body is larger than {cap} bytes")
             return
         received = 0
         started = False
@@ -90,15 +98,15 @@ class BodyLimit:
         except BodyTooLarge:
             if started:
                 raise
-            await _too_large(send, cap)
+            await _refuse(send, 413, f"the request body is larger than {cap} bytes")
 
 
-async def _too_large(send: Send, cap: int) -> None:
-    body = json.dumps({"error": f"the request body is larger than {cap} bytes"}).encode()
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

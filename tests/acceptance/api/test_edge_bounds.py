@@ -19,6 +19,7 @@ from orchestrator.api.limits import (
     DEFAULT_BODY_BYTES,
     DRAIN_BYTES,
     HEADER_SECONDS,
+    MAX_HEADER_BYTES,
 )
 from tests.acceptance.api.conftest import (
     WRITE_TOKEN,
@@ -49,12 +50,15 @@ def head(path: str, *lines: str) -> bytes:
     ).encode()
 
 
-def answer(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection."""
+def answer(sock: socket.socket, until: bytes | None = None) -> bytes:
+    """Everything the server sends until it closes the connection (or, given `until`,
+    until its answer ends with it)."""
     received = b""
     try:
         while chunk := sock.recv(65536):
             received += chunk
+            if until is not None and received.endswith(until):
+                break
     except ConnectionResetError:  # it closed with our bytes unread: what came before counts
         pass
     return received
@@ -120,6 +124,18 @@ def test_a_declared_length_over_the_cap_is_413_before_any_body_is_sent(api: ApiS
     finally:
         sock.close()
     assert received.startswith(b"HTTP/1.1 413 "), received[:200]
+
+
+def test_headers_over_the_bound_are_431_even_in_one_read(api: ApiService) -> None:
+    sock = connect(api)
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 60000 + b"\r\n\r\n")
+        received = answer(sock, until=b"}")
+    finally:
+        sock.close()
+    assert received.startswith(b"HTTP/1.1 431 "), received[:200]
+    assert f"larger than {MAX_HEADER_BYTES} bytes".encode() in received
+    still_answers(api)
 
 
 def test_headers_sent_a_byte_at_a_time_are_cut_off_while_others_are_served(
