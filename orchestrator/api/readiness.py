@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 # How long one probe's answer is given again; a probe's own wait is bounded by the
 # database's and the engine's timeouts.
 MAX_AGE_SECONDS = 2.0
+# A caller waits this long for a probe under way; the probe goes on for the next caller.
+WAIT_SECONDS = 10.0
 
 
 class CachedProbe:
@@ -44,7 +46,11 @@ class CachedProbe:
                 self._running = Future()
                 threading.Thread(target=self._run, name="readyz-probe", daemon=True).start()
             running = self._running
-        return await asyncio.wrap_future(running)
+        waiting = asyncio.shield(asyncio.wrap_future(running))
+        try:
+            return await asyncio.wait_for(waiting, WAIT_SECONDS)
+        except TimeoutError:
+            return [f"the probe has not answered within {WAIT_SECONDS:g}s"]
 
     def _run(self) -> None:
         try:
@@ -55,5 +61,5 @@ class CachedProbe:
         with self._lock:
             self._answer = (self._clock(), problems)
             running, self._running = self._running, None
-        if running is not None:
+        if running is not None and not running.done():
             running.set_result(problems)

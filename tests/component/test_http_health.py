@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from orchestrator.api import readiness
 from orchestrator.api.auth import ApiSettings, Tokens, load_tokens
 from orchestrator.api.server import HttpServer
 from orchestrator.api.wiring import start_http
@@ -142,3 +143,29 @@ def test_a_flood_of_readyz_costs_one_probe_and_holds_no_worker(
         caller.join(30)
     assert statuses == [200] * 60
     assert len(probes) == 1, f"{len(probes)} probes for 60 callers"
+
+
+def test_a_probe_that_hangs_is_not_ready_not_a_hung_readyz(
+    http_with_reader: tuple[Service, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, url = http_with_reader
+    monkeypatch.setattr(readiness, "WAIT_SECONDS", 0.5)
+    time.sleep(2.5)  # the cached answer has aged out
+    released = threading.Event()
+    facts = running.engine.facts
+
+    def hung_facts() -> Any:
+        released.wait(30)
+        return facts()
+
+    running.engine.facts = hung_facts  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        response = requests.get(
+            url + "/readyz", headers={"Authorization": f"Bearer {READ_TOKEN}"}, timeout=5
+        )
+        assert response.status_code == 503
+        assert "the probe has not answered within" in response.json()["error"]
+        assert time.monotonic() - started < 4
+    finally:
+        released.set()
