@@ -1,7 +1,8 @@
 """Bounds of the HTTP edge, before any route runs: a request body is counted as it
-arrives and refused past its route's cap (413), a request's line and headers must
-arrive within a deadline (a client that sends them a byte at a time is cut off), and
-the rest of a body left unread once the answer is sent is drained only so far.
+arrives and refused past its route's cap (413) or once it has taken too long (408), a
+request's line and headers must arrive within a deadline (a client that sends them a
+byte at a time is cut off), and the rest of a body left unread once the answer is sent
+is drained only so far.
 
 `BodyLimit` is plain ASGI, so it holds for every route, signed in or not, whether the
 route reads its body whole (the dashboard's forms) or streams it (job files). It also
@@ -36,6 +37,8 @@ BODY_CAPS = {"/api/jobs/apply": APPLY_BODY_BYTES}
 # The request line and headers: their size (h11's bound) and the time they may take.
 MAX_HEADER_BYTES = 16 * 1024
 HEADER_SECONDS = 10.0
+# The time a body may take, from the route's first read of it (1 MiB in 15 s: 70 KB/s).
+BODY_SECONDS = 15.0
 # An unread body after the answer (a 413) is read and dropped this far, so that a client
 # that reads only once it has sent everything still sees the answer; then it is cut.
 DRAIN_BYTES = 4 * 1024 * 1024
@@ -44,6 +47,10 @@ DRAIN_SECONDS = 5.0
 
 class BodyTooLarge(Exception):
     """Raised to the route that reads past the cap; BodyLimit answers it."""
+
+
+class BodyTooSlow(Exception):
+    """Raised to the route whose body has not come whole in time; BodyLimit answers it."""
 
 
 class BodyLimit:
@@ -79,13 +86,24 @@ class BodyLimit:
         received = 0
         started = False
 
+        deadline: float | None = None
+        whole = False
+
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline, whole
+            if whole:  # (then a route waits for the client to go: as long as it takes)
+                return await receive()
+            now = asyncio.get_running_loop().time()
+            deadline = deadline or now + BODY_SECONDS
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - now, 0))
+            except TimeoutError:
+                raise BodyTooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > cap:
                     raise BodyTooLarge
+                whole = not message.get("more_body", False)
             return message
 
         async def watched_send(message: Message) -> None:
@@ -99,6 +117,10 @@ class BodyLimit:
             if started:
                 raise
             await _refuse(send, 413, f"the request body is larger than {cap} bytes")
+        except BodyTooSlow:
+            if started:
+                raise
+            await _refuse(send, 408, f"the request body did not arrive within {BODY_SECONDS:g}s")
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

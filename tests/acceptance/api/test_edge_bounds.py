@@ -16,6 +16,7 @@ import requests
 
 from orchestrator.api.limits import (
     APPLY_BODY_BYTES,
+    BODY_SECONDS,
     DEFAULT_BODY_BYTES,
     DRAIN_BYTES,
     HEADER_SECONDS,
@@ -120,10 +121,38 @@ def test_a_declared_length_over_the_cap_is_413_before_any_body_is_sent(api: ApiS
     try:
         sock.settimeout(10)
         sock.sendall(head("/signin", f"Content-Length: {10**12}"))
-        received = answer(sock)
+        received = answer(sock, until=b"}")
     finally:
         sock.close()
     assert received.startswith(b"HTTP/1.1 413 "), received[:200]
+
+
+def test_a_body_sent_a_byte_at_a_time_is_408_while_others_are_served(
+    api: ApiService,
+) -> None:
+    sock = connect(api)
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        try:
+            sock.sendall(head("/signin", "Content-Length: 1000"))
+            while not stop.wait(0.5):
+                sock.sendall(b"a")
+        except OSError:
+            pass
+
+    slow = threading.Thread(target=trickle, daemon=True)
+    slow.start()
+    try:
+        sock.settimeout(BODY_SECONDS * 2.5)
+        still_answers(api)
+        received = answer(sock, until=b"}")
+    finally:
+        stop.set()
+        sock.close()
+    assert received.startswith(b"HTTP/1.1 408 "), received[:200]
+    assert time.monotonic() - started < BODY_SECONDS + 5
 
 
 def test_headers_over_the_bound_are_431_even_in_one_read(api: ApiService) -> None:
