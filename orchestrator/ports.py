@@ -28,7 +28,7 @@ class PortRange:
 
 
 def parse_port_range(text: str) -> PortRange:
-    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]{1,30})\s*-\s*([0-9]{1,30})\s*", text)
     if match is None:
         raise InvalidInputError(f"port range {text!r} is not FIRST-LAST (like 20000-20999)")
     first, last = int(match[1]), int(match[2])

@@ -190,6 +190,8 @@ def _parse_field(text: str, spec: _Field) -> tuple[int, ...]:
         if match is None:
             raise ValueError(f"{spec.name}: {quote(item)} is not a number, range, list or step")
         start_text, end_text, step_text = match["start"], match["end"], match["step"]
+        if step_text is not None and len(step_text) > 6:
+            raise ValueError(f"{spec.name}: step {quote(step_text)} is too large")
         step = int(step_text) if step_text is not None else 1
         if step < 1:
             raise ValueError(f"{spec.name}: step {step} must be at least 1")
@@ -221,6 +223,8 @@ def _parse_field(text: str, spec: _Field) -> tuple[int, ...]:
 
 def _parse_value(text: str, spec: _Field) -> int:
     if text.isdigit():
+        if not text.isascii() or len(text) > 6:
+            raise ValueError(f"{spec.name}: {quote(text)} is not a number or name")
         value = int(text)
     elif text in spec.names:
         value = spec.names[text]

@@ -25,8 +25,10 @@ from orchestrator import __version__, shapes
 from orchestrator.api.auth import ApiSettings, Principal
 from orchestrator.api.errors import HttpError, status_of
 from orchestrator.api.hosts import HostCheck
+from orchestrator.api.limits import BodyLimit
 from orchestrator.api.metrics import ServiceMetrics
 from orchestrator.api.pages import COOKIE, add_pages
+from orchestrator.api.readiness import CachedProbe
 from orchestrator.api.streams import LogStreams
 from orchestrator.errors import (
     InvalidInputError,
@@ -42,8 +44,6 @@ log = logging.getLogger(__name__)
 
 MAX_ID = MAX_RUN_ID
 MAX_PAGE = 1000
-# A job file sent to `POST /api/jobs/apply`; the largest job file seen is a few KiB.
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
@@ -74,6 +74,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    # Inside the handler of unexpected errors, so that its refusal is a 413, not a 500.
+    app.add_middleware(BodyLimit)
+    # Added last, so outermost: a request for another Host is refused before its body.
     app.add_middleware(HostCheck, hosts=settings.allowed_hosts)
 
     @app.exception_handler(HttpError)
@@ -179,14 +182,7 @@ def create_app(
     ) -> dict[str, Any]:
         """A job file (YAML) in the body, applied as `jobs apply` does: all or nothing."""
         ops = writer(request)
-        declared = request.headers.get("content-length", "0")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise HttpError(413, f"the job file is larger than {MAX_BODY_BYTES} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise HttpError(413, f"the job file is larger than {MAX_BODY_BYTES} bytes")
+        body = await request.body()  # at most APPLY_BODY_BYTES: BodyLimit counts it
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -306,9 +302,7 @@ def create_app(
             return JSONResponse({"error": f"unhealthy: {why}", "loops": loops}, status_code=503)
         return JSONResponse({"status": "ok", "loops": loops})
 
-    @app.get("/readyz", tags=["health"])
-    def readyz() -> JSONResponse:
-        """200 when the database and the engine answer; 503 naming the one that does not."""
+    def probe() -> list[str]:
         problems = []
         try:
             operations.backends.store.ping()
@@ -318,9 +312,20 @@ def create_app(
             operations.backends.engine().facts()
         except OrchestratorError as error:
             problems.append(f"engine: {error}")
-        if problems:
-            return JSONResponse({"error": "; ".join(problems)}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        return problems
+
+    readiness = CachedProbe(probe)
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """200 when the database and the engine answered (a probe at most 2 s old); 503 if
+        not, naming which (and where it is) only to a caller with a token."""
+        problems = await readiness.problems()
+        if not problems:
+            return JSONResponse({"status": "ready"})
+        if principal(request, cookie=True) is None:
+            return JSONResponse({"error": "not ready"}, status_code=503)
+        return JSONResponse({"error": "; ".join(problems)}, status_code=503)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def prometheus_metrics(request: Request) -> Response:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from orchestrator.api.hosts import AllowedHosts, allowed_hosts
 from orchestrator.errors import InvalidInputError, quote
+from orchestrator.units import whole_number
 
 # Long enough that guessing is hopeless (openssl rand -hex 16 gives 32).
 MIN_TOKEN_LENGTH = 16
@@ -140,7 +141,8 @@ def parse_listen(value: str) -> tuple[str, int]:
     host, colon, port_text = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not colon or not host or not port_text.isdigit() or int(port_text) > 65535:
+    port = whole_number(port_text, 65535)
+    if not colon or not host or port is None:
         raise InvalidInputError(
             f"--http {quote(value)} is not HOST:PORT (like 127.0.0.1:8080 or [::1]:8080)"
         )
@@ -151,4 +153,4 @@ def parse_listen(value: str) -> tuple[str, int]:
             raise InvalidInputError(
                 f"--http {quote(value)}: {quote(host)} is not an IP address (or localhost)"
             ) from None
-    return host, int(port_text)
+    return host, port

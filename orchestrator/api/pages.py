@@ -39,7 +39,7 @@ from orchestrator.api.signin import (
 from orchestrator.errors import InvalidInputError, OrchestratorError
 from orchestrator.operations import Operations
 from orchestrator.records import MAX_RUN_ID, RunRecord, RunStatus
-from orchestrator.units import parse_moment
+from orchestrator.units import parse_moment, whole_number
 
 HERE = Path(__file__).parent
 COOKIE = "orchestrator_token"
@@ -298,6 +298,7 @@ def add_pages(
         problem = None
         moment = None
         wanted = None
+        newer_than = whole_number(before, MAX_ID) if before else None
         try:
             if since:
                 moment = parse_moment(since, datetime.now(UTC))
@@ -305,7 +306,7 @@ def add_pages(
                 if status not in {s.value for s in RunStatus}:
                     raise InvalidInputError(f"status {status!r} is not one of the statuses")
                 wanted = RunStatus(status)
-            if before and not (before.isdigit() and 0 < int(before) <= MAX_ID):
+            if before and not newer_than:
                 raise InvalidInputError(f"before {before!r} is not a run id")
         except InvalidInputError as error:
             problem = str(error)
@@ -316,7 +317,7 @@ def add_pages(
                 job=job or None,
                 status=wanted,
                 since=moment,
-                before=int(before) if before else None,
+                before=newer_than,
                 limit=PAGE,
             )
         )

@@ -10,6 +10,7 @@ import threading
 import uvicorn
 from fastapi import FastAPI
 
+from orchestrator.api.limits import MAX_HEADER_BYTES, BoundedH11Protocol
 from orchestrator.errors import OrchestratorError
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class HttpServer:
             limit_concurrency=MAX_CONCURRENT_REQUESTS + streams,
             timeout_graceful_shutdown=2,
             server_header=False,
+            http=BoundedH11Protocol,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="http", daemon=True)

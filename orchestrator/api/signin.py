@@ -39,7 +39,11 @@ class FormTokens:
 
     def matches(self, given: str, purpose: str, bound_to: str) -> bool:
         """A missing binding never matches: a form posted without the cookie is refused."""
-        return bool(bound_to) and hmac.compare_digest(given, self.of(purpose, bound_to))
+        # As bytes: compare_digest refuses a str with non-ASCII letters (a TypeError).
+        expected = self.of(purpose, bound_to).encode()
+        return bool(bound_to) and hmac.compare_digest(
+            given.encode("utf-8", "surrogateescape"), expected
+        )
 
 
 def new_presession() -> str:

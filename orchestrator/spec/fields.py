@@ -68,7 +68,9 @@ _IMAGE_REFERENCE = re.compile(
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
 )
 _NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_PORT = re.compile(r"(?:(?P<host>\d+):)?(?P<container>\d+)(?:/(?P<protocol>tcp|udp))?")
+_PORT = re.compile(
+    r"(?:(?P<host>[0-9]{1,9}):)?(?P<container>[0-9]{1,9})(?:/(?P<protocol>tcp|udp))?"
+)
 RESERVED_ENV_PREFIX = "ORCHESTRATOR_"
 
 

@@ -24,6 +24,10 @@ from orchestrator.errors import quote
 
 # Values a document may hold once its aliases are expanded.
 MAX_EXPANDED_NODES = 100_000
+# Digits an integer may be written with: Python's int() refuses more than 4300 (and str()
+# of a longer hexadecimal one fails), far beyond any field; a command item this long
+# can be quoted.
+MAX_INT_DIGITS = 1000
 _INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 _FLOAT = re.compile(
     r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
@@ -97,6 +101,13 @@ def _check_expansion(root: Node) -> None:
 
 def _construct_int(loader: StrictLoader, node: ScalarNode) -> Int:
     text = str(node.value)
+    if len(text) > MAX_INT_DIGITS:
+        raise ConstructorError(
+            None,
+            None,
+            f"a number of more than {MAX_INT_DIGITS} digits (quote it if it is text)",
+            node.start_mark,
+        )
     if text.startswith("0o"):
         value = Int(int(text[2:], 8))
     elif text.startswith("0x"):

@@ -12,7 +12,13 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import (
@@ -145,6 +151,8 @@ class Database:
             reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
             if isinstance(error, IntegrityError):
                 raise ConflictError(f"database {self.display_url}: {reason}") from error
+            if isinstance(error, DataError):  # a value given (a NUL in a name): bad input
+                raise InvalidInputError(f"a value the database cannot hold: {reason}") from None
             if error.connection_invalidated or _is_connection_error(error):
                 raise DatabaseUnavailableError(
                     f"cannot reach database {self.display_url}: {reason}"
