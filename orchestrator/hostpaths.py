@@ -38,6 +38,9 @@ class MountPlan:
     target: str
     read_only: bool = False
     subpath: str | None = None  # inside a named volume (engine API >= 1.45)
+    # A job's own bind, its source checked by the policy: pinned until the engine
+    # mounts it (orchestrator.runner.pinning).
+    checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,24 @@ class SelfContainer:
     container_id: str | None
     how: str
     mounts: tuple[ScannedMount, ...] = ()
+    # The compose project of the scheduler's container (its label), if any.
+    project: str | None = None
 
     @property
     def in_container(self) -> bool:
         return self.container_id is not None
+
+
+@dataclass(frozen=True)
+class VolumeFacts:
+    """What the engine says of a named volume."""
+
+    name: str
+    driver: str = "local"
+    # The host path its driver options bind (`o=bind`, `device=...`), if any.
+    bind_device: str | None = None
+    # The compose project that made it (`com.docker.compose.project`), if any.
+    project: str | None = None
 
 
 ON_HOST = SelfContainer(container_id=None, how="not in a container")

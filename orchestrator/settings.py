@@ -71,6 +71,12 @@ ALLOWED_HOST_PATHS: Setting[str] = Setting(
     "Host directories that jobs' bind mounts must lie in (comma-separated; "
     "empty: any directory but /).",
 )
+ALLOWED_VOLUMES: Setting[str] = Setting(
+    "allowed-volumes",
+    "ORCHESTRATOR_ALLOWED_VOLUMES",
+    "",
+    "",
+)
 SECRETS_DIR: Setting[str] = Setting(
     "secrets-dir",
     "ORCHESTRATOR_SECRETS_DIR",
@@ -196,6 +202,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     OUTPUT_LIMIT,
     KEEP_CONTAINERS,
     ALLOWED_HOST_PATHS,
+    ALLOWED_VOLUMES,
     SECRETS_DIR,
     REGISTRY_AUTH,
     CONTAINER_LABELS,
@@ -250,6 +257,7 @@ LOG_LEVEL_ENV = LOG_LEVEL.env
 ADOPT_AFTER_ENV = ADOPT_AFTER.env
 DEFAULT_ADOPT_AFTER = ADOPT_AFTER.default
 ALLOWED_HOST_PATHS_ENV = ALLOWED_HOST_PATHS.env
+ALLOWED_VOLUMES_ENV = ALLOWED_VOLUMES.env
 SECRETS_DIR_ENV = SECRETS_DIR.env
 DEFAULT_SECRETS_DIR = SECRETS_DIR.default
 REGISTRY_AUTH_ENV = REGISTRY_AUTH.env

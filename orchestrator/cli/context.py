@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from orchestrator.hostpaths import SelfContainer
     from orchestrator.operations import Operations
     from orchestrator.runner import LaunchSettings, RunLauncher
+    from orchestrator.spec import LoadedJob
     from orchestrator.store.database import Database
 
 
@@ -36,6 +37,7 @@ class AppContext:
     allow_privileged_jobs: bool = False
     container_labels: tuple[str, ...] = ()
     allowed_host_paths: tuple[str, ...] = ()
+    allowed_volumes: tuple[str, ...] = ()
     secrets_dir: str = settings.DEFAULT_SECRETS_DIR
     registry_auth: str | None = None
     docker_host: str | None = None
@@ -94,6 +96,17 @@ class AppContext:
         """Refuse bad settings before a command does anything (exit 2, one line)."""
         self._launch_values()
 
+    def check_job_paths(self, loaded: Sequence[LoadedJob]) -> None:
+        """The host paths and volumes of job files, by this command's settings."""
+        from orchestrator.policies.safety import HostPolicy, check_job_paths
+
+        check_job_paths(
+            loaded,
+            HostPolicy(
+                allowed_host_paths=self.allowed_host_paths, allowed_volumes=self.allowed_volumes
+            ),
+        )
+
     def launch_settings(self) -> LaunchSettings:
         from orchestrator.runner import LaunchSettings
 
@@ -146,6 +159,7 @@ class AppContext:
             keep_containers=self.keep_containers,
             allow_privileged_jobs=self.allow_privileged_jobs,
             allowed_host_paths=self.allowed_host_paths,
+            allowed_volumes=self.allowed_volumes,
             engine_socket=engine_socket(self.docker_host),
             engine_address=self.docker_host or f"unix://{DEFAULT_DOCKER_SOCKET}",
             secrets_dir=self.secrets_dir,

@@ -57,6 +57,7 @@ def validate(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     from orchestrator.spec import load_jobs, masked_definition
 
     loaded = load_jobs(paths)
+    app.check_job_paths(loaded)
     _warn_missing_secrets(loaded, app.secrets_dir)
     if as_json:
         emit_json([{"source": job.source, **masked_definition(job.spec)} for job in loaded])

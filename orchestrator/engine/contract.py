@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from orchestrator.hostpaths import MountPlan, SelfContainer
+from orchestrator.hostpaths import MountPlan, SelfContainer, VolumeFacts
 
 # The labels on every workload we start, re-exported: the engine's users import them here.
 from orchestrator.labels import JOB_LABEL as JOB_LABEL
@@ -105,6 +105,10 @@ class Engine(Protocol):
         ...
 
     def network_exists(self, name: str) -> bool: ...
+
+    def volume(self, name: str) -> VolumeFacts | None:
+        """A named volume's driver, the host path it binds, its project; None: no such."""
+        ...
 
     def ensure_image(
         self, reference: str, policy: PullPolicy, auth: Mapping[str, str] | None = None

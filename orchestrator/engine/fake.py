@@ -36,7 +36,7 @@ from orchestrator.engine.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
-from orchestrator.hostpaths import SelfContainer
+from orchestrator.hostpaths import SelfContainer, VolumeFacts
 from orchestrator.labels import JOB_LABEL, LAUNCH_LABEL, MANAGED_LABEL, RUN_LABEL
 from orchestrator.spec import PullPolicy
 
@@ -83,6 +83,7 @@ class FakeEngine:
     images: dict[str, str] = field(default_factory=dict)  # reference -> id
     pullable: set[str] = field(default_factory=set)
     networks: set[str] = field(default_factory=lambda: {"bridge", "host", "none"})
+    volumes: dict[str, VolumeFacts] = field(default_factory=dict)
     # Ports published by containers that are not ours: (host_ip, port, protocol).
     foreign_ports: set[tuple[str, int, str]] = field(default_factory=set)
     default_script: Script = field(default_factory=Script)
@@ -167,6 +168,10 @@ class FakeEngine:
     def network_exists(self, name: str) -> bool:
         self._call("network_exists")
         return name in self.networks
+
+    def volume(self, name: str) -> VolumeFacts | None:
+        self._call("volume")
+        return self.volumes.get(name)
 
     def ensure_image(
         self, reference: str, policy: PullPolicy, auth: Mapping[str, str] | None = None

@@ -18,6 +18,7 @@ from orchestrator.records import (
 )
 
 if TYPE_CHECKING:
+    from orchestrator.runner import LaunchSettings
     from orchestrator.spec import LoadedJob
 
 
@@ -28,6 +29,18 @@ class MissingSecret:
     source: str
     job: str
     secret: str
+
+
+def check_job_paths(loaded: Sequence[LoadedJob], settings: LaunchSettings) -> None:
+    """The host paths and volumes the jobs name, by the launch settings (what the job
+    files alone show; the rest is checked at launch)."""
+    from orchestrator.policies.safety import HostPolicy
+    from orchestrator.policies.safety import check_job_paths as check
+
+    policy = HostPolicy(
+        allowed_host_paths=settings.allowed_host_paths, allowed_volumes=settings.allowed_volumes
+    )
+    check(loaded, policy)
 
 
 def find_missing_secrets(loaded: Sequence[LoadedJob], secrets_dir: str) -> list[MissingSecret]:
@@ -71,6 +84,7 @@ class JobOperations:
                     f"{len(result.deleted)}: add --force if that is what you want"
                 )
 
+        check_job_paths(loaded, self._backends.launch_settings())
         if dry_run:
             return self._store.apply_jobs(loaded, prune=prune, dry_run=True, check=refuse_emptying)
         with self._audited.audit("jobs.apply", given) as summary:

@@ -28,6 +28,8 @@ class LaunchSettings:
     allow_privileged_jobs: bool = False
     # Host directories that bind sources must lie in (empty: anywhere but /).
     allowed_host_paths: tuple[str, ...] = ()
+    # Named volumes jobs may mount (empty: any but the scheduler's and its stack's).
+    allowed_volumes: tuple[str, ...] = ()
     # The engine's unix socket as this process sees it; None when reached over TCP.
     engine_socket: str | None = DEFAULT_DOCKER_SOCKET
     engine_address: str = f"unix://{DEFAULT_DOCKER_SOCKET}"
