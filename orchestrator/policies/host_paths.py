@@ -98,11 +98,12 @@ def system_part_refusal(source: str, allowed: Sequence[str]) -> str | None:
     if not missing:
         return None
     if within(missing[0], source):
+        where = "is" if source == missing[0] else f"lies in {missing[0]},"
+        up_to = "" if source == missing[0] else f" (or a parent of it up to {missing[0]})"
         return (
-            f"host path {source} is in {missing[0]}, a part of the host's system that gives "
-            f"a job control of it: to allow it, name {source} (or a parent of it up to "
-            f"{missing[0]}) in {ALLOWED_HOST_PATHS_ENV}, which then confines every job's "
-            "host paths to that list"
+            f"host path {source} {where} a part of the host's system that gives a job "
+            f"control of it: to allow it, name {source}{up_to} in {ALLOWED_HOST_PATHS_ENV}, "
+            "which then confines every job's host paths to that list"
         )
     return (
         f"host path {source} holds {', '.join(missing)}, part of the host's system that "

@@ -40,6 +40,19 @@ def engine_socket_on_host(engine_socket: str | None, where: SelfContainer) -> tu
     return tuple(plan.source for plan in plans if plan.type == "bind")
 
 
+def _resolver(spec: JobSpec, volume: VolumeSpec) -> Callable[[str], str]:
+    def realpath(path: str) -> str:
+        try:
+            return os.path.realpath(path)
+        except OSError as error:  # a link that changed while it was read
+            raise UnsafeJobError(
+                f"job {spec.name!r}: volumes: {volume}: host path {path} cannot be resolved "
+                f"({error.strerror}): not mounted"
+            ) from None
+
+    return realpath
+
+
 def plan_mounts(
     spec: JobSpec,
     where: SelfContainer,
@@ -56,7 +69,7 @@ def plan_mounts(
     plans: list[MountPlan] = []
     for volume in spec.volumes:
         if volume.is_bind:
-            real = resolve_requested_path(volume.source, where, os.path.realpath)
+            real = resolve_requested_path(volume.source, where, _resolver(spec, volume))
             volume = replace(volume, source=real)
         plans.extend(translate_volume(volume, where, api))
     named = {plan.source for plan in plans if plan.type == "volume"}

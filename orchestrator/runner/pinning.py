@@ -22,10 +22,12 @@ parents of the host directories jobs use writable by root only.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
-import shutil
+import socket
 import stat
+import struct
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -63,21 +65,38 @@ def _call(result: int, what: str) -> int:
     return result
 
 
-def can_pin(where: SelfContainer) -> bool:
-    """Whether this process can pin sources where the engine will see them."""
-    if sys.platform != "linux" or where.in_container or os.geteuid() != 0:
+def engine_mount_namespace(engine_socket: str) -> str | None:
+    """The mount namespace of whatever listens on the engine's socket (its peer's)."""
+    try:
+        with socket.socket(socket.AF_UNIX) as peer:
+            peer.settimeout(5)
+            peer.connect(engine_socket)
+            raw = peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid = struct.unpack("3i", raw)[0]
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
+def can_pin(where: SelfContainer, engine_socket: str | None) -> bool:
+    """Whether this process can pin sources where the engine will see them: on the host,
+    as root, in the mount namespace of the process behind the engine's socket."""
+    if sys.platform != "linux" or where.in_container or os.geteuid() != 0 or not engine_socket:
         return False
     try:
-        return os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt")
+        ours = os.readlink("/proc/self/ns/mnt")
     except OSError:
         return False
+    return engine_mount_namespace(engine_socket) == ours
 
 
 class BindPinner:
     """Pins the checked bind sources of one launch (see the module doc)."""
 
-    def __init__(self, where: SelfContainer, root: str = PIN_ROOT) -> None:
-        self.enabled = can_pin(where)
+    def __init__(
+        self, where: SelfContainer, engine_socket: str | None, root: str = PIN_ROOT
+    ) -> None:
+        self.enabled = can_pin(where, engine_socket)
         self.root = root
 
     @contextmanager
@@ -90,9 +109,17 @@ class BindPinner:
         cleanup = ExitStack()
         try:
             result = self._pin_all(job, plans, cleanup)
-        except OSError as error:  # no open_tree here, or no right to mount: as checked
+        except UnsafeJobError:  # a PermissionError, so an OSError: never a reason to give up
             cleanup.close()
-            self._give_up(error)
+            raise
+        except OSError as error:
+            cleanup.close()
+            if error.errno not in (errno.EPERM, errno.ENOSYS):
+                raise UnsafeJobError(
+                    f"job {job!r}: volumes: its host paths cannot be pinned for the engine: "
+                    f"{error}"
+                ) from None
+            self._give_up(error)  # no open_tree here, or no right to mount: as checked
             result = list(plans)
         except BaseException:
             cleanup.close()
@@ -102,7 +129,7 @@ class BindPinner:
 
     def _pin_all(self, job: str, plans: Sequence[MountPlan], cleanup: ExitStack) -> list[MountPlan]:
         base = self._launch_dir()
-        cleanup.callback(shutil.rmtree, base, True)
+        cleanup.callback(_remove_empty, base)
         result = []
         for index, plan in enumerate(plans):
             if plan.checked and plan.type == "bind":
@@ -132,14 +159,16 @@ class BindPinner:
         if opened != plan.source or stat.S_ISLNK(kind):
             # Swapped for a link (or moved) since the policy looked: what it checked is
             # not what the engine would mount.
+            now = "a symbolic link" if stat.S_ISLNK(kind) else f"at {opened}"
             raise UnsafeJobError(
                 f"job {job!r}: volumes: {plan.target}: host path {plan.source} changed "
-                f"while it was checked (it now leads to {opened}): not mounted"
+                f"while it was checked (it is now {now}): not mounted"
             )
         if stat.S_ISDIR(kind):
             os.mkdir(at, 0o700)
         else:
             Path(at).touch(0o600)
+        cleanup.callback(_remove_empty, at)
         libc = _libc()
         flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE
         tree = _call(libc.syscall(SYS_OPEN_TREE, fd, b"", flags), "open_tree")
@@ -159,3 +188,13 @@ class BindPinner:
     def _give_up(self, error: OSError) -> None:
         log.warning("bind sources cannot be pinned here (%s): given as checked", error)
         self.enabled = False
+
+
+def _remove_empty(path: str) -> None:
+    """Remove a staging entry once its pin is detached; never what a pin showed (rmdir of
+    a directory still mounted or not empty fails, and stays, harmlessly)."""
+    with suppress(OSError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        else:
+            os.unlink(path)
