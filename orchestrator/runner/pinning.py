@@ -116,8 +116,7 @@ class BindPinner:
             cleanup.close()
             if error.errno not in (errno.EPERM, errno.ENOSYS):
                 raise UnsafeJobError(
-                    f"job {job!r}: volumes: its host paths cannot be pinned for the engine: "
-                    f"{error}"
+                    f"job {job!r}: volumes: its host paths cannot be pinned for the engine: {error}"
                 ) from None
             self._give_up(error)  # no open_tree here, or no right to mount: as checked
             result = list(plans)
