@@ -62,13 +62,14 @@ def test_a_job_binding_a_system_part_is_refused_and_nothing_is_created(
 
 
 def test_a_system_part_named_exactly_in_the_allow_list_is_mounted(make_launcher: Any) -> None:
-    spec = job(name="reads-etc", volumes=["/etc:/h:ro"], command=["cat", "/h/hostname"])
-    for broad in ("/", "/e", "/etc/ssl"):  # a parent, a neighbour, a child: no grant
+    spec = job(name="reads-ssl", volumes=["/etc/ssl:/h:ro"], command=["ls", "/h"])
+    for broad in ("/", "/et", "/etc/ssl/certs"):  # a parent, a neighbour, a child: no grant
         refused = run_once(make_launcher(allowed_host_paths=(broad,)), spec)
         assert refused.status is RunStatus.FAILED and refused.container_id is None
-    allowed = run_once(make_launcher(allowed_host_paths=("/etc",)), spec)
+    allowed = run_once(make_launcher(allowed_host_paths=("/etc/ssl",)), spec)
     assert allowed.status is RunStatus.SUCCEEDED, allowed.error
-    assert allowed.output == Path("/etc/hostname").read_text()  # really the host's /etc
+    listing = "".join(f"{name}\n" for name in sorted(os.listdir("/etc/ssl")))
+    assert allowed.output == listing  # really the host's /etc/ssl
 
 
 def test_a_bind_driver_volume_to_etc_is_refused(
