@@ -224,3 +224,62 @@ def test_an_images_anonymous_volume_goes_with_the_run(
         for name in volumes:
             with contextlib.suppress(docker.errors.NotFound):
                 docker_client.volumes.get(name).remove(force=True)
+
+
+# --- the scheduler's own volumes and its stack's ----------------------------------------
+
+
+@pytest.fixture
+def scheduler_stand_in(docker_client: Any, test_label: dict[str, str]) -> Iterator[Any]:
+    """A container like the scheduler's in a compose stack: its own named volume (made
+    outside compose: an external one), and a database volume of its project beside it."""
+    project = f"stack{next(iter(test_label.values()))[:10]}"
+    compose = {"com.docker.compose.project": project}
+    docker_client.volumes.create(f"{project}_state", labels=test_label)
+    docker_client.volumes.create(f"{project}_pgdata", labels={**test_label, **compose})
+    container = docker_client.containers.run(
+        JOB_IMAGE,
+        ["sleep", "300"],
+        labels={**test_label, **compose},
+        volumes={f"{project}_state": {"bind": "/state", "mode": "rw"}},
+        detach=True,
+    )
+    yield container, project
+    container.remove(force=True)
+    for volume in (f"{project}_state", f"{project}_pgdata"):
+        docker_client.volumes.get(volume).remove(force=True)
+
+
+def test_the_schedulers_own_and_its_databases_volumes_need_a_grant(
+    database_url: str, test_label: dict[str, str], scheduler_stand_in: Any
+) -> None:
+    from orchestrator.engine import DockerEngine
+    from orchestrator.runner import LaunchSettings, RunLauncher
+    from orchestrator.store.database import Database
+    from orchestrator.store.facade import Store
+
+    container, project = scheduler_stand_in
+    database, engine = Database(database_url), DockerEngine.from_env()
+    try:
+        where = engine.inspect_self(container.id, "a stand-in")
+
+        def launcher(*allowed: str) -> RunLauncher:
+            settings = LaunchSettings(
+                extra_labels=tuple(test_label.items()), allowed_volumes=allowed
+            )
+            return RunLauncher(Store(database), engine, where, settings)
+
+        for volume, whose in ((f"{project}_state", "own"), (f"{project}_pgdata", "stack")):
+            spec = job(name=f"takes-{whose}", volumes=[f"{volume}:/v"], command=["ls", "/v"])
+            refused = run_once(launcher(), spec)
+            assert refused.status is RunStatus.FAILED and refused.container_id is None
+            assert refused.error and refused.error.endswith(
+                f"name {volume} in ORCHESTRATOR_ALLOWED_VOLUMES"
+            )
+            granted = run_once(launcher(volume), spec)
+            assert granted.status is RunStatus.SUCCEEDED, granted.error
+        narrowed = run_once(launcher("other"), job(name="cache", volumes=["cache-x:/c"]))
+        assert narrowed.error and "not in ORCHESTRATOR_ALLOWED_VOLUMES (other)" in narrowed.error
+    finally:
+        database.dispose()
+        engine.close()
