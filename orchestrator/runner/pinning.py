@@ -148,9 +148,9 @@ class BindPinner:
         try:
             fd = os.open(plan.source, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as error:
+            why = "does not exist" if error.errno == errno.ENOENT else error.strerror
             raise UnsafeJobError(
-                f"job {job!r}: volumes: {plan.target}: host path {plan.source} cannot be "
-                f"opened: {error.strerror}"
+                f"job {job!r}: volumes: {plan.target}: host path {plan.source} {why}"
             ) from None
         cleanup.callback(os.close, fd)
         opened = os.readlink(f"/proc/self/fd/{fd}")
