@@ -52,6 +52,7 @@ AT_RECURSIVE = 0x8000  # with its sub-mounts, as the engine's own (recursive) bi
 AT_FDCWD = -100
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
 
 
 def _libc() -> ctypes.CDLL:
@@ -182,7 +183,7 @@ class BindPinner:
 
     def _unpin(self, at: str) -> None:
         with suppress(OSError):
-            _call(_libc().umount2(at.encode(), MNT_DETACH), "umount2")
+            _call(_libc().umount2(at.encode(), MNT_DETACH | UMOUNT_NOFOLLOW), "umount2")
 
     def _give_up(self, error: OSError) -> None:
         log.warning("bind sources cannot be pinned here (%s): given as checked", error)

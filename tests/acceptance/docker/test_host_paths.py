@@ -109,8 +109,9 @@ def test_jobs_validate_refuses_a_system_part_in_one_line(docker_cli: Any, write_
 
 @pytest.fixture
 def flipping(tmp_path: Path) -> Iterator[Path]:
-    """`tmp_path/ok`: a directory holding MARK, swapped every millisecond or two for a
-    symbolic link to /etc and back, as a job with a volume over tmp_path could do."""
+    """`tmp_path/ok`: a directory holding MARK, swapped every few milliseconds for a
+    symbolic link to /etc (for a millisecond) and back, as a job with a volume over
+    tmp_path could do."""
     ok, real = tmp_path / "ok", tmp_path / "ok.real"
     ok.mkdir()
     (ok / "MARK").write_text("harmless\n")
@@ -123,7 +124,7 @@ def flipping(tmp_path: Path) -> Iterator[Path]:
             time.sleep(0.001)
             os.unlink(ok)
             os.rename(real, ok)
-            time.sleep(0.001)
+            time.sleep(0.004)
 
     flipper = threading.Thread(target=flip, daemon=True)
     flipper.start()
@@ -165,6 +166,8 @@ def test_a_link_flipped_during_the_check_never_reaches_the_pin(
         except UnsafeJobError:
             refused += 1
     assert pinned > 0 and refused > 0, (pinned, refused)  # the flipper really raced
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    assert not [line for line in mounts if str(flipping) in line]  # no pin left
 
 
 def test_a_job_started_while_the_link_flips_never_sees_etc(
@@ -172,16 +175,19 @@ def test_a_job_started_while_the_link_flips_never_sees_etc(
 ) -> None:
     launcher = make_launcher()
     spec = job(name="racer", volumes=[f"{flipping}:/h:ro"], command=["ls", "/h"])
-    outcomes = []
-    for _ in range(12):
+    started = 0
+    for _ in range(40):  # until 5 containers started (each try: refused, or harmless)
         ran = run_once(launcher, spec)
-        outcomes.append(ran.status)
         if ran.status is RunStatus.SUCCEEDED:
             assert ran.output == "MARK\n"
+            started += 1
+            if started == 5:
+                break
         else:
             assert ran.container_id is None, ran.error
-    assert RunStatus.SUCCEEDED in outcomes, outcomes
-    assert "orchestrator-pins" not in Path("/proc/self/mountinfo").read_text()  # no pin left
+    assert started > 0
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    assert not [line for line in mounts if str(flipping) in line]  # no pin left
 
 
 # --- anonymous volumes ----------------------------------------------------------------
