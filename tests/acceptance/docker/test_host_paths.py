@@ -108,43 +108,50 @@ def test_jobs_validate_refuses_a_system_part_in_one_line(docker_cli: Any, write_
 
 
 @pytest.fixture
-def flipping(tmp_path: Path) -> Iterator[Path]:
-    """`tmp_path/ok`: a directory holding MARK, swapped every few milliseconds for a
-    symbolic link to /etc (for a millisecond) and back, as a job with a volume over
-    tmp_path could do."""
+def flipping(tmp_path: Path) -> Iterator[Any]:
+    """`flip(harmless, forbidden)`: `tmp_path/ok`, a directory holding MARK, swapped for a
+    symbolic link to /etc for `forbidden` seconds, then back for `harmless`, over and
+    over, as a job with a volume over tmp_path could do."""
     ok, real = tmp_path / "ok", tmp_path / "ok.real"
     ok.mkdir()
     (ok / "MARK").write_text("harmless\n")
     stop = threading.Event()
+    threads = []
 
-    def flip() -> None:
+    def loop(harmless: float, forbidden: float) -> None:
         while not stop.is_set():
             os.rename(ok, real)
             os.symlink("/etc", ok)
-            time.sleep(0.001)
+            time.sleep(forbidden)
             os.unlink(ok)
             os.rename(real, ok)
-            time.sleep(0.004)
+            time.sleep(harmless)
 
-    flipper = threading.Thread(target=flip, daemon=True)
-    flipper.start()
-    yield ok
+    def flip(harmless: float, forbidden: float) -> Path:
+        threads.append(threading.Thread(target=loop, args=(harmless, forbidden), daemon=True))
+        threads[-1].start()
+        return ok
+
+    yield flip
     stop.set()
-    flipper.join()
+    for thread in threads:
+        thread.join()
 
 
 def test_a_link_flipped_during_the_check_never_reaches_the_pin(
-    make_launcher: Any, flipping: Path
+    make_launcher: Any, flipping: Any
 ) -> None:
-    """1,000 launches' check-and-pin (what the engine is given to mount): each is
-    refused, or its source is the harmless directory, never /etc."""
+    """1,000 launches' check-and-pin (what the engine is given to mount) while the link
+    flips every few milliseconds: each is refused, or its source is the harmless
+    directory, never /etc."""
     from orchestrator.errors import UnsafeJobError
     from orchestrator.runner.mounts import plan_mounts
     from orchestrator.runner.secretfiles import LaunchSecrets
 
     starter = make_launcher().starter
     assert starter.pinner.enabled  # on the host, as root: the tests run where it pins
-    spec = job(name="racer", volumes=[f"{flipping}:/h"])
+    flipped = flipping(0.004, 0.001)
+    spec = job(name="racer", volumes=[f"{flipped}:/h"])
     etc = os.stat("/etc")
     pinned = refused = 0
     for _ in range(1000):
@@ -167,27 +174,31 @@ def test_a_link_flipped_during_the_check_never_reaches_the_pin(
             refused += 1
     assert pinned > 0 and refused > 0, (pinned, refused)  # the flipper really raced
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
-    assert not [line for line in mounts if str(flipping) in line]  # no pin left
+    assert not [line for line in mounts if str(flipped) in line]  # no pin left
 
 
 def test_a_job_started_while_the_link_flips_never_sees_etc(
-    make_launcher: Any, flipping: Path
+    make_launcher: Any, flipping: Any
 ) -> None:
+    """Real starts: the engine mounts a tenth of a second or so after the check; the
+    link flips every 50 ms, so an unpinned source would be /etc at the mount about
+    every other time."""
     launcher = make_launcher()
-    spec = job(name="racer", volumes=[f"{flipping}:/h:ro"], command=["ls", "/h"])
+    flipped = flipping(0.05, 0.05)
+    spec = job(name="racer", volumes=[f"{flipped}:/h:ro"], command=["ls", "/h"])
     started = 0
-    for _ in range(40):  # until 5 containers started (each try: refused, or harmless)
+    for _ in range(40):  # until 6 containers started (each try: refused, or harmless)
         ran = run_once(launcher, spec)
         if ran.status is RunStatus.SUCCEEDED:
             assert ran.output == "MARK\n"
             started += 1
-            if started == 5:
+            if started == 6:
                 break
         else:
             assert ran.container_id is None, ran.error
     assert started > 0
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
-    assert not [line for line in mounts if str(flipping) in line]  # no pin left
+    assert not [line for line in mounts if str(flipped) in line]  # no pin left
 
 
 # --- anonymous volumes ----------------------------------------------------------------
