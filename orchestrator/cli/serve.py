@@ -152,6 +152,7 @@ def serve(
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise InvalidInputError(f"--public-url {public_url!r} is not an http:// or https:// URL")
     loaded = load_jobs([jobs_dir]) if jobs_dir is not None else []
+    app.check_job_paths(loaded)
     _upgrade_when_reachable(app)
     if jobs_dir is not None:
         result = Store(app.database()).apply_jobs(loaded)
