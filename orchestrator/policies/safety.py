@@ -106,8 +106,8 @@ def check_launch(
     host path is checked as a bind of that path.
     """
     for plan in plans:
-        if plan.type != "volume":
-            continue
+        if plan.type != "volume" or plan.subpath:
+            continue  # a sub-folder of a volume of ours, asked for by its path: as a bind's
         facts = (volumes or {}).get(plan.source)
         refusal = volume_refusal(
             plan.source,

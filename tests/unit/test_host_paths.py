@@ -146,6 +146,9 @@ def test_the_schedulers_and_its_stacks_volumes_need_a_grant() -> None:
         check_launch(job(), database, policy, stack)
     granted = HostPolicy(guarded_volumes=("data",), project="cron", allowed_volumes=("data",))
     check_launch(job(), VOLUME, granted, {"data": VolumeFacts("data")})
+    # a job's path inside the scheduler's volume (/data/reports): that sub-folder only
+    folder = [MountPlan("volume", "data", "/d", subpath="reports")]
+    check_launch(job(), folder, policy, {"data": VolumeFacts("data")})
 
 
 def test_an_allowed_volumes_list_narrows_the_rest() -> None:
