@@ -41,6 +41,9 @@ class MountPlan:
     target: str
     read_only: bool = False
     subpath: str | None = None  # inside a named volume (engine API >= 1.45)
+    # A job's own bind, its source checked by the policy: pinned until the engine
+    # mounts it (orchestrator.runner.pinning).
+    checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,24 @@ class SelfContainer:
     # The networks our container is attached to (whoever joins one can reach us, and
     # whatever else is on it: our database, the engine's proxy).
     networks: tuple[NetworkRef, ...] = ()
+    # The compose project of the scheduler's container (its label), if any.
+    project: str | None = None
 
     @property
     def in_container(self) -> bool:
         return self.container_id is not None
+
+
+@dataclass(frozen=True)
+class VolumeFacts:
+    """What the engine says of a named volume."""
+
+    name: str
+    driver: str = "local"
+    # The host path its driver options bind (`o=bind`, `device=...`), if any.
+    bind_device: str | None = None
+    # The compose project that made it (`com.docker.compose.project`), if any.
+    project: str | None = None
 
 
 ON_HOST = SelfContainer(container_id=None, how="not in a container")

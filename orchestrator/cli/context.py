@@ -38,6 +38,7 @@ class AppContext:
     container_labels: tuple[str, ...] = ()
     allowed_host_paths: tuple[str, ...] = ()
     allowed_networks: str | None = None  # ORCHESTRATOR_ALLOWED_NETWORKS, as given
+    allowed_volumes: tuple[str, ...] = ()
     secrets_dir: str = settings.DEFAULT_SECRETS_DIR
     registry_auth: str | None = None
     secret_grants: str | None = None
@@ -171,6 +172,7 @@ class AppContext:
             allow_privileged_jobs=self.allow_privileged_jobs,
             allowed_host_paths=self.allowed_host_paths,
             allowed_networks=allowed_networks,
+            allowed_volumes=self.allowed_volumes,
             engine_socket=engine_socket(self.docker_host),
             engine_address=self.docker_host or f"unix://{DEFAULT_DOCKER_SOCKET}",
             secrets_dir=self.secrets_dir,

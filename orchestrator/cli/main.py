@@ -153,6 +153,7 @@ def cli(
         container_labels=container_labels,
         allowed_host_paths=settings.split_list(allowed_host_paths),
         allowed_networks=os.environ.get(settings.ALLOWED_NETWORKS.env),
+        allowed_volumes=settings.split_list(os.environ.get(settings.ALLOWED_VOLUMES.env)),
         secrets_dir=secrets_dir,
         registry_auth=registry_auth or None,
         docker_host=os.environ.get(settings.DOCKER_HOST.env) or None,

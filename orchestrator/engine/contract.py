@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from orchestrator.hostpaths import MountPlan, NetworkRef, SelfContainer
+from orchestrator.hostpaths import MountPlan, NetworkRef, SelfContainer, VolumeFacts
 
 # The labels on every workload we start, re-exported: the engine's users import them here.
 from orchestrator.labels import JOB_LABEL as JOB_LABEL
@@ -111,6 +111,9 @@ class Engine(Protocol):
     def find_network(self, reference: str) -> NetworkRef | None:
         """The network a name, an id or a prefix of one names, as the engine resolves
         it when a container joins it; None when there is none."""
+
+    def volume(self, name: str) -> VolumeFacts | None:
+        """A named volume's driver, the host path it binds, its project; None: no such."""
         ...
 
     def ensure_image(

@@ -37,7 +37,7 @@ from orchestrator.engine.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
-from orchestrator.hostpaths import NetworkRef, SelfContainer
+from orchestrator.hostpaths import NetworkRef, SelfContainer, VolumeFacts
 from orchestrator.labels import JOB_LABEL, LAUNCH_LABEL, MANAGED_LABEL, RUN_LABEL
 from orchestrator.spec import PullPolicy
 
@@ -89,6 +89,7 @@ class FakeEngine:
     images: dict[str, str] = field(default_factory=dict)  # reference -> id
     pullable: set[str] = field(default_factory=set)
     networks: set[str] = field(default_factory=lambda: {"bridge", "host", "none"})
+    volumes: dict[str, VolumeFacts] = field(default_factory=dict)
     # Ports published by containers that are not ours: (host_ip, port, protocol).
     foreign_ports: set[tuple[str, int, str]] = field(default_factory=set)
     default_script: Script = field(default_factory=Script)
@@ -186,6 +187,10 @@ class FakeEngine:
             if found:
                 return found[0] if len(found) == 1 else None
         return None
+
+    def volume(self, name: str) -> VolumeFacts | None:
+        self._call("volume")
+        return self.volumes.get(name)
 
     def ensure_image(
         self, reference: str, policy: PullPolicy, auth: Mapping[str, str] | None = None

@@ -33,6 +33,18 @@ class MissingSecret:
     secret: str
 
 
+def check_job_paths(loaded: Sequence[LoadedJob], settings: LaunchSettings) -> None:
+    """The host paths and volumes the jobs name, by the launch settings (what the job
+    files alone show; the rest is checked at launch)."""
+    from orchestrator.policies.safety import HostPolicy
+    from orchestrator.policies.safety import check_job_paths as check
+
+    policy = HostPolicy(
+        allowed_host_paths=settings.allowed_host_paths, allowed_volumes=settings.allowed_volumes
+    )
+    check(loaded, policy)
+
+
 def find_missing_secrets(loaded: Sequence[LoadedJob], secrets_dir: str) -> list[MissingSecret]:
     """Secrets the jobs name that are not in `secrets_dir` here. They may be where the
     service runs, so callers warn and do not refuse. Needs no database."""
@@ -84,11 +96,13 @@ def refuse_forbidden_secrets(loaded: Sequence[LoadedJob], policy: SecretPolicy) 
 
 def refuse_untrusted_files(loaded: Sequence[LoadedJob], launch: LaunchSettings) -> None:
     """What the files and the settings alone show of the trust policy (UnsafeJobError
-    for the first job it refuses): pinned low ports, networks, secrets. `jobs validate`
-    and `serve --jobs` run it without the engine; apply and launch run it too."""
+    for the first job it refuses; InvalidSpecError for a host path): host paths and
+    volumes, pinned low ports, networks, secrets. `jobs validate` and `serve --jobs` run
+    it without the engine; apply and launch run it too."""
     from orchestrator.policies.hostports import check_pinned_ports
     from orchestrator.policies.networks import check_networks_named
 
+    check_job_paths(loaded, launch)
     check_pinned_ports(loaded, launch.allow_low_ports)
     check_networks_named([job.spec for job in loaded], launch.allowed_networks)
     refuse_forbidden_secrets(loaded, launch.secret_policy)

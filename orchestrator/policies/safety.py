@@ -12,7 +12,9 @@ ways that give it the power, not only by the flag that names it:
 
 Never allowed, whatever the grants: a bind mount of the host's `/`, and joining another
 container's namespaces (`network: container:<id>`). With an allow-list of host
-directories, any bind source outside it is refused.
+directories, any bind source outside it is refused. The root-equivalent parts of the
+host (`/etc`, `/proc`, `/var/lib/docker`, ...) and guarded named volumes need a grant:
+orchestrator.policies.host_paths decides those.
 
 `check_launch` runs on the paths as the ENGINE will see them (after host path translation
 and symlink resolution, see `resolve_requested_path`). What a job file alone shows (a
@@ -22,13 +24,15 @@ source of `/`, `network: container:...`) the spec parser already refuses at vali
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator.errors import UnsafeJobError as UnsafeJobError
-from orchestrator.hostpaths import MountPlan, SelfContainer, covering_mount
+from orchestrator.hostpaths import MountPlan, SelfContainer, VolumeFacts, covering_mount
+from orchestrator.policies import host_paths
+from orchestrator.policies.host_paths import host_path_refusal, volume_refusal
 from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV, ALLOWED_HOST_PATHS_ENV
-from orchestrator.spec import JobSpec
+from orchestrator.spec import JobSpec, LoadedJob
 
 # Where engines listen on a host by default (Debian's /var/run is a link to /run, so
 # both spellings), containerd included: its socket is as good as Docker's.
@@ -50,6 +54,11 @@ class HostPolicy:
     allowed_host_paths: tuple[str, ...] = ()
     # Host paths of the engine's socket(s), beyond the well-known ones.
     engine_sockets: tuple[str, ...] = ()
+    # Named volumes jobs may mount (empty: any but the guarded ones).
+    allowed_volumes: tuple[str, ...] = ()
+    # The scheduler's own volumes, and its compose project (whose volumes are guarded).
+    guarded_volumes: tuple[str, ...] = ()
+    project: str | None = None
 
     @property
     def sockets(self) -> tuple[str, ...]:
@@ -83,13 +92,37 @@ def requests_of(spec: JobSpec, bind_sources: Iterable[str], policy: HostPolicy) 
     return [name for name in order if name in asked]
 
 
-def check_launch(spec: JobSpec, plans: Sequence[MountPlan], policy: HostPolicy) -> None:
+def check_launch(
+    spec: JobSpec,
+    plans: Sequence[MountPlan],
+    policy: HostPolicy,
+    volumes: Mapping[str, VolumeFacts | None] | None = None,
+) -> None:
     """The whole policy on the mounts the engine will get (host paths, links resolved).
 
     `plans` are the job's own volumes; mounts the service adds for a grant or a secret
-    are not the job's to justify and are not passed here.
+    are not the job's to justify and are not passed here. `volumes`: what the engine
+    says of each named volume (None: it does not exist); a volume whose driver binds a
+    host path is checked as a bind of that path.
     """
+    for plan in plans:
+        if plan.type != "volume" or plan.subpath:
+            continue  # a sub-folder of a volume of ours, asked for by its path: as a bind's
+        facts = (volumes or {}).get(plan.source)
+        refusal = volume_refusal(
+            plan.source,
+            facts,
+            allowed_volumes=policy.allowed_volumes,
+            guarded=policy.guarded_volumes,
+            project=policy.project,
+        )
+        if refusal:
+            raise UnsafeJobError(f"job {spec.name!r}: volumes: {plan.target}: {refusal}")
     binds = [plan for plan in plans if plan.type == "bind"]
+    for plan in plans:
+        device = _bind_device(plan, volumes)
+        if device is not None:
+            binds.append(MountPlan("bind", _normal(device), plan.target, plan.read_only))
     for plan in binds:
         if _normal(plan.source) == "/":
             raise UnsafeJobError(
@@ -116,6 +149,29 @@ def check_launch(spec: JobSpec, plans: Sequence[MountPlan], policy: HostPolicy) 
             f"the host; this service does not permit that "
             f"(set {ALLOW_PRIVILEGED_JOBS_ENV}=true to allow it)"
         )
+    for plan in binds:
+        if asked and reaches_socket(plan.source, policy.sockets):
+            continue  # the docker_socket grant, which the service gave: root already
+        refusal = host_path_refusal(plan.source, policy.allowed_host_paths)
+        if refusal:
+            raise UnsafeJobError(f"job {spec.name!r}: volumes: {plan.target}: {refusal}")
+
+
+def _bind_device(plan: MountPlan, volumes: Mapping[str, VolumeFacts | None] | None) -> str | None:
+    """The host path a named volume's driver binds, if it does."""
+    facts = (volumes or {}).get(plan.source) if plan.type == "volume" else None
+    return facts.bind_device if facts is not None else None
+
+
+def check_job_paths(loaded: Sequence[LoadedJob], policy: HostPolicy) -> None:
+    """At validate and apply: the host paths and volumes the job files name, as written
+    (InvalidSpecError, one line each); see host_paths.check_job_files."""
+    host_paths.check_job_files(
+        loaded,
+        allowed_host_paths=policy.allowed_host_paths,
+        allowed_volumes=policy.allowed_volumes,
+        holds_socket=lambda source: reaches_socket(source, policy.sockets),
+    )
 
 
 Resolver = Callable[[str], str]

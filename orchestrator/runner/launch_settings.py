@@ -37,6 +37,8 @@ class LaunchSettings:
     allowed_host_paths: tuple[str, ...] = ()
     # Networks jobs may join besides bridge and none (empty: any but the scheduler's own).
     allowed_networks: tuple[str, ...] = ()
+    # Named volumes jobs may mount (empty: any but the scheduler's and its stack's).
+    allowed_volumes: tuple[str, ...] = ()
     # The engine's unix socket as this process sees it; None when reached over TCP.
     engine_socket: str | None = DEFAULT_DOCKER_SOCKET
     engine_address: str = f"unix://{DEFAULT_DOCKER_SOCKET}"

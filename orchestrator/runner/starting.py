@@ -1,8 +1,9 @@
 """Start a run's container: its secrets read, its image pulled, its mounts planned and
-checked, then the container created and started, host ports leased (another one tried when the
-engine says a pool port is taken outside our ledger), and a create or start the engine
-did not answer reconciled before it is tried again: the container it may have made is
-found by its launch label, kept if it started, removed if not, so a run never has two
+checked (and pinned: pinning.py), then the container created and started, host ports
+leased (another one tried when the engine says a pool port is taken outside our
+ledger), and a create or start the engine did not answer reconciled before it is tried
+again: the container it may have made is found by its launch label, kept if it
+started, removed if not, so a run never has two
 containers and none is left `Created`.
 
 An exec workload (a command in a running container) or a Swarm service would be another
@@ -39,6 +40,7 @@ from orchestrator.ports import PinnedPortTakenError, PortPoolExhaustedError
 from orchestrator.records import RunRecord
 from orchestrator.runner.container import container_name, container_spec
 from orchestrator.runner.mounts import engine_socket_on_host, plan_mounts
+from orchestrator.runner.pinning import BindPinner
 from orchestrator.runner.port_leaser import PortLeaser
 from orchestrator.runner.secretfiles import (
     LaunchSecrets,
@@ -101,7 +103,11 @@ class ContainerStarter:
             allow_privileged_jobs=self.settings.allow_privileged_jobs,
             allowed_host_paths=self.settings.allowed_host_paths,
             engine_sockets=engine_socket_on_host(self.settings.engine_socket, self.where),
+            allowed_volumes=self.settings.allowed_volumes,
+            guarded_volumes=tuple(m.source for m in self.where.mounts if m.type == "volume"),
+            project=self.where.project,
         )
+        self.pinner = BindPinner(self.where, self.settings.engine_socket)
 
     def start(self, run: RunRecord, spec: JobSpec, created: list[str]) -> Started:
         """Prepare and start the run's container. Every container made is appended to
@@ -124,10 +130,12 @@ class ContainerStarter:
             self.engine.api_version,
             engine_socket=self.settings.engine_socket,
             engine_address=self.settings.engine_address,
+            volume_facts=self.engine.volume,
         )
         if joins_network(spec):
             self._check_network(spec, patience)
-        handle, ports = self._start_container(run, spec, image_id, plans, given, created)
+        with self.pinner.pinned(spec.name, plans) as pinned:
+            handle, ports = self._start_container(run, spec, image_id, pinned, given, created)
         return Started(handle, ports, given.masked)
 
     def _check_network(self, spec: JobSpec, patience: float) -> None:

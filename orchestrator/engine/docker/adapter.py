@@ -42,7 +42,13 @@ from orchestrator.errors import (
     NetworkNotFoundError,
     PortAllocatedError,
 )
-from orchestrator.hostpaths import NetworkRef, ScannedMount, SelfContainer, parse_api_version
+from orchestrator.hostpaths import (
+    NetworkRef,
+    ScannedMount,
+    SelfContainer,
+    VolumeFacts,
+    parse_api_version,
+)
 from orchestrator.labels import JOB_LABEL, LAUNCH_LABEL, MANAGED_LABEL, RUN_LABEL
 from orchestrator.settings import CONTAINER_ID_ENV, DEFAULT_DOCKER_SOCKET, DOCKER_HOST_ENV
 from orchestrator.spec import PullPolicy
@@ -54,6 +60,7 @@ log = logging.getLogger(__name__)
 # per run. A tag moved meanwhile is seen this much later.
 IMAGE_ID_REUSE_SECONDS = 5.0
 PROBE_LABEL = "orchestrator.probe"
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 _PORT_TAKEN = re.compile(
     r"Bind for \S*?:(?P<port1>\d+) failed: port is already allocated"
     r"|listen (?:tcp|udp)[46]? \S*?:(?P<port2>\d+): bind: address already in use"
@@ -140,8 +147,13 @@ class DockerEngine:
         ]
         tmpfs = (data.get("HostConfig") or {}).get("Tmpfs") or {}
         mounts.extend(ScannedMount("tmpfs", str(destination)) for destination in tmpfs)
+        project = ((data.get("Config") or {}).get("Labels") or {}).get(COMPOSE_PROJECT_LABEL)
         return SelfContainer(
-            container_id=full_id, how=how, mounts=tuple(mounts), networks=self._networks_of(data)
+            container_id=full_id,
+            how=how,
+            mounts=tuple(mounts),
+            networks=self._networks_of(data),
+            project=project or None,
         )
 
     def _networks_of(self, data: Mapping[str, Any]) -> tuple[NetworkRef, ...]:
@@ -155,6 +167,24 @@ class DockerEngine:
         return tuple(
             NetworkRef(id=str((about or {}).get("NetworkID") or ""), name=str(name))
             for name, about in attached.items()
+        )
+
+    def volume(self, name: str) -> VolumeFacts | None:
+        """What the engine says of a named volume; None when it does not exist."""
+        try:
+            data = self.api.inspect_volume(name)
+        except NotFound:
+            return None
+        except (APIError, requests.RequestException) as error:
+            raise _engine_error(f"cannot inspect volume {name!r}", error) from None
+        options = data.get("Options") or {}
+        binds = {"bind", "rbind"} & set(str(options.get("o", "")).split(","))
+        device = str(options.get("device") or "")
+        return VolumeFacts(
+            name=name,
+            driver=str(data.get("Driver", "")),
+            bind_device=device if binds and device else None,
+            project=(data.get("Labels") or {}).get(COMPOSE_PROJECT_LABEL) or None,
         )
 
     def published_ports(self) -> set[tuple[str, int, str]]:
@@ -487,7 +517,8 @@ class DockerEngine:
 
     def remove(self, handle: Handle) -> None:
         try:
-            self.api.remove_container(handle, force=True, v=False)
+            # v: the container's anonymous volumes (its image's VOLUME) go with it.
+            self.api.remove_container(handle, force=True, v=True)
         except NotFound:
             return
         except APIError as error:
@@ -499,7 +530,7 @@ class DockerEngine:
     def discard_unstarted(self, handle: Handle) -> bool:
         # Without force the engine refuses a running container, atomically with a start.
         try:
-            self.api.remove_container(handle, force=False, v=False)
+            self.api.remove_container(handle, force=False, v=True)
         except NotFound:
             return True
         except APIError as error:

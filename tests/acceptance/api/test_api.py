@@ -87,6 +87,16 @@ def test_a_dry_run_writes_nothing_and_a_bad_file_is_422_and_changes_nothing(
     assert api.get(f"/api/jobs/{other}").status_code == 200
 
 
+def test_a_job_file_binding_a_system_part_is_refused_by_the_api(api: ApiService) -> None:
+    name = unique("cron-writer")
+    refused = api.apply(job_text(name) + "volumes: ['/etc/cron.d:/c']\n")
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert f"job '{name}': volumes: /etc/cron.d:/c: host path /etc/cron.d lies in /etc" in error
+    assert "ORCHESTRATOR_ALLOWED_HOST_PATHS" in error
+    assert api.get(f"/api/jobs/{name}").status_code == 404  # nothing applied
+
+
 def test_prune_through_the_api_refuses_to_empty_the_database_without_force(
     api: ApiService,
 ) -> None:

@@ -93,6 +93,21 @@ def test_adopt_after_zero_is_refused_before_anything_is_written(tmp_path: Path) 
     assert not (tmp_path / "serve.db").exists()
 
 
+def test_serve_refuses_job_files_that_bind_a_system_part_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "k.yaml").write_text("name: k\nschedule: '@daily'\nimage: x\nvolumes: ['/proc:/p']\n")
+    result = orchestrator("serve", "--jobs", str(jobs), database_url=url, cwd=tmp_path)
+    assert result.returncode == 2
+    line = one_line(result)
+    assert "job 'k': volumes: /proc:/p: host path /proc is a part of the host's system" in line
+    assert "ORCHESTRATOR_ALLOWED_HOST_PATHS" in line
+    assert not (tmp_path / "serve.db").exists()
+
+
 def test_apply_prune_of_nothing_refuses_to_delete_every_job(db: str, tmp_path: Path) -> None:
     jobs = tmp_path / "jobs"
     jobs.mkdir()
