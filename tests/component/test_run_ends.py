@@ -57,7 +57,7 @@ def test_an_end_that_cannot_be_written_is_written_short_and_forbid_goes_on(
     first = ended[0]
     assert (first.status, first.exit_code) == (RunStatus.FAILED, 3)
     assert first.error == (
-        f"could not record the full end: database {running.database.display_url}: "
+        "could not record the full end: a value the database cannot hold: "
         "value too long for type character varying(2048) (exit status 3)"
     )
     assert Store(running.database).run(first.id).output is None  # a short end has none
