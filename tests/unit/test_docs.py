@@ -173,3 +173,39 @@ def test_every_benchmark_floor_is_in_the_table_of_contributing() -> None:
     rows = benchmark_table()
     missing = [key for key in keys if not any(f"`{key}`" in row for row in rows)]
     assert missing == [], f"floors missing from CONTRIBUTING.md's benchmark table: {missing}"
+
+
+# `tests/x/test_y.py::test_z`, or `::test_z` / `test_y.py::test_z` after a full path.
+_TEST_REF = re.compile(r"`((?:tests/[\w/]+/)?test_\w+\.py)?(?:::(test_\w+))?[^`]*`")
+
+
+def security_test_references() -> Iterator[tuple[str, str | None]]:
+    """(file, test) for every test SECURITY.md names: a bare file name or `::name` means
+    the file named last by its full path (or, for a bare name, with that base name)."""
+    text = (ROOT / "SECURITY.md").read_text(encoding="utf-8")
+    last: str | None = None
+    by_name: dict[str, str] = {}
+    for match in _TEST_REF.finditer(text):
+        path, name = match.group(1), match.group(2)
+        if path is None and name is None:
+            continue
+        if path is not None and "/" in path:
+            last = by_name[Path(path).name] = path
+        elif path is not None:
+            last = by_name.get(path, path)
+        assert last is not None, f"SECURITY.md names {match.group(0)} before any test file"
+        yield last, name
+
+
+def test_every_test_security_md_names_exists() -> None:
+    """A promise's proof is a test that exists: renaming one must update the table."""
+    missing = []
+    for path, name in security_test_references():
+        file = ROOT / path
+        if not file.is_file():
+            missing.append(path)
+        elif name is not None and not re.search(
+            rf"def {name}\b", file.read_text(encoding="utf-8")
+        ):
+            missing.append(f"{path}::{name}")
+    assert missing == [], f"SECURITY.md names tests that do not exist: {missing}"
