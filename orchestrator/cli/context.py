@@ -193,6 +193,11 @@ class AppContext:
             for variable in settings.service_file_variables()
             if os.environ.get(variable)
         ]
+        from orchestrator.store.sqlite_listing import sqlite_file
+
+        database_file = sqlite_file(self.database_url)
+        if database_file is not None:  # (a job holding it could write any run or job)
+            files.append(ServiceFile(settings.DATABASE_URL_ENV, os.path.abspath(database_file)))
         if self.registry_auth:
             path = posixpath.join(self.secrets_dir, self.registry_auth)
             files.append(ServiceFile(settings.REGISTRY_AUTH_ENV, path))

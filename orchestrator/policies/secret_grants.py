@@ -120,6 +120,33 @@ def check_job(spec: JobSpec, policy: SecretPolicy, identify: Identify) -> None:
         check_secret(spec.name, field, name, policy, identify)
     if spec.env_file is not None:
         check_env_file(spec.name, spec.env_file, policy, identify)
+    check_binds(spec, policy, identify)
+
+
+def check_binds(spec: JobSpec, policy: SecretPolicy, identify: Identify) -> None:
+    """Refuse a bind mount that would hand over what only the service may read: the
+    secrets directory or anything in it (a bind would bypass the grants), or a directory
+    holding a file a setting reads (the database, the tokens file, the registry login).
+    Paths as the scheduler sees them, links resolved, like the files they are matched to."""
+    secrets_dir = identify(policy.secrets_dir).path
+    for index, volume in enumerate(spec.volumes):
+        if not volume.is_bind:
+            continue
+        source = identify(volume.source).path
+        where = f"job {spec.name!r}: volumes[{index}]: {volume.source}"
+        if _within(source, secrets_dir) or _within(secrets_dir, source):
+            raise UnsafeJobError(
+                f"{where} holds or lies in the secrets directory {policy.secrets_dir} "
+                f"({SECRETS_DIR_ENV}), which no job may mount (no setting permits it): "
+                "name the secrets it needs in `secrets:`"
+            )
+        for service_file in policy.service_files:
+            if _within(source, identify(service_file.path).path):
+                raise UnsafeJobError(
+                    f"{where} holds {service_file.path}, the file the service's "
+                    f"{service_file.setting} reads, which no job may mount (no setting "
+                    "permits it): mount a directory that does not hold it"
+                )
 
 
 def check_secret(job: str, field: str, name: str, policy: SecretPolicy, identify: Identify) -> None:

@@ -118,10 +118,6 @@ class ContainerStarter:
         patience = self.settings.engine_patience_seconds
         check_job(spec, self.settings.secret_policy, identify)
         given = load_launch_secrets(spec, self.settings.secrets_dir)
-        auth = self._registry_login(spec.image)
-        image_id = when_engine_answers(
-            lambda: self.engine.ensure_image(spec.image, spec.pull, auth), patience
-        )
         plans = plan_mounts(
             spec,
             self.where,
@@ -134,6 +130,11 @@ class ContainerStarter:
         )
         if joins_network(spec):
             self._check_network(spec, patience)
+        # Only now, every check passed: a refused job makes the engine pull nothing.
+        auth = self._registry_login(spec.image)
+        image_id = when_engine_answers(
+            lambda: self.engine.ensure_image(spec.image, spec.pull, auth), patience
+        )
         with self.pinner.pinned(spec.name, plans) as pinned:
             handle, ports = self._start_container(run, spec, image_id, pinned, given, created)
         return Started(handle, ports, given.masked)

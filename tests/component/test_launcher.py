@@ -284,3 +284,25 @@ def test_a_run_releases_port_leases_only_for_a_job_that_has_ports(
     assert finished.status is RunStatus.SUCCEEDED and finished.ports
     assert released == [run.id]
     assert launcher.store.leases() == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"volumes": ["/etc:/x"]},  # a system part of the host, refused at launch
+        {"network": "no-such-network"},  # a network the engine does not know
+    ],
+)
+def test_a_job_refused_at_launch_makes_the_engine_pull_nothing(
+    make_launcher: MakeLauncher, fields: dict[str, Any]
+) -> None:
+    # The attack: a job the launch refuses still chose an image; pulling it first would
+    # let the job's author make the engine fetch from any registry, with our login.
+    engine = FakeEngine()
+    launcher = make_launcher(engine)
+    spec = parse_job({"name": "j", "schedule": "@daily", "image": "evil.example/x:1", **fields})
+    run = launcher.queue(spec, RunTrigger.MANUAL)
+    engine.calls.clear()
+    refused = launcher.execute(run, spec)
+    assert refused.status is RunStatus.FAILED and refused.container_id is None
+    assert "ensure_image" not in engine.calls, engine.calls

@@ -204,8 +204,6 @@ def test_every_test_security_md_names_exists() -> None:
         file = ROOT / path
         if not file.is_file():
             missing.append(path)
-        elif name is not None and not re.search(
-            rf"def {name}\b", file.read_text(encoding="utf-8")
-        ):
+        elif name is not None and not re.search(rf"def {name}\b", file.read_text(encoding="utf-8")):
             missing.append(f"{path}::{name}")
     assert missing == [], f"SECURITY.md names tests that do not exist: {missing}"

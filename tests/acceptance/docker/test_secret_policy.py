@@ -179,3 +179,34 @@ command: [sh, -c, 'echo "token=$API_TOKEN"; sleep 3; echo "again $API_TOKEN $COL
 def _is_running(store: Store) -> bool:
     runs = store.runs(limit=1)
     return bool(runs) and runs[0].status is RunStatus.RUNNING
+
+
+def test_a_bind_holding_the_services_files_is_refused_at_launch_with_no_container(
+    make_launcher: Any,
+    docker_client: Any,
+    test_label: dict[str, str],
+    secrets: Path,
+    tmp_path: Path,
+) -> None:
+    # The attack: jobs stored before this rule (or written to the database directly)
+    # that mount the folder of the database, or the secrets directory itself.
+    data = tmp_path / "data"
+    (data / "reports").mkdir(parents=True)
+    (data / "orchestrator.db").write_bytes(b"SQLite format 3\0")
+    (data / "reports" / "r.txt").write_text("report\n")
+    service = (ServiceFile("ORCHESTRATOR_DATABASE_URL", str(data / "orchestrator.db")),)
+    launcher = make_launcher(secrets_dir=str(secrets), service_files=service)
+    for source, said in (
+        (data, f"holds {data}/orchestrator.db, the file the service's ORCHESTRATOR_DATABASE_URL"),
+        (secrets, f"holds or lies in the secrets directory {secrets}"),
+    ):
+        spec = job_spec(name="sneaky", volumes=[f"{source}:/x"], command=["ls", "/x"])
+        refused = run_once(launcher, spec)
+        assert refused.status is RunStatus.FAILED and refused.container_id is None
+        assert refused.error is not None
+        assert refused.error.startswith(f"job 'sneaky': volumes[0]: {source} {said}")
+        assert containers_of(docker_client, test_label) == []
+    beside = job_spec(name="fine", volumes=[f"{data}/reports:/x"], command=["cat", "/x/r.txt"])
+    given = run_once(launcher, beside)
+    assert given.status is RunStatus.SUCCEEDED, given.error
+    assert given.output == "report\n"

@@ -137,3 +137,50 @@ def test_serve_refuses_a_jobs_folder_naming_a_service_file_before_it_starts(
     assert line.startswith(f"job 'sneaky': secrets[0]: {tmp_path}/secrets/db_url is the file")
     code, out, _ = invoke(env, "jobs", "list", "--json")
     assert code == 0 and out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        # The folder of the SQLite database: the job could write any run, job or token.
+        (
+            "{tmp}/data",
+            "holds {tmp}/data/jobs.db, the file the service's ORCHESTRATOR_DATABASE_URL",
+        ),
+        # The database file itself, through a link.
+        (
+            "{tmp}/db-link",
+            "holds {tmp}/data/jobs.db, the file the service's ORCHESTRATOR_DATABASE_URL",
+        ),
+        # The secrets directory, or a folder in it: every secret, past the grants.
+        ("{tmp}/secrets", "holds or lies in the secrets directory {tmp}/secrets"),
+        ("{tmp}/secrets/sub", "holds or lies in the secrets directory {tmp}/secrets"),
+    ],
+)
+def test_a_bind_of_what_only_the_service_reads_is_refused_and_nothing_applied(
+    setup: tuple[dict[str, str], Path], source: str, said: str
+) -> None:
+    # The attack: not naming the service's files (refused above) but mounting the
+    # folder that holds them, which no secrets rule looked at.
+    env, tmp_path = setup
+    (tmp_path / "secrets" / "sub").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "db-link").symlink_to(tmp_path / "data" / "jobs.db")
+    env = {**env, "ORCHESTRATOR_DATABASE_URL": f"sqlite:///{tmp_path}/data/jobs.db"}
+    del env["ORCHESTRATOR_DATABASE_URL_FILE"]
+    code, _, err = invoke(env, "db", "upgrade")
+    assert code == 0, err
+    bind = source.format(tmp=tmp_path)
+    path = job_file(tmp_path, "sneaky", f'volumes: ["{bind}:/x"]\n')
+    for command in ("validate", "apply"):
+        code, out, err = invoke(env, "jobs", command, path)
+        assert code == 2, (command, out, err)
+        assert f"job 'sneaky': volumes[0]: {bind} {said.format(tmp=tmp_path)}" in err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code, out, _ = invoke(env, "jobs", "list", "--json")
+    assert code == 0 and json.loads(out) == []
+    # A folder beside them is a job's to mount.
+    (tmp_path / "data" / "reports").mkdir()
+    fine = job_file(tmp_path, "fine", f'volumes: ["{tmp_path}/data/reports:/x"]\n')
+    code, _, err = invoke(env, "jobs", "apply", fine)
+    assert code == 0, err
