@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import InvalidInputError, UnsafeJobError
+from orchestrator.hostpaths import ON_HOST
 from orchestrator.policies.secret_grants import (
     SecretPolicy,
     ServiceFile,
     check_job,
     parse_grants,
 )
-from orchestrator.runner import secretfiles
+from orchestrator.runner import secretfiles, starting
+from orchestrator.runner.launch_settings import LaunchSettings
 from orchestrator.runner.secretfiles import (
     SecretUnavailableError,
     identify,
@@ -360,4 +362,65 @@ def test_secrets_that_are_links_kubernetes_style_still_read(
     read = senders._reader(outgoing, str(secrets), rules)
     assert senders.resolve_url(outgoing.url, str(secrets), read) == (
         "https://h/postgresql%3A%2F%2Fu%3Ap%40db%2Fapp"
+    )
+
+
+def test_the_launch_reads_an_env_file_swapped_after_its_check_never(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, secrets: Path, service_env: Path
+) -> None:
+    # ContainerStarter.start itself, the swap landing just after its check of the path.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "real.env").write_text("MODE=ok\n")
+    link = data / "app.env"
+    link.symlink_to(data / "real.env")
+    settings = LaunchSettings(
+        engine_socket=None,
+        secrets_dir=str(secrets),
+        allowed_host_paths=(str(data),),
+        service_files=(ServiceFile("ORCHESTRATOR_API_TOKENS_FILE", str(service_env)),),
+    )
+
+    def check_then_swap(*args: Any) -> None:
+        check_job(*args)
+        link.unlink()
+        link.symlink_to(service_env)
+
+    monkeypatch.setattr(starting, "check_job", check_then_swap)
+    starter = starting.ContainerStarter(
+        None,  # type: ignore[arg-type]  # nothing reaches the engine
+        None,  # type: ignore[arg-type]
+        ON_HOST,
+        settings,
+        engine_calls=threading.BoundedSemaphore(1),
+        record_container=lambda *_: True,
+        remove=lambda _: None,
+    )
+    with pytest.raises(SecretUnavailableError) as caught:
+        starter.start(None, job(env_file=str(link)), [])  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"job 'sneaky': env_file {link} changed while it was checked: not read"
+    )
+
+
+def test_a_delivery_whose_key_is_swapped_after_its_check_sends_nothing(
+    monkeypatch: pytest.MonkeyPatch, secrets: Path, service_env: Path
+) -> None:
+    (secrets / "hook_key").write_text("k-allowed\n")
+    rules = policy(secrets, ("ORCHESTRATOR_API_TOKENS_FILE", service_env))
+    real_check = senders.check_notification
+
+    def check_then_swap(outgoing: Any, policy: SecretPolicy) -> None:
+        real_check(outgoing, policy)
+        (secrets / "hook_key").unlink()
+        (secrets / "hook_key").symlink_to(service_env)
+
+    monkeypatch.setattr(senders, "check_notification", check_then_swap)
+    outgoing = senders.Outgoing(
+        "GET", "https://hooks.invalid/{{secret:hook_key}}", "run_failed", {}, 1, None, "sneaky"
+    )
+    delivered, answer = senders.attempt(outgoing, str(secrets), secret_policy=rules)
+    assert (delivered, answer) == (
+        False,
+        {"error": f"secret 'hook_key' {secrets}/hook_key changed while it was checked: not read"},
     )
