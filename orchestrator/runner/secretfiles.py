@@ -16,6 +16,7 @@ import binascii
 import contextlib
 import json
 import os
+import posixpath
 import re
 import stat
 import threading
@@ -224,7 +225,9 @@ def load_launch_secrets(
                 masked.append(value.encode())
     for index, secret in enumerate(spec.secrets):
         try:
-            check = _secret_check(spec.name, f"secrets[{index}]", secret.name, policy)
+            path = secret_path(secrets_dir, secret.name)
+            opened: list[FileId] = []
+            check = _secret_check(spec.name, f"secrets[{index}]", secret.name, policy, opened)
             raw = read_secret(secrets_dir, secret.name, check)
         except SecretUnavailableError as error:
             raise SecretUnavailableError(f"job {spec.name!r}: {error}") from None
@@ -240,7 +243,8 @@ def load_launch_secrets(
                     "cannot be a variable (mount it as a file instead)"
                 ) from None
         if secret.file is not None:
-            files[secret.file] = secret_path(secrets_dir, secret.name)
+            # The file checked, by its real path: not the link, which may be swapped.
+            files[secret.file] = Path(opened[0].path) if opened else path
     return LaunchSecrets(environment=environment, files=files, masked=tuple(masked))
 
 
@@ -252,12 +256,19 @@ def _env_file_check(spec: JobSpec, policy: SecretPolicy | None) -> CheckOpened |
 
 
 def _secret_check(
-    job: str, field: str, name: str, policy: SecretPolicy | None
+    job: str, field: str, name: str, policy: SecretPolicy | None, opened: list[FileId]
 ) -> CheckOpened | None:
-    """The policy's check of a job's reading secret `name` (for `field`), or None."""
+    """The policy's check of a job's reading secret `name` (for `field`), or None; the
+    file it passed is appended to `opened`."""
     if policy is None:
         return None
-    return lambda identify: check_secret(job, field, name, policy, identify)
+
+    def check(identify: Identify) -> None:
+        named = identify(posixpath.join(policy.secrets_dir, name))
+        check_secret(job, field, name, policy, identify)
+        opened.append(named)
+
+    return check
 
 
 def missing_secrets(spec: JobSpec, secrets_dir: str) -> list[str]:

@@ -424,3 +424,21 @@ def test_a_delivery_whose_key_is_swapped_after_its_check_sends_nothing(
         False,
         {"error": f"secret 'hook_key' {secrets}/hook_key changed while it was checked: not read"},
     )
+
+
+def test_a_secret_file_link_swapped_after_the_read_mounts_the_file_checked(
+    secrets: Path, service_env: Path
+) -> None:
+    # The engine mounts a `file:` secret later, at start: it must get the file checked,
+    # not the link, which the job may swap meanwhile.
+    version = secrets / "..2026_12_03_14_00"
+    version.mkdir()
+    (version / "cert").write_text("cert-allowed\n")
+    (secrets / "cert").symlink_to(version / "cert")
+    rules = policy(secrets, ("ORCHESTRATOR_API_TOKENS_FILE", service_env))
+    spec = job(secrets=[{"name": "cert", "file": "/etc/cert"}])
+    check_job(spec, rules, identify)
+    given = load_launch_secrets(spec, str(secrets), rules)
+    (secrets / "cert").unlink()
+    (secrets / "cert").symlink_to(service_env)
+    assert given.files["/etc/cert"].read_text() == "cert-allowed\n"
