@@ -1,5 +1,10 @@
 """Secrets read at launch from the service's secrets directory; env files; registry logins.
 
+A read the secrets policy governs takes the policy's check and runs it on the file it
+opened (the kernel's path of the descriptor, and its device and inode), not on a path
+resolved again: a link swapped between a check and the read cannot hand a job another
+file (such as the service's tokens file).
+
 Nothing read here is written to the database, a log or a message: callers get values
 to hand to the engine and to the output masker, and errors that name files, not values.
 """
@@ -8,8 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
+import posixpath
 import re
 import stat
 import threading
@@ -18,7 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import SecretUnavailableError as SecretUnavailableError
-from orchestrator.policies.secret_grants import FileId
+from orchestrator.errors import UnsafeJobError
+from orchestrator.policies.secret_grants import (
+    FileId,
+    Identify,
+    SecretPolicy,
+    check_env_file,
+    check_secret,
+)
 from orchestrator.settings import MAX_ENV_FILE_BYTES
 from orchestrator.spec import SECRET_LOOKING_NAME, JobSpec
 
@@ -34,6 +48,9 @@ _KINDS = (
     (stat.S_ISSOCK, "a socket"),
     (stat.S_ISDIR, "a directory"),
 )
+# The secrets policy's decision on the file a read opened: given an Identify that names
+# that very file for the path read, it raises UnsafeJobError to refuse it.
+CheckOpened = Callable[[Identify], None]
 
 
 @dataclass(frozen=True)
@@ -59,21 +76,55 @@ def identify(path: str) -> FileId:
     return FileId(real, (info.st_dev, info.st_ino))
 
 
-def read_secret(secrets_dir: str, name: str) -> bytes:
+def read_secret(secrets_dir: str, name: str, check: CheckOpened | None = None) -> bytes:
     path = secret_path(secrets_dir, name)
-    return read_regular_file(path, MAX_SECRET_BYTES, f"secret {name!r}")
+    return read_regular_file(path, MAX_SECRET_BYTES, f"secret {name!r}", check)
 
 
-def read_regular_file(path: Path | str, limit: int, what: str) -> bytes:
+def read_regular_file(
+    path: Path | str, limit: int, what: str, check: CheckOpened | None = None
+) -> bytes:
     """A regular file's bytes, at most `limit` of them, within READ_PATIENCE_SECONDS.
 
     Opened without blocking and checked before a byte is read: a FIFO, a device such as
-    /dev/zero or a socket is refused at once instead of blocking or never ending.
+    /dev/zero or a socket is refused at once instead of blocking or never ending; and
+    `check`, when given, is run on the file opened (see the module doc).
     """
-    return _within_patience(lambda: _read_regular(str(path), limit, what), what, str(path))
+    return _within_patience(lambda: _read_regular(str(path), limit, what, check), what, str(path))
 
 
-def _read_regular(path: str, limit: int, what: str) -> bytes:
+def _opened(fd: int, path: str, info: os.stat_result, what: str) -> FileId:
+    """The file an open descriptor is: the kernel's path of it, its device and inode."""
+    inode = (info.st_dev, info.st_ino)
+    try:
+        return FileId(os.readlink(f"/proc/self/fd/{fd}"), inode)
+    except OSError:  # no /proc: the path resolved now, if it still names that file
+        real = os.path.realpath(path)
+        with contextlib.suppress(OSError):
+            now = os.stat(real)
+            if (now.st_dev, now.st_ino) == inode:
+                return FileId(real, inode)
+        raise _changed(what, path) from None
+
+
+def _changed(what: str, path: str) -> SecretUnavailableError:
+    return SecretUnavailableError(f"{what} {path} changed while it was checked: not read")
+
+
+def _check_opened(check: CheckOpened, path: str, opened: FileId, what: str) -> None:
+    named = os.path.normpath(path)
+
+    def same_open(other: str) -> FileId:
+        return opened if os.path.normpath(other) == named else identify(other)
+
+    try:
+        check(same_open)
+    except UnsafeJobError:
+        # The caller's check of the path passed: what it opened is no longer that file.
+        raise _changed(what, path) from None
+
+
+def _read_regular(path: str, limit: int, what: str, check: CheckOpened | None) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as error:
@@ -81,7 +132,10 @@ def _read_regular(path: str, limit: int, what: str) -> bytes:
             f"{what} cannot be read from {path}: {error.strerror or error}"
         ) from None
     try:
-        mode = os.fstat(fd).st_mode
+        info = os.fstat(fd)
+        if check is not None:
+            _check_opened(check, path, _opened(fd, path, info, what), what)
+        mode = info.st_mode
         if not stat.S_ISREG(mode):
             kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
             raise SecretUnavailableError(
@@ -142,7 +196,11 @@ def parse_env_file(text: str, source: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def load_launch_secrets(spec: JobSpec, secrets_dir: str) -> LaunchSecrets:
+def load_launch_secrets(
+    spec: JobSpec, secrets_dir: str, policy: SecretPolicy | None = None
+) -> LaunchSecrets:
+    """What the job's env_file and secrets give it; with `policy`, each file read is
+    checked by it as opened (see the module doc)."""
     environment: dict[str, str] = {}
     files: dict[str, Path] = {}
     masked: list[bytes] = []
@@ -151,7 +209,9 @@ def load_launch_secrets(spec: JobSpec, secrets_dir: str) -> LaunchSecrets:
             masked.append(value.encode())
     if spec.env_file is not None:
         try:
-            raw = read_regular_file(spec.env_file, MAX_ENV_FILE_BYTES, "env_file")
+            raw = read_regular_file(
+                spec.env_file, MAX_ENV_FILE_BYTES, "env_file", _env_file_check(spec, policy)
+            )
             text = raw.decode("utf-8")
         except SecretUnavailableError as error:
             raise SecretUnavailableError(f"job {spec.name!r}: {error}") from None
@@ -163,9 +223,12 @@ def load_launch_secrets(spec: JobSpec, secrets_dir: str) -> LaunchSecrets:
             environment[key] = value
             if SECRET_LOOKING_NAME.search(key):
                 masked.append(value.encode())
-    for secret in spec.secrets:
+    for index, secret in enumerate(spec.secrets):
         try:
-            raw = read_secret(secrets_dir, secret.name)
+            path = secret_path(secrets_dir, secret.name)
+            opened: list[FileId] = []
+            check = _secret_check(spec.name, f"secrets[{index}]", secret.name, policy, opened)
+            raw = read_secret(secrets_dir, secret.name, check)
         except SecretUnavailableError as error:
             raise SecretUnavailableError(f"job {spec.name!r}: {error}") from None
         stripped = raw.rstrip(b"\r\n")
@@ -180,8 +243,32 @@ def load_launch_secrets(spec: JobSpec, secrets_dir: str) -> LaunchSecrets:
                     "cannot be a variable (mount it as a file instead)"
                 ) from None
         if secret.file is not None:
-            files[secret.file] = secret_path(secrets_dir, secret.name)
+            # The file checked, by its real path: not the link, which may be swapped.
+            files[secret.file] = Path(opened[0].path) if opened else path
     return LaunchSecrets(environment=environment, files=files, masked=tuple(masked))
+
+
+def _env_file_check(spec: JobSpec, policy: SecretPolicy | None) -> CheckOpened | None:
+    if policy is None or spec.env_file is None:
+        return None
+    job, path = spec.name, spec.env_file
+    return lambda identify: check_env_file(job, path, policy, identify)
+
+
+def _secret_check(
+    job: str, field: str, name: str, policy: SecretPolicy | None, opened: list[FileId]
+) -> CheckOpened | None:
+    """The policy's check of a job's reading secret `name` (for `field`), or None; the
+    file it passed is appended to `opened`."""
+    if policy is None:
+        return None
+
+    def check(identify: Identify) -> None:
+        named = identify(posixpath.join(policy.secrets_dir, name))
+        check_secret(job, field, name, policy, identify)
+        opened.append(named)
+
+    return check
 
 
 def missing_secrets(spec: JobSpec, secrets_dir: str) -> list[str]:

@@ -117,7 +117,8 @@ class ContainerStarter:
             raise UnsafeJobError(low_port)
         patience = self.settings.engine_patience_seconds
         check_job(spec, self.settings.secret_policy, identify)
-        given = load_launch_secrets(spec, self.settings.secrets_dir)
+        # Checked again on each file as opened: a link swapped since is refused.
+        given = load_launch_secrets(spec, self.settings.secrets_dir, self.settings.secret_policy)
         plans = plan_mounts(
             spec,
             self.where,

@@ -17,14 +17,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator import __version__
 from orchestrator.errors import UnsafeJobError
 from orchestrator.policies import notify_events
-from orchestrator.policies.secret_grants import SecretPolicy, check_secret, placeholders
+from orchestrator.policies.secret_grants import (
+    Identify,
+    SecretPolicy,
+    check_secret,
+    placeholders,
+)
 from orchestrator.records import Notification
 from orchestrator.runner.secretfiles import SecretUnavailableError, identify, read_secret
 from orchestrator.service.outbound import DeliveryPolicy, Guard, guarded
@@ -76,7 +81,7 @@ def attempt(
         try:
             if secret_policy is not None:
                 check_notification(outgoing, secret_policy)
-            status = _send(outgoing, secrets_dir, public_url, now)
+            status = _send(outgoing, secrets_dir, public_url, now, secret_policy)
             return 200 <= status < 300, {"status": status}
         except urllib.error.HTTPError as error:  # a 3xx (not followed), 4xx or 5xx
             error.close()
@@ -109,14 +114,34 @@ def check_notification(outgoing: Outgoing, policy: SecretPolicy) -> None:
         check_secret(outgoing.job, "notify secret", outgoing.secret_name, policy, identify)
 
 
-def resolve_url(url: str, secrets_dir: str) -> str:
+def _reader(
+    outgoing: Outgoing, secrets_dir: str, policy: SecretPolicy | None
+) -> Callable[[str, str], bytes]:
+    """Reads a secret (name, field) for this notification; with `policy`, the file is
+    checked as opened (runner/secretfiles.py), so a link swapped since the check is
+    refused."""
+
+    def read(name: str, field: str) -> bytes:
+        if policy is None:
+            return read_secret(secrets_dir, name)
+
+        def check(opened: Identify) -> None:
+            check_secret(outgoing.job, field, name, policy, opened)
+
+        return read_secret(secrets_dir, name, check)
+
+    return read
+
+
+def resolve_url(url: str, secrets_dir: str, read: Callable[[str, str], bytes] | None = None) -> str:
     """The URL with each {{secret:NAME}} replaced by that secret file's content."""
     resolved = url
     while _PLACEHOLDER in resolved:
         start = resolved.index(_PLACEHOLDER)
         end = resolved.index("}}", start)
         name = resolved[start + len(_PLACEHOLDER) : end]
-        value = read_secret(secrets_dir, name).decode("utf-8").strip()
+        raw = read_secret(secrets_dir, name) if read is None else read(name, "notify url")
+        value = raw.decode("utf-8").strip()
         resolved = resolved[:start] + urllib.parse.quote(value, safe="") + resolved[end + 2 :]
     return resolved
 
@@ -131,8 +156,15 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects())
 
 
-def _send(outgoing: Outgoing, secrets_dir: str, public_url: str | None, now: float | None) -> int:
-    url = resolve_url(outgoing.url, secrets_dir)
+def _send(
+    outgoing: Outgoing,
+    secrets_dir: str,
+    public_url: str | None,
+    now: float | None,
+    secret_policy: SecretPolicy | None = None,
+) -> int:
+    read = _reader(outgoing, secrets_dir, secret_policy)
+    url = resolve_url(outgoing.url, secrets_dir, read)
     payload = notify_events.with_link(outgoing.payload, public_url)
     if outgoing.method == APPRISE:
         return _send_apprise(url, payload)
@@ -156,7 +188,7 @@ def _send(outgoing: Outgoing, secrets_dir: str, public_url: str | None, now: flo
         "webhook-timestamp": str(timestamp),
     }
     if outgoing.secret_name is not None:
-        key = read_secret(secrets_dir, outgoing.secret_name).strip()
+        key = read(outgoing.secret_name, "notify secret").strip()
         headers["X-Orchestrator-Signature"] = notify_events.signature(data, key)
         try:
             signing_key = notify_events.standard_key(key)
