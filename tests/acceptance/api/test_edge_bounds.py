@@ -25,6 +25,7 @@ from orchestrator.api.limits import (
 from tests.acceptance.api.conftest import (
     WRITE_TOKEN,
     ApiService,
+    signin_form,
     start_api_service,
     stop_api_service,
 )
@@ -43,7 +44,7 @@ def connect(api: ApiService) -> socket.socket:
 
 def head(path: str, *lines: str) -> bytes:
     return (
-        f"POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {WRITE_TOKEN}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {WRITE_TOKEN}\r\n"
         f"Cookie: orchestrator_token={WRITE_TOKEN}\r\n"
         "Content-Type: application/x-www-form-urlencoded\r\n"
         + "".join(f"{line}\r\n" for line in lines)
@@ -158,7 +159,9 @@ def test_a_body_sent_a_byte_at_a_time_is_408_while_others_are_served(
 def test_headers_over_the_bound_are_431_even_in_one_read(api: ApiService) -> None:
     sock = connect(api)
     try:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 60000 + b"\r\n\r\n")
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 60000 + b"\r\n\r\n"
+        )
         received = answer(sock, until=b"}")
     finally:
         sock.close()
@@ -176,7 +179,7 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off_while_others_are_served(
 
     def trickle() -> None:
         try:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             for _ in range(int(HEADER_SECONDS * 4)):
                 sock.sendall(b"X")
                 time.sleep(0.5)
@@ -276,10 +279,29 @@ def test_non_ascii_tokens_cookies_and_form_fields_are_refused_not_500(
     assert cookie.status_code == 401
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     for body in (b"token=%C3%A9%FF", "token=\xe9".encode("latin-1"), b"token=\xff\xfe"):
+        # Through the form as a browser posts it (its CSRF token and pre-session cookie),
+        # so that the odd token itself is what the service judges.
+        token, cookies = signin_form(api.url)
         signin = requests.post(
-            api.url + "/signin", data=body, headers=form, allow_redirects=False, timeout=10
+            api.url + "/signin",
+            data=body + b"&csrf=" + token.encode(),
+            headers=form,
+            cookies=cookies,
+            allow_redirects=False,
+            timeout=10,
         )
-        assert signin.status_code == 401
+        assert signin.status_code == 401, signin.text[:300]
+    # And an odd CSRF token of the sign-in form itself: refused, not a 500.
+    _, cookies = signin_form(api.url)
+    odd = requests.post(
+        api.url + "/signin",
+        data=b"token=x&csrf=%C3%A9",
+        headers=form,
+        cookies=cookies,
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert odd.status_code == 403, odd.text[:300]
     csrf = requests.post(
         api.url + "/jobs/x/enable",
         data="csrf=%C3%A9",

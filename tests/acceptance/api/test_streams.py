@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
 from tests.acceptance.api.conftest import (
     READ_TOKEN,
     WRITE_TOKEN,
     WRITE_TOKEN_2,
     ApiService,
+    sign_in,
     sse_events,
     start_api_service,
     stop_api_service,
@@ -133,8 +133,7 @@ def test_past_its_cap_a_token_is_refused_and_a_viewer_that_leaves_frees_its_plac
             "(ORCHESTRATOR_HTTP_STREAMS_PER_CLIENT): close one or retry later"
         }
     # Nor may bob's dashboard tab (signed in: the cookie) open another.
-    browser = requests.Session()
-    signin = browser.post(api.url + "/signin", data={"token": READ_TOKEN}, allow_redirects=False)
+    browser, signin = sign_in(api.url, READ_TOKEN)
     assert signin.status_code == 303, signin.text
     with browser.get(f"{api.url}/api/runs/{run_id}/logs", stream=True, timeout=10) as tab:
         assert tab.status_code == 429
