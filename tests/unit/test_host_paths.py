@@ -108,9 +108,9 @@ def test_ordinary_directories_need_no_grant(source: str) -> None:
 
 # --- property: no spelling of a path gets a system part past a policy that grants none --
 
-segments = st.sampled_from(
-    ["etc", "var", "lib", "docker", "run", "home", "spool", "srv", "usr", "", ".", "..", "x"]
-)
+PARTS_SEGMENTS = ("etc", "var", "lib", "docker", "run", "proc", "usr", "home", "spool", "snap")
+OTHER_SEGMENTS = ("srv", "data", "lxd", "x", "", ".", "..")
+segments = st.sampled_from(PARTS_SEGMENTS + OTHER_SEGMENTS)
 paths = st.lists(segments, min_size=1, max_size=5).map(lambda parts: "/" + "/".join(parts))
 allow_lists = st.lists(paths, max_size=3)
 
