@@ -1,11 +1,12 @@
 """Which host paths and named volumes a job may mount: the decisions, as pure functions.
 
 The root-equivalent parts of a host (its configuration, kernel interfaces, devices, boot
-files, root's home, runtime state, the engines' stores, the system's programs and
-libraries) hand over the machine to whoever may write, or even read, them. A bind that
-lies in one of them, or CONTAINS one (`/var/lib` holds `/var/lib/docker`), is refused
-unless `ORCHESTRATOR_ALLOWED_HOST_PATHS` names that part, or a path below it, itself:
-an entry of `/` or `/var` confines jobs to it but grants none of the parts within.
+files, the users' and root's homes, runtime state, the engines' and hypervisors' stores,
+the spooled crontabs, the system's programs and libraries) hand over the machine to
+whoever may write, or even read, them. A bind that lies in one of them, or CONTAINS one
+(`/var/lib` holds `/var/lib/docker`), is refused unless `ORCHESTRATOR_ALLOWED_HOST_PATHS`
+names that part, or a path below it, itself: an entry of `/` or `/var` confines jobs to
+it but grants none of the parts within.
 
 Named volumes: one whose driver options bind a host directory (`type=none,o=bind,
 device=/etc`) is that directory, held to the rules above; the volumes of the scheduler's
@@ -40,6 +41,13 @@ ROOT_EQUIVALENT = (
     "/var/lib/containerd",
     "/var/lib/containers",  # podman's and CRI-O's store
     "/var/lib/kubelet",
+    "/var/lib/rancher",  # k3s and RKE2: the cluster's admin credentials
+    "/var/lib/lxd",  # its unix.socket is root, as is incus's
+    "/var/lib/incus",
+    "/var/snap",  # snap packages' state (snap lxd's socket)
+    "/var/lib/libvirt",
+    "/var/spool",  # cron's crontabs and at's jobs, run as their owners
+    "/home",  # users in the sudo or docker group: ~/.ssh, ~/.bashrc
     "/usr",
     "/bin",
     "/sbin",

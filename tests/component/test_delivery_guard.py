@@ -116,15 +116,27 @@ def test_a_delivery_to_the_services_own_host_is_refused_without_a_grant(
     assert "ORCHESTRATOR_NOTIFY_ALLOWED_HOSTS can allow it" in str(said["error"])
 
 
-def test_cloud_metadata_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+LINK_LOCAL = "a link-local address (where cloud metadata answers)"
+
+
+@pytest.mark.parametrize(
+    ("host", "shown", "kind"),
+    [
+        ("169.254.169.254", "169.254.169.254:80", LINK_LOCAL),
+        ("[64:ff9b::a9fe:a9fe]", "[64:ff9b::a9fe:a9fe]:80", LINK_LOCAL),  # through NAT64
+        ("[2002:a9fe:a9fe::]", "[2002:a9fe:a9fe::]:80", LINK_LOCAL),  # through 6to4
+        ("[fd00:ec2::254]", "[fd00:ec2::254]:80", "a cloud metadata address"),  # AWS, IPv6
+        ("100.100.100.200", "100.100.100.200:80", "a cloud metadata address"),  # Alibaba
+    ],
+)
+def test_cloud_metadata_is_refused_before_anything_is_sent(
+    tmp_path: Path, host: str, shown: str, kind: str
+) -> None:
     started = time.monotonic()
-    delivered, said = attempt(webhook("http://169.254.169.254/latest/meta-data/"), str(tmp_path))
+    delivered, said = attempt(webhook(f"http://{host}/latest/meta-data/"), str(tmp_path))
     assert (delivered, said) == (
         False,
-        {
-            "error": "refused: 169.254.169.254:80 is a link-local address (where cloud "
-            "metadata answers); ORCHESTRATOR_NOTIFY_ALLOWED_HOSTS can allow it"
-        },
+        {"error": f"refused: {shown} is {kind}; ORCHESTRATOR_NOTIFY_ALLOWED_HOSTS can allow it"},
     )
     assert time.monotonic() - started < 2  # refused, not timed out against a black hole
 

@@ -23,6 +23,17 @@ from orchestrator.policies.destinations import parse_allowed_hosts, why_refused
         ("169.254.169.254", "a link-local address (where cloud metadata answers)"),
         ("::ffff:169.254.169.254", "a link-local address (where cloud metadata answers)"),
         ("fe80::1%eth0", "a link-local address (where cloud metadata answers)"),
+        # metadata outside 169.254.0.0/16: AWS's IMDS over IPv6, Alibaba Cloud's
+        ("fd00:ec2::254", "a cloud metadata address"),
+        ("fd00:ec2::254%eth0", "a cloud metadata address"),
+        ("100.100.100.200", "a cloud metadata address"),
+        # IPv4 inside NAT64 (a gateway forwards it to the IPv4) and 6to4 (a relay does)
+        ("64:ff9b::a9fe:a9fe", "a link-local address (where cloud metadata answers)"),
+        ("64:ff9b::7f00:1", "a loopback address"),
+        ("64:ff9b::6464:64c8", "a cloud metadata address"),
+        ("2002:a9fe:a9fe::", "a link-local address (where cloud metadata answers)"),
+        ("2002:7f00:1::1", "a loopback address"),
+        ("2002:6464:64c8:1::1", "a cloud metadata address"),
         ("0.0.0.0", "an unspecified address"),
         ("0.1.2.3", "an unspecified address"),
         ("::", "an unspecified address"),
@@ -30,6 +41,9 @@ from orchestrator.policies.destinations import parse_allowed_hosts, why_refused
         ("192.168.1.10", None),
         ("93.184.216.34", None),
         ("2001:db8::1", None),
+        ("64:ff9b::5db8:d822", None),  # a public address through NAT64
+        ("2002:5db8:d822::1", None),
+        ("100.100.100.201", None),
     ],
 )
 def test_what_is_refused_without_a_grant(address: str, kind: str | None) -> None:
@@ -46,6 +60,24 @@ def test_the_grant_takes_hosts_addresses_and_networks() -> None:
     assert allowed.covers(ip_address("10.9.9.9")) and allowed.covers(ip_address("::1"))
     assert not allowed.covers(ip_address("127.0.0.2"))
     assert not allowed.covers(ip_address("169.254.169.254"))
+
+
+def test_the_grant_covers_a_metadata_address_under_every_spelling() -> None:
+    metadata = parse_allowed_hosts(("169.254.169.254", "100.100.100.200", "fd00:ec2::254"), "X")
+    for spelling in (
+        "64:ff9b::a9fe:a9fe",
+        "2002:a9fe:a9fe::",
+        "::ffff:100.100.100.200",
+        "64:ff9b::6464:64c8",
+        "fd00:ec2::254%eth0",
+    ):
+        assert metadata.covers(ip_address(spelling)), spelling
+    assert not metadata.covers(ip_address("64:ff9b::7f00:1"))
+    # a network named in IPv6 still covers the addresses written in it
+    relays = parse_allowed_hosts(("2002::/16", "64:ff9b::/96"), "X")
+    assert relays.covers(ip_address("2002:a9fe:a9fe::"))
+    assert relays.covers(ip_address("64:ff9b::a9fe:a9fe"))
+    assert not relays.covers(ip_address("169.254.169.254"))
 
 
 @pytest.mark.parametrize("entry", ["http://x", "10.0.0.0/33", "a b", "*.x", "x:80", "-x", ""])

@@ -51,6 +51,15 @@ def bind(source: str) -> list[MountPlan]:
         "/bin",
         "/sbin",
         "/var/lib",  # holds /var/lib/docker
+        "/var/spool/cron/crontabs",  # a file written there is root's crontab
+        "/var/spool",
+        "/home/alice/.ssh",  # alice is in the sudo group: her authorized_keys
+        "/home",
+        "/var/lib/lxd",  # its unix.socket is root
+        "/var/lib/incus/unix.socket",
+        "/var/snap/lxd/common/lxd",
+        "/var/lib/rancher/k3s/server/cred",
+        "/var/lib/libvirt",
     ],
 )
 def test_a_system_part_is_refused_without_a_grant(source: str) -> None:
@@ -71,6 +80,12 @@ def test_only_an_entry_at_or_below_the_part_grants_it() -> None:
     check_launch(job(), bind("/var/lib/docker/volumes/x"), exact)
     check_launch(job(), bind("/etc/myapp"), HostPolicy(allowed_host_paths=("/etc/myapp",)))
     check_launch(job(), bind("/etc/myapp"), HostPolicy(allowed_host_paths=("/etc",)))
+    cron = HostPolicy(allowed_host_paths=("/var/spool/cron",))
+    check_launch(job(), bind("/var/spool/cron/crontabs"), cron)
+    with pytest.raises(UnsafeJobError, match="outside ORCHESTRATOR_ALLOWED_HOST_PATHS"):
+        check_launch(job(), bind("/var/spool/mail"), cron)
+    with pytest.raises(UnsafeJobError, match="lies in /var/spool, a part"):
+        check_launch(job(), bind("/var/spool/cron"), HostPolicy(allowed_host_paths=("/var",)))
     with pytest.raises(UnsafeJobError, match="outside ORCHESTRATOR_ALLOWED_HOST_PATHS"):
         check_launch(job(), bind("/etc/other"), HostPolicy(allowed_host_paths=("/etc/myapp",)))
 
@@ -84,16 +99,18 @@ def test_a_directory_holding_a_part_needs_each_part_named() -> None:
     assert host_path_refusal("/var/lib", everything) is None
 
 
-@pytest.mark.parametrize("source", ["/srv/data", "/home/u/jobs", "/var/lib/app", "/tmp/x", "/li"])
+@pytest.mark.parametrize(
+    "source", ["/srv/data", "/var/lib/app", "/tmp/x", "/li", "/homes", "/var/spooler", "/var/snapx"]
+)
 def test_ordinary_directories_need_no_grant(source: str) -> None:
     check_launch(job(), bind(source), CLOSED)
 
 
 # --- property: no spelling of a path gets a system part past a policy that grants none --
 
-segments = st.sampled_from(
-    ["etc", "var", "lib", "docker", "run", "proc", "srv", "data", "usr", "", ".", "..", "x"]
-)
+PARTS_SEGMENTS = ("etc", "var", "lib", "docker", "run", "proc", "usr", "home", "spool", "snap")
+OTHER_SEGMENTS = ("srv", "data", "lxd", "x", "", ".", "..")
+segments = st.sampled_from(PARTS_SEGMENTS + OTHER_SEGMENTS)
 paths = st.lists(segments, min_size=1, max_size=5).map(lambda parts: "/" + "/".join(parts))
 allow_lists = st.lists(paths, max_size=3)
 
