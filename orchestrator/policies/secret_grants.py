@@ -128,11 +128,15 @@ def check_binds(spec: JobSpec, policy: SecretPolicy, identify: Identify) -> None
     secrets directory or anything in it (a bind would bypass the grants), or a directory
     holding a file a setting reads (the database, the tokens file, the registry login).
     Paths as the scheduler sees them, links resolved, like the files they are matched to."""
+    from orchestrator.policies.safety import WELL_KNOWN_SOCKETS, reaches_socket
+
     secrets_dir = identify(policy.secrets_dir).path
     for index, volume in enumerate(spec.volumes):
         if not volume.is_bind:
             continue
         source = identify(volume.source).path
+        if reaches_socket(source, WELL_KNOWN_SOCKETS):
+            continue  # the docker_socket grant (/var/run, /run): root, the two keys decide
         where = f"job {spec.name!r}: volumes[{index}]: {volume.source}"
         if _within(source, secrets_dir) or _within(secrets_dir, source):
             raise UnsafeJobError(
