@@ -176,8 +176,13 @@ def _bench(store: Store, url: str, runs: int, samples: int, folder: Path) -> dic
         def raw_failed_since() -> None:
             assert len(store.runs(status=RunStatus.FAILED, since=since, limit=50)) == 50
 
-        browser = requests.Session()  # the dashboard, signed in with the cookie
-        browser.post(f"{base}/signin", data={"token": TOKEN}, allow_redirects=False)
+        browser = requests.Session()  # the dashboard, signed in through its form
+        form = browser.get(f"{base}/signin").text.split('action="/signin"', 1)[1]
+        csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        signed = browser.post(
+            f"{base}/signin", data={"token": TOKEN, "csrf": csrf}, allow_redirects=False
+        )
+        assert signed.status_code == 303, signed.text[:300]
 
         def jobs_page() -> None:
             response = browser.get(f"{base}/jobs")
