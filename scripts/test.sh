@@ -16,9 +16,21 @@ bin=.venv/bin
 echo "-- ruff check";  "$bin/ruff" check .
 echo "-- ruff format"; "$bin/ruff" format --check .
 echo "-- mypy";        "$bin/mypy"
-echo "-- pytest"
 status=0
-"$bin/pytest" "$@" || status=$?
+if [ "$#" = 0 ]; then
+  # Two stages: the independent tests in parallel (one file per worker, so a file's
+  # service and fixtures stay together), then alone the tests marked `serial`: they
+  # restart the engine or the database, or measure time.
+  echo "-- pytest (parallel stage)"
+  "$bin/pytest" -n 2 --dist loadfile -m "not serial" || status=$?
+  if [ "$status" = 0 ]; then
+    echo "-- pytest (serial stage)"
+    "$bin/pytest" -m serial || status=$?
+  fi
+else
+  echo "-- pytest"
+  "$bin/pytest" "$@" || status=$?
+fi
 if [ "$status" = 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
   exit 1

@@ -14,7 +14,7 @@ from orchestrator.records import RunStatus
 from orchestrator.store.database import Database
 from tests.acceptance.service.conftest import all_runs, wait_for, write_jobs
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.postgres, pytest.mark.serial]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from orchestrator.store.database import Database
 from tests.acceptance.service.conftest import all_runs, wait_for, write_jobs
 from tests.support.engines import TEST_LABEL
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.serial]
 
 JOBS = [f"load-{index}" for index in range(5)]
 LOAD_SECONDS = 120
