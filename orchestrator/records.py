@@ -50,6 +50,8 @@ class JobRecord:
     created_at: datetime
     updated_at: datetime
     last_status: RunStatus | None = None
+    paused_at: datetime | None = None  # `orchestrator pause`: not fired until resumed
+    paused_by: str | None = None
 
     @property
     def name(self) -> str:
@@ -87,6 +89,8 @@ class JobListing:
     created_at: datetime
     updated_at: datetime
     last_status: RunStatus | None = None
+    paused_at: datetime | None = None
+    paused_by: str | None = None
 
     @classmethod
     def from_stored(
@@ -99,6 +103,8 @@ class JobListing:
         created_at: datetime,
         updated_at: datetime,
         last_status: str | None,
+        paused_at: datetime | None = None,
+        paused_by: str | None = None,
     ) -> JobListing:
         """From a stored job's columns and its latest run's status (both readers of the
         listing build it here: the store's and orchestrator.store.sqlite_listing)."""
@@ -113,6 +119,8 @@ class JobListing:
             created_at=created_at,
             updated_at=updated_at,
             last_status=RunStatus(last_status) if last_status else None,
+            paused_at=paused_at,
+            paused_by=paused_by,
         )
 
     @property

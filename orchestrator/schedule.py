@@ -11,6 +11,9 @@ Cron lines mean what they mean in crontab(5):
   a day matching EITHER fires; otherwise both must match;
 - `@yearly @annually @monthly @weekly @daily @midnight @hourly`.
 
+Two schedules that are no timetable: `@manual` (Ofelia's `@triggered` and `@none` read as
+it) never fires by itself; `@at <ISO 8601 instant>` (a job's `at:` key) fires once.
+
 Daylight saving follows Vixie cron: a job tied to fixed hours (neither its minute nor
 its hour field starts with `*`) whose wall time falls into a spring-forward gap fires
 once, at the instant of the change; in an autumn repeat it fires once, at the first
@@ -92,6 +95,26 @@ def load_timezone(name: str) -> ZoneInfo:
         raise InvalidScheduleError(f"{quote(name)} is not a known IANA time zone") from None
 
 
+# Read as `@manual`: Ofelia's words for a job run only by hand or by another job.
+MANUAL_WORDS = ("@manual", "@triggered", "@none")
+AT_PREFIX = "@at "
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 date and time with its offset (`2027-01-31T03:00:00+01:00`, `...Z`)."""
+    try:
+        instant = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidScheduleError(
+            f"{quote(text)} is not an ISO 8601 date and time (like 2027-01-31T03:00:00+01:00)"
+        ) from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise InvalidScheduleError(
+            f"{quote(text)} has no offset: add one (+01:00, Z) so every host reads one instant"
+        )
+    return instant
+
+
 # Schedules are immutable values: a definition read again (every `jobs list`, every
 # validation followed by `spec.parsed_schedule`) need not be parsed again.
 @functools.lru_cache(maxsize=4096)
@@ -109,11 +132,15 @@ def parse_schedule(expression: str, timezone: str = "UTC") -> Schedule:
                 f"{quote(expression)} is not a valid interval (like '@every 30s' or '@every 1h30m')"
             ) from None
         return IntervalSchedule(interval=interval, timezone=timezone)
+    if lowered in MANUAL_WORDS:
+        return ManualSchedule(timezone=timezone)
+    if lowered.startswith(AT_PREFIX):
+        return OnceSchedule(at=parse_instant(text[len(AT_PREFIX) :]), timezone=timezone)
     if lowered.startswith("@"):
         if lowered not in MACROS:
             raise InvalidScheduleError(
                 f"{quote(expression)} is not a valid cron expression "
-                f"(known macros: {', '.join(sorted(MACROS))}, @every <duration>)"
+                f"(known macros: {', '.join(sorted(MACROS))}, @every <duration>, @manual)"
             )
         return CronSchedule.parse(MACROS[lowered], zone, timezone, expression=text)
     return CronSchedule.parse(text, zone, timezone)
@@ -160,6 +187,36 @@ class IntervalSchedule:
         elapsed = _microseconds(after - self.anchor)
         k = elapsed // step + 1
         return self.anchor + timedelta(microseconds=k * step)
+
+
+@dataclass(frozen=True)
+class ManualSchedule:
+    """`@manual`: never fires by itself (a run by hand, the API or a chain only)."""
+
+    timezone: str = "UTC"
+
+    @property
+    def expression(self) -> str:
+        return "@manual"
+
+    def next_after(self, after: datetime) -> datetime | None:
+        return None
+
+
+@dataclass(frozen=True)
+class OnceSchedule:
+    """`@at <instant>`: one fire, at that instant."""
+
+    at: datetime
+    timezone: str = "UTC"
+
+    @property
+    def expression(self) -> str:
+        return f"{AT_PREFIX}{self.at.isoformat()}"
+
+    def next_after(self, after: datetime) -> datetime | None:
+        at = self.at.astimezone(UTC)
+        return at if at > _require_aware(after) else None
 
 
 def _microseconds(delta: timedelta) -> int:

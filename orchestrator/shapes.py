@@ -26,8 +26,24 @@ def iso(value: datetime | None) -> str | None:
 
 
 def next_run(record: JobRecord | JobListing, now: datetime) -> datetime | None:
-    """When the job fires next; None while it is disabled."""
-    return record.parsed_schedule.next_after(now) if record.enabled else None
+    """When the job fires next; None while it is disabled or paused."""
+    if not record.enabled or record.paused_at is not None:
+        return None
+    return record.parsed_schedule.next_after(now)
+
+
+def job_state(record: JobRecord | JobListing, now: datetime) -> str:
+    """What `jobs list` shows in place of a next run: paused, disabled, manual (never
+    fired by the timetable), done (a one-shot whose instant has passed), or scheduled."""
+    if record.paused_at is not None:
+        return "paused"
+    if not record.enabled:
+        return "disabled"
+    if record.schedule == "@manual":
+        return "manual"
+    if record.schedule.startswith("@at ") and record.parsed_schedule.next_after(now) is None:
+        return "done" if record.last_status is not None else "missed"
+    return "scheduled"
 
 
 def job_summary(record: JobRecord | JobListing, now: datetime) -> dict[str, Any]:
@@ -39,6 +55,9 @@ def job_summary(record: JobRecord | JobListing, now: datetime) -> dict[str, Any]
         "timezone": record.timezone,
         "image": record.image,
         "next_run_at": iso(next_run(record, now)),
+        "state": job_state(record, now),
+        "paused_at": iso(record.paused_at),
+        "paused_by": record.paused_by,
         "last_status": record.last_status.value if record.last_status else None,
         "revision": record.revision,
         "source": record.source,

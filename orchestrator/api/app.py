@@ -9,6 +9,7 @@ file that does not validate, 503 the database or the engine is away. Never a tra
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
 
+import glob
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ from orchestrator.operations import Operations
 from orchestrator.records import MAX_RUN_ID, RunStatus
 from orchestrator.spec import load_job_texts
 from orchestrator.units import parse_moment
+
+glob_literal = glob.escape  # a job name as the one name it is (no glob)
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +213,25 @@ def create_app(
     def disable_job(request: Request, name: str) -> dict[str, Any]:
         changed = writer(request).jobs.set_enabled(name, False)
         return {"name": name, "enabled": False, "changed": changed}
+
+    @app.post("/api/jobs/pause", tags=["jobs"])
+    def pause_jobs(request: Request, glob: str = "*") -> dict[str, Any]:
+        """As `orchestrator pause [GLOB]`: the names paused now (404: none matches)."""
+        return {"paused": list(writer(request).jobs.set_paused(glob, True))}
+
+    @app.post("/api/jobs/resume", tags=["jobs"])
+    def resume_jobs(request: Request, glob: str = "*") -> dict[str, Any]:
+        return {"resumed": list(writer(request).jobs.set_paused(glob, False))}
+
+    @app.post("/api/jobs/{name}/pause", tags=["jobs"])
+    def pause_job(request: Request, name: str) -> dict[str, Any]:
+        changed = writer(request).jobs.set_paused(glob_literal(name), True)
+        return {"name": name, "paused": True, "changed": bool(changed)}
+
+    @app.post("/api/jobs/{name}/resume", tags=["jobs"])
+    def resume_job(request: Request, name: str) -> dict[str, Any]:
+        changed = writer(request).jobs.set_paused(glob_literal(name), False)
+        return {"name": name, "paused": False, "changed": bool(changed)}
 
     @app.delete("/api/jobs/{name}", tags=["jobs"])
     def delete_job(request: Request, name: str, force: bool = False) -> dict[str, Any]:

@@ -234,6 +234,9 @@ def _job_gauges(jobs: list[JobListing], successes: dict[str, datetime]) -> Itera
         "When the enabled job fires next (Unix time).",
         labels=["job_name"],
     )
+    paused = GaugeMetricFamily(
+        "orchestrator_job_paused", "1 for a paused job (orchestrator pause).", labels=["job_name"]
+    )
     period = GaugeMetricFamily(
         "orchestrator_job_period_seconds",
         "Seconds between the job's next two fires (for 'not succeeded within 2x its period').",
@@ -241,6 +244,7 @@ def _job_gauges(jobs: list[JobListing], successes: dict[str, datetime]) -> Itera
     )
     for job in jobs:
         enabled.add_metric([job.name], 1 if job.enabled else 0)
+        paused.add_metric([job.name], 1 if job.paused_at is not None else 0)
         if job.name in successes:
             last.add_metric([job.name], successes[job.name].timestamp())
         upcoming = shapes.next_run(job, now)
@@ -250,6 +254,10 @@ def _job_gauges(jobs: list[JobListing], successes: dict[str, datetime]) -> Itera
         if len(fires) == 2:
             period.add_metric([job.name], (fires[1] - fires[0]).total_seconds())
     yield enabled
+    yield paused
+    total = GaugeMetricFamily("orchestrator_jobs_paused", "Jobs paused (orchestrator pause).")
+    total.add_metric([], sum(job.paused_at is not None for job in jobs))
+    yield total
     yield last
     yield following
     yield period

@@ -17,7 +17,7 @@ from orchestrator.cli.formatting import (
     terminal_safe,
 )
 from orchestrator.cli.options import allow_privileged_option, json_option, raw_option
-from orchestrator.records import ApplyResult
+from orchestrator.records import ApplyResult, JobListing, JobRecord
 from orchestrator.store import interrupts
 
 if TYPE_CHECKING:
@@ -153,10 +153,19 @@ def list_jobs(app: AppContext, as_json: bool) -> None:
             record.schedule,
             record.timezone,
             record.image,
-            human_time(shapes.next_run(record, now)),
+            _next_or_state(record, now),
             record.last_status.value if record.last_status else None,
         ],
     )
+
+
+def _next_or_state(record: JobRecord | JobListing, now: datetime) -> str:
+    state = shapes.job_state(record, now)
+    if state in ("scheduled", "disabled"):
+        return human_time(shapes.next_run(record, now))
+    if state == "paused" and record.paused_by:
+        return f"paused by {record.paused_by}"
+    return state
 
 
 @jobs.command()

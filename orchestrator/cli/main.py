@@ -40,7 +40,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "orchestrator.cli.notifications",
         "Notifications of run events (`notify:` in a job file): list them, test a job's.",
     ),
+    "pause": (
+        "orchestrator.cli.pause",
+        "Pause jobs (all, or by name glob) until resumed.",
+    ),
     "ports": ("orchestrator.cli.ports", "Host ports leased to running jobs."),
+    "resume": (
+        "orchestrator.cli.pause",
+        "Resume paused jobs (all, or by name glob).",
+    ),
     "runs": ("orchestrator.cli.runs", "Run history: list, show, prune."),
     "serve": (
         "orchestrator.cli.serve",

@@ -200,6 +200,13 @@ class JobOperations:
                 summary.append("unchanged")
         return changed
 
+    def set_paused(self, pattern: str, paused: bool) -> tuple[str, ...]:
+        """Pause (or resume) every job whose name matches the glob: the names changed."""
+        with self._audited.audit("jobs.pause" if paused else "jobs.resume", pattern) as summary:
+            changed = self._store.set_jobs_paused(pattern, paused, self._audited.actor)
+            summary.append(", ".join(changed) if changed else "unchanged")
+        return changed
+
     def delete(self, name: str, *, force: bool = False) -> None:
         """The job goes; its run history stays. Refused while others chain to it,
         unless `force`."""

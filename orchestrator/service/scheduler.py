@@ -44,6 +44,7 @@ from orchestrator.service.delivery import DeliveryWorkers, delivery_policy
 from orchestrator.service.health import LoopBeats, write_health_file
 from orchestrator.service.launches import LaunchPool
 from orchestrator.service.observers import Observers
+from orchestrator.service.startup import fire_on_start
 from orchestrator.service.timetable import Timetable
 from orchestrator.settings import DEFAULT_MAX_RUNNING
 from orchestrator.spec import JobSpec
@@ -183,6 +184,8 @@ class SchedulerService:
         self.timetable.sync(self.store, now)
         for job, moment in self.timetable.missed_fires(self.store.last_fires(), now):
             self.claims.put(job, moment, RunTrigger.CATCHUP)
+        window = timedelta(seconds=self.settings.stale_after_seconds)
+        fire_on_start(self.store, self.timetable.specs(), now, window, self.claims.put)
 
     def run_forever(self) -> None:
         """Start, then keep the database and the timetable in step until stop()."""

@@ -47,6 +47,10 @@ class Timetable:
         scheduled = self._jobs.get(name)
         return scheduled.spec if scheduled is not None else None
 
+    def specs(self) -> list[JobSpec]:
+        """The definitions of the jobs enabled (and not paused) here."""
+        return [scheduled.spec for scheduled in self._jobs.values()]
+
     def start(self) -> None:
         self._scheduler.start()
 
@@ -88,11 +92,13 @@ class Timetable:
         its last fire in the history, never from before it was (re-)enabled or changed."""
         missed = []
         for name, scheduled in list(self._jobs.items()):
-            last = last_fires.get(name)
-            if last is None:
-                continue  # a job with no history has missed nothing
-            since = max(last, scheduled.updated_at)
             spec = scheduled.spec
+            last = last_fires.get(name)
+            if last is None and spec.at is None:
+                continue  # a job with no history has missed nothing
+            # A one-shot that never fired has missed its instant if that was after it was
+            # applied; its catch-up policy says whether it still runs (once: its key).
+            since = max(last or scheduled.updated_at, scheduled.updated_at)
             missed += [
                 (name, at) for at in plan_catchup(spec.parsed_schedule, spec.catchup, since, now)
             ]

@@ -33,6 +33,12 @@ from orchestrator.spec.model import (
     SecretSpec,
     VolumeSpec,
 )
+from orchestrator.spec.schedule_words import (
+    at_schedule,
+    canonical_schedule,
+    parse_at,
+    parse_jitter,
+)
 from orchestrator.spec.values import (
     _SECRET_NAME,
     _absolute,
@@ -393,7 +399,7 @@ def _user(value: object) -> str:
 
 
 def _schedule(value: object, timezone: str) -> str:
-    text = " ".join(_string(value, "schedule").split())
+    text = canonical_schedule(" ".join(_string(value, "schedule").split()))
     try:
         parse_schedule(text, timezone)
     except InvalidInputError as error:
@@ -428,9 +434,15 @@ class Field:
 TABLE: dict[str, Field] = {
     "name": Field(lambda v, _: _name(v), required=True),
     "description": Field(lambda v, _: _string(v, "description", allow_empty=True)),
-    "schedule": Field(lambda v, read: _schedule(v, read.get("timezone", "UTC")), required=True),
+    # Required unless `at` is given (_build checks: one of the two).
+    "schedule": Field(lambda v, read: _schedule(v, read.get("timezone", "UTC"))),
     "timezone": Field(lambda v, _: _timezone(v)),
     "image": Field(lambda v, _: _string(v, "image").strip(), required=True),
+    "at": Field(lambda v, _: parse_at(v)),
+    "jitter": Field(
+        lambda v, read: parse_jitter(v, parse_schedule(read["schedule"], read["timezone"]))
+    ),
+    "run_on_start": Field(lambda v, _: _bool(v, "run_on_start")),
     "command": Field(lambda v, _: _argv(v, "command")),
     "entrypoint": Field(lambda v, _: _argv(v, "entrypoint")),
     "working_dir": Field(lambda v, _: _absolute(v, "working_dir")),
@@ -462,7 +474,7 @@ TABLE: dict[str, Field] = {
 FIELDS = tuple(TABLE)
 REQUIRED = tuple(key for key, row in TABLE.items() if row.required)
 # Read before the rest, in this order: the schedule is read in the job's time zone.
-_FIRST = ("name", "timezone", "schedule", "image")
+_FIRST = ("name", "timezone", "schedule", "at", "image")
 _REST = tuple(key for key in TABLE if key not in _FIRST)
 
 
@@ -473,6 +485,7 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
             raise _Problem(key, "is required")
     values: dict[str, Any] = {}
     _read(data, _FIRST, values)
+    _one_timetable(values)
     if data.get("host_network") and data.get("network") is not None:
         raise _Problem("network", "cannot be combined with host_network: true")
     if not _IMAGE_REFERENCE.fullmatch(values["image"]) or len(values["image"]) > 255:
@@ -484,6 +497,19 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
     _read(data, _REST, values)
     _cross_checks(values)
     return JobSpec(**values)
+
+
+def _one_timetable(values: dict[str, Any]) -> None:
+    """`schedule` or `at`, not both; a stored one-shot (`schedule: "@at ..."`) reads back."""
+    if "at" in values and "schedule" in values:
+        raise _Problem("at", "cannot be combined with schedule: give one of the two")
+    if "at" in values:
+        values["schedule"] = at_schedule(values["at"])
+    elif "schedule" not in values:
+        raise _Problem("schedule", "is required (or `at:` for a job that runs once)")
+    elif values["schedule"].lower().startswith("@at "):
+        values["at"] = parse_schedule(values["schedule"]).at  # type: ignore[attr-defined]
+    values.setdefault("timezone", "UTC")
 
 
 def _read(data: Mapping[str, Any], keys: tuple[str, ...], values: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -146,6 +146,10 @@ class JobSpec:
     schedule: str
     image: str
     timezone: str = "UTC"
+    # A one-shot job: `at` is its one fire (and `schedule` reads `@at <at>`).
+    at: datetime | None = None
+    jitter: timedelta | None = None
+    run_on_start: bool = False  # once when the service starts (service/startup.py)
     description: str | None = None
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
@@ -193,7 +197,9 @@ class JobSpec:
 
     @cached_property
     def parsed_schedule(self) -> Schedule:
-        return parse_schedule(self.schedule, self.timezone)
+        from orchestrator.spec.schedule_words import jittered
+
+        return jittered(parse_schedule(self.schedule, self.timezone), self.jitter, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical, JSON-ready form: `parse_job(spec.to_dict()) == spec`."""
@@ -204,6 +210,8 @@ class JobSpec:
             "image": self.image,
         }
         optional: dict[str, Any] = {
+            "jitter": format_duration(self.jitter) if self.jitter else None,
+            "run_on_start": self.run_on_start or None,
             "description": self.description,
             "command": list(self.command) if self.command is not None else None,
             "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,

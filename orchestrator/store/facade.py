@@ -108,13 +108,23 @@ class Store:
         with self.database.session() as session:
             return JobRepository(session).set_enabled(name, enabled)
 
+    def set_jobs_paused(self, pattern: str, paused: bool, actor: str) -> tuple[str, ...]:
+        """The names paused (or resumed); NotFoundError when the glob matches no job."""
+        with self.database.session() as session:
+            return JobRepository(session).set_paused(pattern, paused, actor)
+
+    def claim_start(self, name: str, now: datetime, window: timedelta) -> bool:
+        with self.database.session() as session:
+            return JobRepository(session).claim_start(name, now, window)
+
     def delete_job(self, name: str, *, force: bool = False) -> None:
         with self.database.session() as session:
             JobRepository(session).delete(name, force=force)
 
     def enabled_jobs(self) -> list[JobRecord]:
         with self.database.reading() as session:
-            return [record for record in JobRepository(session).list() if record.enabled]
+            jobs = JobRepository(session).list()
+            return [record for record in jobs if record.enabled and record.paused_at is None]
 
     def jobs_signature(self) -> tuple[object, ...]:
         with self.database.reading() as session:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from orchestrator.errors import JobNotFoundError, RefusedError
+from orchestrator.errors import JobNotFoundError, NotFoundError, RefusedError, quote
 from orchestrator.policies.chains import chaining_to, check_chains
 from orchestrator.policies.columns import SOURCE_LENGTH, fit_tail, fit_text
 from orchestrator.records import ApplyResult, JobListing, JobRecord, RunStatus
@@ -55,6 +56,8 @@ def _record(row: JobRow, last_status: str | None = None) -> JobRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_status=RunStatus(last_status) if last_status else None,
+        paused_at=row.paused_at,
+        paused_by=row.paused_by,
     )
 
 
@@ -147,6 +150,8 @@ class JobRepository:
                 JobRow.created_at,
                 JobRow.updated_at,
                 _latest_status(),
+                JobRow.paused_at,
+                JobRow.paused_by,
             ).order_by(JobRow.name)
         )
         return [JobListing.from_stored(*row) for row in rows]
@@ -179,6 +184,39 @@ class JobRepository:
         row.revision += 1
         row.updated_at = now or datetime.now(UTC)
         return True
+
+    def set_paused(
+        self, pattern: str, paused: bool, actor: str, now: datetime | None = None
+    ) -> tuple[str, ...]:
+        """Pause (or resume) the jobs whose names match the glob; the names changed.
+        Each change bumps the revision, so every scheduler's timetable follows; resuming
+        sets updated_at, so catch-up never reaches back into the pause."""
+        now = now or datetime.now(UTC)
+        changed = []
+        for row in self.session.scalars(select(JobRow).order_by(JobRow.name)):
+            if not fnmatch.fnmatchcase(row.name, pattern) or (row.paused_at is not None) == paused:
+                continue
+            row.paused_at = now if paused else None
+            row.paused_by = fit_text(actor)[:200] if paused else None
+            row.revision += 1
+            row.updated_at = now
+            changed.append(row.name)
+        if not changed and not any(
+            fnmatch.fnmatchcase(name, pattern) for name in self.session.scalars(select(JobRow.name))
+        ):
+            raise NotFoundError(f"no job matches {quote(pattern)}")
+        return tuple(changed)
+
+    def claim_start(self, name: str, now: datetime, window: timedelta) -> bool:
+        """Claim the `run_on_start` fire of a service start: True for one scheduler of
+        those starting within `window` of each other (one conditional UPDATE decides)."""
+        result = self.session.execute(
+            update(JobRow)
+            .where(JobRow.name == name)
+            .where((JobRow.start_fired_at.is_(None)) | (JobRow.start_fired_at < now - window))
+            .values(start_fired_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     def delete(self, name: str, *, force: bool = False) -> None:
         """Delete a job definition (its run history stays). Refused while other jobs

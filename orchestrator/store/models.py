@@ -54,6 +54,11 @@ class JobRow(Base):
     source: Mapped[str | None] = mapped_column(String(SOURCE_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # `orchestrator pause`: state of the database, not of the job's file (apply keeps it).
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The last `run_on_start` fire claimed (service/startup.py).
+    start_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class RunRow(Base):

@@ -26,7 +26,8 @@ LISTING_SQL = """
 SELECT jobs.name, jobs.enabled, jobs.definition, jobs.revision, jobs.source,
        jobs.created_at, jobs.updated_at,
        (SELECT runs.status FROM runs WHERE runs.job_name = jobs.name
-        ORDER BY runs.scheduled_for DESC, runs.id DESC LIMIT 1)
+        ORDER BY runs.scheduled_for DESC, runs.id DESC LIMIT 1),
+       jobs.paused_at, jobs.paused_by
 FROM jobs ORDER BY jobs.name
 """
 
@@ -80,6 +81,19 @@ def job_listing(url: str) -> list[JobListing] | None:
             _utc(created_at),
             _utc(updated_at),
             status,
+            _utc(paused_at) if paused_at else None,
+            paused_by,
         )
-        for name, enabled, definition, revision, source, created_at, updated_at, status in rows
+        for (
+            name,
+            enabled,
+            definition,
+            revision,
+            source,
+            created_at,
+            updated_at,
+            status,
+            paused_at,
+            paused_by,
+        ) in rows
     ]

@@ -14,6 +14,8 @@ EVERY_KEY = {
     "schedule": "*/5 * * * *",
     "timezone": "Europe/Berlin",
     "image": "registry.example.com/team/tool:1.2",
+    "jitter": "30s",
+    "run_on_start": True,
     "command": ["run", "--all"],
     "entrypoint": ["/bin/sh", "-c"],
     "working_dir": "/work",
@@ -56,7 +58,8 @@ def test_the_required_rows_are_the_fields_without_a_default() -> None:
         for field in dataclasses.fields(JobSpec)
         if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
     ]
-    assert set(REQUIRED) == set(no_default) == {"name", "schedule", "image"}
+    # `schedule` may be left out for `at` (a one-shot), which then fills it in.
+    assert set(REQUIRED) | {"schedule"} == set(no_default) == {"name", "schedule", "image"}
 
 
 def test_fields_and_required_come_from_the_table_in_its_order() -> None:
@@ -66,10 +69,10 @@ def test_fields_and_required_come_from_the_table_in_its_order() -> None:
 
 
 def test_every_row_parses_and_comes_back_in_the_canonical_form() -> None:
-    assert set(EVERY_KEY) == set(TABLE)
+    assert set(EVERY_KEY) == set(TABLE) - {"at"}  # instead of schedule: its own test
     spec = parse_job(EVERY_KEY)
     assert parse_job(spec.to_dict()) == spec
     defaults = JobSpec(name="x", schedule="@daily", image="busybox")
     given = {key for key in TABLE if getattr(spec, key) != getattr(defaults, key)}
-    assert given == set(TABLE) - {"host_network"}  # false is its default
+    assert given == set(TABLE) - {"host_network", "at"}  # false is its default
     assert set(spec.to_dict()) <= set(TABLE)
