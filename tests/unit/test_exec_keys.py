@@ -132,3 +132,34 @@ def test_per_job_labels_are_kept_as_text() -> None:
     assert "labels: must be a string, not a boolean (true)" in _refusal(
         {"image": "busybox", "labels": {"x": True}}
     ).replace("labels.x", "labels")
+
+
+@pytest.mark.parametrize(
+    "facts,why",
+    [
+        ({"privileged": True}, "privileged"),
+        ({"holds_socket": True}, "holds the engine's socket"),
+        ({"id": "c0ffee" * 10 + "beef"}, "the scheduler's own container"),
+    ],
+)
+def test_an_exec_into_a_root_equivalent_target_needs_the_grant(
+    facts: dict[str, Any], why: str
+) -> None:
+    from orchestrator.engine import ExecTarget
+    from orchestrator.hostpaths import SelfContainer
+    from orchestrator.policies.safety import UnsafeJobError
+    from orchestrator.runner.exec_run import check_target
+
+    spec = parse_job(
+        {"name": "j", "schedule": "@daily", "kind": "exec", "container": "db", "command": "true"}
+    )
+    target = ExecTarget(**{"id": "ab" * 32, "name": "db", "running": True, **facts})
+    ours = SelfContainer(container_id="c0ffee" * 10 + "beef", how="test")
+    with pytest.raises(UnsafeJobError) as refused:
+        check_target(spec, target, ours, granted=False)
+    assert str(refused.value) == (
+        f"job 'j': exec into container 'db' ({why}) needs the docker_socket grant: "
+        "set ORCHESTRATOR_ALLOW_PRIVILEGED_JOBS=true to allow it"
+    )
+    check_target(spec, target, ours, granted=True)
+    check_target(spec, ExecTarget(id="ab" * 32, name="db", running=True), ours, granted=False)
