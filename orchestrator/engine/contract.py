@@ -58,6 +58,29 @@ class ContainerSpec:
 
 
 @dataclass(frozen=True)
+class ExecTarget:
+    """A container an exec job may run in, with what makes an exec into it a grant."""
+
+    id: str
+    name: str
+    running: bool
+    privileged: bool = False
+    holds_socket: bool = False  # binds the engine's socket, or /run or /var/run
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    """One command to run inside a running container (an exec job's workload). It runs
+    under a small `sh` supervisor there, so that a stop ends it and its children."""
+
+    container_id: str
+    command: Sequence[str]
+    user: str | None = None
+    working_dir: str | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ContainerExit:
     exit_code: int
     oom_killed: bool = False
@@ -123,6 +146,21 @@ class Engine(Protocol):
         ...
 
     def create(self, spec: ContainerSpec) -> Handle: ...
+
+    def exec_target(self, reference: str) -> ExecTarget | None:
+        """The container a name or id names (running or not); None: there is none."""
+        ...
+
+    def exec_targets(self, selector: Mapping[str, str]) -> list[ExecTarget]:
+        """The running containers carrying every label of `selector`, by name."""
+        ...
+
+    def create_exec(self, spec: ExecSpec) -> Handle:
+        """An exec, not yet started; `start`, `wait`, `follow_output`, `output`, `stop`,
+        `kill`, `state` and `remove` take its handle as a container's. Its output is
+        stderr joined to stdout; `stop` ends its whole process group, or raises
+        EngineError saying why it cannot (no `sh` in the container)."""
+        ...
 
     def start(self, handle: Handle) -> None:
         """PortAllocatedError when a host port is taken outside our ledger."""

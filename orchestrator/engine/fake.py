@@ -25,6 +25,8 @@ from orchestrator.engine.contract import (
     ContainerSpec,
     Engine,
     EngineFacts,
+    ExecSpec,
+    ExecTarget,
     Handle,
     ManagedWorkload,
     WorkloadState,
@@ -111,6 +113,8 @@ class FakeEngine:
         self._faults: dict[str, list[_Fault]] = {}
         self._in_flight = 0
         self._removing = 0
+        # Containers that are not ours, for exec jobs: the target and its labels.
+        self._others: dict[str, tuple[ExecTarget, Mapping[str, str]]] = {}
 
     # --- scripting ----------------------------------------------------------------------
 
@@ -118,6 +122,24 @@ class FakeEngine:
         image_id = f"sha256:{abs(hash(reference)):064x}"[:71]
         self.images[reference] = image_id
         return image_id
+
+    def add_container(
+        self, name: str, labels: Mapping[str, str] | None = None, **facts: bool
+    ) -> ExecTarget:
+        """A container not ours, for exec jobs; execs into it run its name's script."""
+        target = ExecTarget(
+            id=hashlib.sha256(name.encode()).hexdigest(), name=name, **{"running": True, **facts}
+        )
+        with self._changed:
+            self._others[name] = (target, dict(labels or {}))
+        return target
+
+    def remove_container(self, name: str) -> None:
+        with self._changed:
+            target, _ = self._others.pop(name)
+            for handle in [h for h, w in self._workloads.items() if w.spec.name == target.id]:
+                self._workloads.pop(handle)
+            self._changed.notify_all()
 
     def script(self, job_or_image: str, script: Script | None = None, **fields: object) -> None:
         """How workloads of this job (or image) behave: `script(job, exit_code=3)`."""
@@ -215,6 +237,44 @@ class FakeEngine:
             with self._changed:
                 handle = f"{next(self._ids):064x}"
                 self._workloads[handle] = _Workload(handle, spec, script)
+            return handle
+        raise AssertionError("unreachable")  # pragma: no cover - _calling returns or raises
+
+    def exec_target(self, reference: str) -> ExecTarget | None:
+        self._call("exec_target")
+        with self._changed:
+            for target, _ in self._others.values():
+                if reference in (target.name, target.id) or (
+                    len(reference) >= 12 and target.id.startswith(reference)
+                ):
+                    return target
+        return None
+
+    def exec_targets(self, selector: Mapping[str, str]) -> list[ExecTarget]:
+        self._call("exec_targets")
+        with self._changed:
+            return sorted(
+                (
+                    target
+                    for target, labels in self._others.values()
+                    if target.running and all(labels.get(k) == v for k, v in selector.items())
+                ),
+                key=lambda target: target.name,
+            )
+
+    def create_exec(self, spec: ExecSpec) -> Handle:
+        with self._calling("create"):
+            with self._changed:
+                found = [t for t, _ in self._others.values() if t.id == spec.container_id]
+                if not found:
+                    raise ContainerGoneError(f"container {spec.container_id[:12]} is gone")
+                if not found[0].running:
+                    raise EngineError(f"container {found[0].name} is not running")
+                script = self._scripts.get(found[0].name) or self.default_script
+                handle = f"exec:{next(self._ids):060x}"
+                # The exec's spec, in the workload's record: its name holds the target.
+                workload_spec = ContainerSpec(name=spec.container_id, image="", labels={})
+                self._workloads[handle] = _Workload(handle, workload_spec, script)
             return handle
         raise AssertionError("unreachable")  # pragma: no cover - _calling returns or raises
 

@@ -55,6 +55,7 @@ def container_spec(
         name=name,
         image=image_id,
         labels={
+            **dict(spec.labels),
             **dict(extra_labels),
             MANAGED_LABEL: "true",
             JOB_LABEL: spec.name,

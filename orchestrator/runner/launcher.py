@@ -32,6 +32,12 @@ from orchestrator.policies import chains, notify_events
 from orchestrator.policies.columns import REASON_LENGTH, fit_head, fit_text
 from orchestrator.policies.retries import plan_retry
 from orchestrator.records import NewRun, RunRecord, RunStatus, RunTrigger
+from orchestrator.runner.exec_run import (
+    EXIT_NO_TARGET,
+    ExecTargetError,
+    describe_target,
+    start_exec,
+)
 from orchestrator.runner.following import Follower, OutputSink
 from orchestrator.runner.heartbeats import Heartbeats
 from orchestrator.runner.identity import make_owner_id
@@ -41,6 +47,7 @@ from orchestrator.runner.secretfiles import SecretUnavailableError, load_launch_
 from orchestrator.runner.starting import ContainerStarter
 from orchestrator.runner.timers import Timers
 from orchestrator.spec import JobSpec
+from orchestrator.spec.model import JobKind
 from orchestrator.store.facade import Store
 
 log = logging.getLogger(__name__)
@@ -335,11 +342,29 @@ class RunLauncher:
         finally:
             self._clean_up(run.id, [container_id])
 
-    def _launch(self, run: RunRecord, spec: JobSpec, created: list[str]) -> Launched:
+    def _launch(self, run: RunRecord, spec: JobSpec, created: list[str]) -> Launched | RunRecord:
+        if spec.kind is JobKind.EXEC:
+            return self._launch_exec(run, spec, created)
         started = self.starter.start(run, spec, created)
         started_at = self.clock()
         masker = OutputMasker(started.masked)
         return Launched(run, spec, started.handle, masker, started_at, started.ports, created)
+
+    def _launch_exec(
+        self, run: RunRecord, spec: JobSpec, created: list[str]
+    ) -> Launched | RunRecord:
+        try:
+            with self.engine_calls:
+                started = start_exec(self.engine, run, spec, self.settings, self.where, created)
+        except ExecTargetError as error:
+            return self._finish(
+                run.id, RunStatus.FAILED, spec, exit_code=EXIT_NO_TARGET, error=str(error)
+            )
+        if not self._record_container(run.id, started.handle, describe_target(started.target)):
+            self.engine.kill(started.handle)
+            raise TakenOverError(f"run {run.id} was adopted by another scheduler")
+        masker = OutputMasker(started.masked)
+        return Launched(run, spec, started.handle, masker, self.clock(), {}, created)
 
     def _mark_running(self, launched: Launched) -> bool:
         """Record the run's start (in its follower: a launch slot spent a fifth of its

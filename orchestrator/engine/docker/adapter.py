@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from functools import partial
-from typing import Any
+from typing import Any, Self
 
 import docker
 import requests
@@ -24,7 +24,6 @@ from docker.types import LogConfig, Mount
 from orchestrator.engine.contract import (
     ContainerExit,
     ContainerSpec,
-    Engine,
     EngineFacts,
     Handle,
     ManagedWorkload,
@@ -83,7 +82,7 @@ class DockerEngine:
         self._image_ids: dict[str, tuple[str, float]] = {}  # reference -> (id, when asked)
 
     @classmethod
-    def from_env(cls, *, timeout: int = 60, max_pool_size: int = 32) -> DockerEngine:
+    def from_env(cls, *, timeout: int = 60, max_pool_size: int = 32) -> Self:
         """Connect as DOCKER_HOST (or the local socket) says; fail with one clear line."""
         try:
             client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
@@ -572,7 +571,3 @@ def _split_reference(reference: str) -> tuple[str, str | None]:
     if name and "/" not in tag:
         return name, tag
     return reference, "latest"
-
-
-def _conforms(engine: DockerEngine) -> Engine:
-    return engine  # mypy checks that the adapter keeps the contract
