@@ -11,7 +11,7 @@ Finding our own container (and its mount table) is orchestrator.engine.selfconta
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import HostPathError as HostPathError
@@ -44,6 +44,9 @@ class MountPlan:
     # A job's own bind, its source checked by the policy: pinned until the engine
     # mounts it (orchestrator.runner.pinning).
     checked: bool = False
+    # A bind's source as the scheduler sees it: (the root of the mount it lies on, the
+    # path), for the writable-parent rule where it cannot be pinned.
+    seen_at: tuple[str, str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,8 @@ def _translate_one(
     rest = _rest(destination, requested)
     read_only = read_only or mount.read_only
     if mount.type == "bind":
-        return MountPlan("bind", _join(mount.source, rest), target, read_only)
+        seen_at = (destination, requested)
+        return MountPlan("bind", _join(mount.source, rest), target, read_only, seen_at=seen_at)
     if mount.type == "volume":
         if not rest:
             return MountPlan("volume", mount.source, target, read_only)
@@ -163,7 +167,8 @@ def translate_volume(
         return [MountPlan("volume", volume.source, volume.target, volume.read_only)]
     requested = _normal(volume.source)
     if not where.in_container:
-        return [MountPlan("bind", requested, volume.target, volume.read_only)]
+        seen_at = ("/", requested)
+        return [MountPlan("bind", requested, volume.target, volume.read_only, seen_at=seen_at)]
     plans = [
         _translate_one(
             covering_mount(where.mounts, requested),

@@ -71,6 +71,9 @@ ALLOWED_HOST_PATHS: Setting[str] = Setting(
     "Host directories that jobs' bind mounts must lie in (comma-separated; "
     "empty: any directory but /).",
 )
+# Bind sources the scheduler cannot pin (policies/unpinned_binds.py): `check` refuses
+# one a non-root user could swap for a link; `allow` accepts that risk. Environment only.
+UNPINNED_BINDS: Setting[str] = Setting("unpinned-binds", "ORCHESTRATOR_UNPINNED_BINDS", "check", "")
 # Networks jobs may join (comma-separated; see policies/networks.py). Environment only.
 ALLOWED_NETWORKS: Setting[str] = Setting(
     "allowed-networks", "ORCHESTRATOR_ALLOWED_NETWORKS", "", ""
@@ -245,6 +248,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     OUTPUT_LIMIT,
     KEEP_CONTAINERS,
     ALLOWED_HOST_PATHS,
+    UNPINNED_BINDS,
     ALLOWED_NETWORKS,
     ALLOWED_VOLUMES,
     SECRETS_DIR,
@@ -309,6 +313,7 @@ ADOPT_AFTER_ENV = ADOPT_AFTER.env
 DEFAULT_ADOPT_AFTER = ADOPT_AFTER.default
 ALLOWED_HOST_PATHS_ENV = ALLOWED_HOST_PATHS.env
 ALLOWED_NETWORKS_ENV = ALLOWED_NETWORKS.env
+UNPINNED_BINDS_ENV = UNPINNED_BINDS.env
 ALLOWED_VOLUMES_ENV = ALLOWED_VOLUMES.env
 SECRETS_DIR_ENV = SECRETS_DIR.env
 DEFAULT_SECRETS_DIR = SECRETS_DIR.default

@@ -50,6 +50,7 @@ class AppContext:
     notify_allowed_hosts: str = ""
     # As the environment gives them (env-only settings), checked by check_settings.
     allow_low_ports: str | None = None
+    unpinned_binds: str | None = None
     default_pids_limit: str | None = None
     _database: Database | None = field(default=None, repr=False)
     _checked: bool = False
@@ -161,6 +162,7 @@ class AppContext:
         )
         return dict(
             allow_low_ports=_flag(self.allow_low_ports, settings.ALLOW_LOW_PORTS_ENV),
+            allow_unpinned_binds=_unpinned_binds(self.unpinned_binds),
             default_pids_limit=_pids_limit(self.default_pids_limit),
             service_files=self._service_files(),
             secret_grants=parse_grants(self.secret_grants),
@@ -248,6 +250,15 @@ def _flag(text: str | None, env: str) -> bool:
     if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         raise InvalidInputError(f"{env}: {quote(text)} is not true or false")
     return value in ("true", "1", "yes", "on")
+
+
+def _unpinned_binds(text: str | None) -> bool:
+    """ORCHESTRATOR_UNPINNED_BINDS: whether binds that cannot be pinned go unchecked."""
+    value = (text or settings.UNPINNED_BINDS.default).strip().lower()
+    if value not in ("check", "allow"):
+        env = settings.UNPINNED_BINDS_ENV
+        raise InvalidInputError(f"{env}: {quote(text)} is not check or allow")
+    return value == "allow"
 
 
 def _pids_limit(text: str | None) -> int | None:

@@ -168,6 +168,7 @@ def cli(
         default_notify=os.environ.get(settings.NOTIFY.env) or None,
         notify_allowed_hosts=os.environ.get(settings.NOTIFY_ALLOWED_HOSTS.env, ""),
         allow_low_ports=os.environ.get(settings.ALLOW_LOW_PORTS_ENV),
+        unpinned_binds=os.environ.get(settings.UNPINNED_BINDS_ENV),
         default_pids_limit=os.environ.get(settings.DEFAULT_PIDS_LIMIT_ENV),
         secret_grants=os.environ.get(settings.SECRET_GRANTS_ENV),
     )

@@ -31,6 +31,8 @@ class LaunchSettings:
     allow_privileged_jobs: bool = False
     # Jobs may pin host ports below 1024 (policies/hostports.py).
     allow_low_ports: bool = False
+    # Binds the scheduler cannot pin go to the engine unchecked (policies/unpinned_binds.py).
+    allow_unpinned_binds: bool = False
     # The pids limit of a job container whose job sets none (None: no limit).
     default_pids_limit: int | None = DEFAULT_PIDS_LIMIT.default
     # Host directories that bind sources must lie in (empty: anywhere but /).

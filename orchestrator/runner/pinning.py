@@ -14,9 +14,9 @@ launch is refused), and that directory's mount is cloned from the open descripto
 path, which nobody but root can change, and mounts exactly what was checked; the clone
 is detached once the container has started (the container keeps its own mount).
 
-Elsewhere (the scheduler in a container, without CAP_SYS_ADMIN) sources go to the
-engine as checked, and the window between the check and the start stays open: keep the
-parents of the host directories jobs use writable by root only.
+Elsewhere (the scheduler in a container, as non-root) the engine gets the sources as
+checked, and each must pass the writable-parent rule first (orchestrator.runner.unpinned:
+only root could swap it), unless ORCHESTRATOR_UNPINNED_BINDS=allow.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from pathlib import Path
 
 from orchestrator.errors import UnsafeJobError
 from orchestrator.hostpaths import MountPlan, SelfContainer
+from orchestrator.runner.unpinned import check_unchanged, check_unpinned
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +96,29 @@ class BindPinner:
     """Pins the checked bind sources of one launch (see the module doc)."""
 
     def __init__(
-        self, where: SelfContainer, engine_socket: str | None, root: str = PIN_ROOT
+        self,
+        where: SelfContainer,
+        engine_socket: str | None,
+        root: str = PIN_ROOT,
+        *,
+        allow_unpinned: bool = False,
     ) -> None:
         self.enabled = can_pin(where, engine_socket)
         self.root = root
+        self.allow_unpinned = allow_unpinned
 
     @contextmanager
     def pinned(self, job: str, plans: Sequence[MountPlan]) -> Iterator[list[MountPlan]]:
         """`plans` with each checked bind's source replaced by its pin, for as long as
         the block runs (the container's create and start)."""
-        if not self.enabled or not any(plan.checked for plan in plans):
+        if not any(plan.checked for plan in plans):
             yield list(plans)
             return
         cleanup = ExitStack()
+        result: list[MountPlan] | None = None
         try:
-            result = self._pin_all(job, plans, cleanup)
+            if self.enabled:
+                result = self._pin_all(job, plans, cleanup)
         except UnsafeJobError:  # a PermissionError, so an OSError: never a reason to give up
             cleanup.close()
             raise
@@ -119,13 +128,20 @@ class BindPinner:
                 raise UnsafeJobError(
                     f"job {job!r}: volumes: its host paths cannot be pinned for the engine: {error}"
                 ) from None
-            self._give_up(error)  # no open_tree here, or no right to mount: as checked
-            result = list(plans)
+            self._give_up(error)  # no open_tree here, or no right to mount: unpinned
         except BaseException:
             cleanup.close()
             raise
-        with cleanup:
-            yield result
+        if result is not None:
+            with cleanup:
+                yield result
+            return
+        if self.allow_unpinned:
+            yield list(plans)
+            return
+        walked = check_unpinned(job, plans)
+        yield list(plans)
+        check_unchanged(job, walked)  # the container started: what it got is still ours
 
     def _pin_all(self, job: str, plans: Sequence[MountPlan], cleanup: ExitStack) -> list[MountPlan]:
         base = self._launch_dir()
@@ -186,7 +202,7 @@ class BindPinner:
             _call(_libc().umount2(at.encode(), MNT_DETACH | UMOUNT_NOFOLLOW), "umount2")
 
     def _give_up(self, error: OSError) -> None:
-        log.warning("bind sources cannot be pinned here (%s): given as checked", error)
+        log.warning("bind sources cannot be pinned here (%s): held to the parents rule", error)
         self.enabled = False
 
 

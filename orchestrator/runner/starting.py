@@ -107,7 +107,11 @@ class ContainerStarter:
             guarded_volumes=tuple(m.source for m in self.where.mounts if m.type == "volume"),
             project=self.where.project,
         )
-        self.pinner = BindPinner(self.where, self.settings.engine_socket)
+        self.pinner = BindPinner(
+            self.where,
+            self.settings.engine_socket,
+            allow_unpinned=self.settings.allow_unpinned_binds,
+        )
 
     def start(self, run: RunRecord, spec: JobSpec, created: list[str]) -> Started:
         """Prepare and start the run's container. Every container made is appended to

@@ -77,6 +77,11 @@ def test_a_bad_pids_limit_in_a_job_is_one_line(
             "maybe",
             "ORCHESTRATOR_ALLOW_LOW_PORTS: 'maybe' is not true or false",
         ),
+        (
+            "ORCHESTRATOR_UNPINNED_BINDS",
+            "yes",
+            "ORCHESTRATOR_UNPINNED_BINDS: 'yes' is not check or allow",
+        ),
     ],
 )
 def test_bad_containment_settings_are_one_line(
