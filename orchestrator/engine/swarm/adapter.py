@@ -128,9 +128,9 @@ class SwarmEngine(DockerEngine):
         for plan in spec.mounts:
             if plan.type == "bind" and not spec.bind_on_every_node:
                 raise EngineError(
-                    f"bind mount {plan.source} -> {plan.target} is refused on the swarm "
-                    "backend: another node has not this host's paths (say "
-                    "bind_on_every_node: true if every node has it)"
+                    f"the bind of a host path to {plan.target} is refused on the swarm "
+                    "backend: the task may run on a node without this host's paths (the "
+                    "job may say bind_on_every_node: true when every node has them)"
                 )
         entrypoint, command = spec.entrypoint, spec.command
         if spec.merge_output:
