@@ -13,6 +13,7 @@ not a service (images, volumes, networks, facts) is DockerEngine's, on the manag
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 import uuid
@@ -368,8 +369,10 @@ class SwarmEngine(DockerEngine):
                     break
             done.wait(POLL_SECONDS * 2)
         done.set()
+        # Closing the response from here does not wake a blocked read; shutting its
+        # socket down does (the read then ends as the stream's end).
         with suppress(Exception):
-            response.raw._fp.close()
+            response.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
         with suppress(Exception):
             response.close()
 
