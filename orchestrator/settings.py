@@ -240,6 +240,15 @@ DEFAULT_PIDS_LIMIT: Setting[int] = Setting(
     "default-pids-limit", "ORCHESTRATOR_DEFAULT_PIDS_LIMIT", 1024, ""
 )
 
+# Where runs go: docker (containers on this engine) or swarm (replicated-job services on
+# the swarm this engine manages; engine/swarm). Environment only.
+BACKEND: Setting[str] = Setting("backend", "ORCHESTRATOR_BACKEND", "docker", "")
+BACKENDS = ("docker", "swarm")
+# How long a Swarm task may stay unplaced (no node fits, image missing) before its run fails.
+SWARM_PENDING_TIMEOUT: Setting[str] = Setting(
+    "swarm-pending-timeout", "ORCHESTRATOR_SWARM_PENDING_TIMEOUT", "5m", ""
+)
+
 SETTINGS: tuple[Setting[Any], ...] = (
     DATABASE_URL,
     PORT_RANGE,
@@ -247,6 +256,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     CONTAINER_ID,
     OUTPUT_LIMIT,
     KEEP_CONTAINERS,
+    BACKEND,
+    SWARM_PENDING_TIMEOUT,
     ALLOWED_HOST_PATHS,
     UNPINNED_BINDS,
     ALLOWED_NETWORKS,

@@ -20,12 +20,13 @@ status=0
 if [ "$#" = 0 ]; then
   # Two stages: the independent tests in parallel (one file per worker, so a file's
   # service and fixtures stay together), then alone the tests marked `serial`: they
-  # restart the engine or the database, or measure time.
+  # restart the engine or the database, or measure time (and `swarm`: they make the
+  # engine a swarm).
   echo "-- pytest (parallel stage)"
-  "$bin/pytest" -n 2 --dist loadfile -m "not serial" || status=$?
+  "$bin/pytest" -n 2 --dist loadfile -m "not serial and not swarm" || status=$?
   if [ "$status" = 0 ]; then
     echo "-- pytest (serial stage)"
-    "$bin/pytest" -m serial || status=$?
+    "$bin/pytest" -m "serial or swarm" || status=$?
   fi
 else
   echo "-- pytest"

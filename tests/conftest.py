@@ -17,7 +17,7 @@ from orchestrator.cli.main import cli
 from orchestrator.store import migrations
 from orchestrator.store.database import Database, normalise_url
 
-pytest_plugins = ["tests.support.engines"]
+pytest_plugins = ["tests.support.engines", "tests.support.swarm"]
 
 POSTGRES_URL_ENV = "ORCHESTRATOR_TEST_POSTGRES_URL"
 

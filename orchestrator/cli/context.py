@@ -91,7 +91,15 @@ class AppContext:
         if self._engine is None:
             from orchestrator.engine import DockerEngine
 
-            self._engine = DockerEngine.from_env(max_pool_size=connections)
+            backend, pending = backend_settings()
+            if backend == "swarm":
+                from orchestrator.engine.swarm import SwarmEngine
+
+                self._engine = SwarmEngine.from_env(
+                    max_pool_size=connections, pending_timeout=pending
+                )
+            else:
+                self._engine = DockerEngine.from_env(max_pool_size=connections)
         return self._engine
 
     def where(self) -> SelfContainer:
@@ -104,6 +112,7 @@ class AppContext:
 
     def check_settings(self) -> None:
         """Refuse bad settings before a command does anything (exit 2, one line)."""
+        backend_settings()
         self._launch_values()
 
     def launch_settings(self) -> LaunchSettings:
@@ -299,3 +308,25 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (OSError, KeyError):  # no name for this uid (a container's arbitrary user)
         return f"cli:uid {os.getuid()}"
+
+
+def backend_settings() -> tuple[str, float]:
+    """ORCHESTRATOR_BACKEND and ORCHESTRATOR_SWARM_PENDING_TIMEOUT (seconds), checked."""
+    import os
+
+    from orchestrator.units import parse_duration
+
+    backend = os.environ.get(settings.BACKEND.env, "").strip() or settings.BACKEND.default
+    if backend not in settings.BACKENDS:
+        raise InvalidInputError(
+            f"{settings.BACKEND.env}: {quote(backend)} is not a backend "
+            f"(one of {', '.join(settings.BACKENDS)})"
+        )
+    text = os.environ.get(settings.SWARM_PENDING_TIMEOUT.env, "").strip()
+    try:
+        pending = parse_duration(text or settings.SWARM_PENDING_TIMEOUT.default).total_seconds()
+    except InvalidInputError as error:
+        raise InvalidInputError(f"{settings.SWARM_PENDING_TIMEOUT.env}: {error}") from None
+    if pending <= 0:
+        raise InvalidInputError(f"{settings.SWARM_PENDING_TIMEOUT.env}: must be more than 0")
+    return backend, pending

@@ -52,6 +52,13 @@ def _print(report: dict[str, Any]) -> None:
             continue
         if name == "engine":
             click.echo(f"engine: ok, Docker {section['version']} (API {section['api_version']})")
+        elif name == "backend":
+            click.echo(f"backend: ok, {section['backend']}")
+            for node in section.get("nodes", []):
+                click.echo(
+                    f"  node {node['name']} ({node['role']}): {node['state']}, "
+                    f"availability {node['availability']}"
+                )
         elif name == "location":
             if section["in_container"]:
                 click.echo(

@@ -55,6 +55,13 @@ class ContainerSpec:
     # stderr joined to stdout, so the output keeps the order it was written in, where
     # the image allows it (see orchestrator.engine.docker.merging).
     merge_output: bool = False
+    # The Swarm backend's alone (the Docker backend has no use for them).
+    constraints: Sequence[str] = ()
+    preferences: Sequence[str] = ()  # spread over a node label, e.g. node.labels.zone
+    cpus_reserved: float | None = None
+    memory_reserved: int | None = None
+    port_mode: str = "ingress"  # ingress (the routing mesh) | host (the task's node)
+    bind_on_every_node: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import EngineError, OrchestratorError
 from orchestrator.operations.context import Backends
 
 # A health file older than this belongs to a service that is not running (any more).
@@ -57,6 +57,7 @@ def doctor_report(backends: Backends, health_file: Path | None = None) -> dict[s
 
     _check(report, "engine", engine)
     if report["engine"]["ok"]:
+        _check(report, "backend", lambda: backend_report(backends))
         _check(report, "location", where)
     _check(report, "database", database)
     if report["database"]["ok"]:
@@ -65,6 +66,20 @@ def doctor_report(backends: Backends, health_file: Path | None = None) -> dict[s
     if report["engine"]["ok"] and report["database"]["ok"]:
         _check(report, "port_pool", lambda: pool_report(backends))
     return {"ok": all(section["ok"] for section in report.values()), **report}
+
+
+def backend_report(backends: Backends) -> dict[str, Any]:
+    """Which backend runs the jobs; on Swarm, the nodes, and that we are on a manager."""
+    swarm_facts = getattr(backends.engine(), "swarm_facts", None)
+    if swarm_facts is None:
+        return {"backend": "docker"}
+    facts: dict[str, Any] = swarm_facts()
+    if not facts["manager"]:
+        raise EngineError(
+            f"the swarm backend needs a swarm manager, and this engine is not one (swarm "
+            f"state: {facts['state'] or 'none'}): run the scheduler on a manager node"
+        )
+    return {"backend": "swarm", "nodes": facts["nodes"]}
 
 
 def pool_report(backends: Backends) -> dict[str, Any]:

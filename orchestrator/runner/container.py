@@ -77,4 +77,7 @@ def container_spec(
         host_network=spec.host_network,
         host_pid=spec.host_pid,
         merge_output=True,
+        constraints=spec.placement.constraints,
+        preferences=spec.placement.preferences,
+        bind_on_every_node=spec.bind_on_every_node,
     )

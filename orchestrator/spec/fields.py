@@ -42,6 +42,7 @@ from orchestrator.spec.schedule_words import (
     parse_at,
     parse_jitter,
 )
+from orchestrator.spec.swarm_keys import parse_placement
 from orchestrator.spec.values import (
     _SECRET_NAME,
     _absolute,
@@ -472,6 +473,8 @@ TABLE: dict[str, Field] = {
     "host_network": Field(lambda v, _: _bool(v, "host_network")),
     "host_pid": Field(lambda v, _: _bool(v, "host_pid")),
     "docker_socket": Field(lambda v, _: _bool(v, "docker_socket")),
+    "placement": Field(lambda v, _: parse_placement(v)),
+    "bind_on_every_node": Field(lambda v, _: _bool(v, "bind_on_every_node")),
     "enabled": Field(lambda v, _: _bool(v, "enabled")),
     "kind": Field(lambda v, _: _choice(v, "kind", JobKind)),
     "container": Field(lambda v, _: exec_keys.container_ref(v)),

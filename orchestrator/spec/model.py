@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from orchestrator.schedule import Schedule, parse_schedule
+from orchestrator.spec.swarm_keys import Placement
 from orchestrator.units import format_duration, format_size
 
 # Environment names whose values are masked wherever a definition is shown.
@@ -192,6 +193,9 @@ class JobSpec:
     host_network: bool = False
     host_pid: bool = False
     docker_socket: bool = False  # mount the engine's socket at /var/run/docker.sock
+    # The Swarm backend's: which nodes may take the task; binds allowed as on every node.
+    placement: Placement = field(default_factory=Placement)
+    bind_on_every_node: bool = False
     enabled: bool = True
     kind: JobKind = JobKind.RUN
     container: str | None = None  # an exec's target: a name or id...
@@ -273,7 +277,10 @@ class JobSpec:
             "host_network": self.host_network,
             "host_pid": self.host_pid,
             "docker_socket": self.docker_socket,
+            "bind_on_every_node": self.bind_on_every_node,
         }
+        if self.placement.to_dict():
+            data["placement"] = self.placement.to_dict()
         data.update({name: True for name, wanted in flags.items() if wanted})
         data["enabled"] = self.enabled
         if self.kind is JobKind.EXEC:

@@ -135,6 +135,11 @@ SAFE_FIELDS = {
     "cpus",
     "pids_limit",  # a limit: fewer processes, never more
     "merge_output",  # the same program, through the image's own /bin/sh
+    "constraints",  # Swarm: which nodes may take the task, never what it may do there
+    "preferences",
+    "cpus_reserved",  # Swarm: reservations, a share asked of the node
+    "memory_reserved",
+    "port_mode",  # Swarm: the same leased port, on the mesh or on the task's node
 }
 GATED_FIELDS = {
     "mounts": "check_launch: sockets, /, allow-list; symlinks resolved",
@@ -142,6 +147,8 @@ GATED_FIELDS = {
     "privileged": "privileged",
     "host_network": "host_network",
     "host_pid": "host_pid",
+    # Swarm: binds pass only with it, and still through check_launch on this node.
+    "bind_on_every_node": "the Swarm backend refuses binds without it",
 }
 
 

@@ -41,6 +41,8 @@ EVERY_KEY = {
     "host_network": False,
     "host_pid": True,
     "docker_socket": True,
+    "placement": {"constraints": ["node.role==worker"], "preferences": ["node.labels.zone"]},
+    "bind_on_every_node": True,
     "enabled": False,
     "labels": {"team": "data"},
 }

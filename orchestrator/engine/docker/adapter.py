@@ -267,6 +267,11 @@ class DockerEngine:
     # --- containers -------------------------------------------------------------------
 
     def create(self, spec: ContainerSpec) -> str:
+        if spec.constraints or spec.preferences:
+            raise EngineError(
+                "placement is for the swarm backend, and this run is on the docker "
+                "backend: drop the job's placement or set ORCHESTRATOR_BACKEND=swarm"
+            )
         mounts = [
             Mount(
                 target=plan.target,

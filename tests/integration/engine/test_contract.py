@@ -25,7 +25,11 @@ from orchestrator.engine.fake import FakeEngine, Script
 from orchestrator.spec import PullPolicy
 from tests.support.engines import JOB_IMAGE
 
-KINDS = ["fake", pytest.param("docker", marks=pytest.mark.docker)]
+KINDS = [
+    "fake",
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("swarm", marks=[pytest.mark.docker, pytest.mark.swarm]),
+]
 
 
 class Stage:
@@ -80,8 +84,15 @@ def stage(request: pytest.FixtureRequest) -> Iterator[Stage]:
         yield Stage(FakeEngine(), "fake", {})
         return
     from orchestrator.engine import DockerEngine
+    from orchestrator.engine.swarm import SwarmEngine
 
-    labels: dict[str, str] = request.getfixturevalue("test_label")  # removes what we made
+    if request.param == "swarm":
+        labels: dict[str, str] = request.getfixturevalue("swarm_label")
+        swarm = SwarmEngine.from_env(pending_timeout=20)
+        yield Stage(swarm, "docker", labels)
+        swarm.close()
+        return
+    labels = request.getfixturevalue("test_label")  # removes what we made
     engine = DockerEngine.from_env()
     yield Stage(engine, "docker", labels)
     engine.close()
