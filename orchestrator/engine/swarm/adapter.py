@@ -17,10 +17,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from functools import partial
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import requests
 from docker.auth import encode_header
@@ -46,6 +46,7 @@ from orchestrator.engine.contract import (
     WorkloadState,
 )
 from orchestrator.engine.docker.adapter import DockerEngine
+from orchestrator.engine.docker.execs import EXEC_PREFIX, ExecEngine
 from orchestrator.engine.docker.logstream import LOG_BLOCK_BYTES, demultiplex, follow_then_reread
 from orchestrator.engine.docker.merging import merged
 from orchestrator.engine.docker.translate import _engine_error, _reason, _translated
@@ -59,6 +60,9 @@ from orchestrator.errors import (
 from orchestrator.labels import JOB_LABEL, LAUNCH_LABEL, MANAGED_LABEL, RUN_LABEL
 from orchestrator.spec import PullPolicy
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 DEFAULT_PENDING_TIMEOUT = 300.0
 POLL_SECONDS = 0.2
 # Task states (swarmkit's): before it runs, while it runs, and its ends.
@@ -69,8 +73,26 @@ PORTS_LABEL = "orchestrator.swarm.ports"
 _PORT_IN_USE = re.compile(r"port '?(?P<port>\d+)'? is already in use")
 
 
-class SwarmEngine(DockerEngine):
-    """The engine contract on a Swarm manager: runs are replicated-job services."""
+def _or_exec(
+    method: Callable[Concatenate[SwarmEngine, Handle, _P], _R],
+) -> Callable[Concatenate[SwarmEngine, Handle, _P], _R]:
+    """An exec job's handle (a command in a container on this manager) goes to the
+    Docker adapter's exec workloads; a service's to the method."""
+    name = method.__name__
+
+    def either(self: SwarmEngine, handle: Handle, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if handle.startswith(EXEC_PREFIX):
+            result: _R = getattr(ExecEngine, name)(self, handle, *args, **kwargs)
+            return result
+        return method(self, handle, *args, **kwargs)
+
+    either.__name__ = name
+    return either
+
+
+class SwarmEngine(ExecEngine):
+    """The engine contract on a Swarm manager: runs are replicated-job services (exec
+    jobs run in containers of this manager, as on the docker backend)."""
 
     def __init__(self, client: Any, pending_timeout: float = DEFAULT_PENDING_TIMEOUT) -> None:
         super().__init__(client)
@@ -204,6 +226,7 @@ class SwarmEngine(DockerEngine):
             raise _engine_error(f"cannot create a service for {spec.image!r}", error) from None
         return str(created["ID"])
 
+    @_or_exec
     def start(self, handle: Handle) -> None:
         """One completion asked; returns once the task runs (or already ended)."""
         try:
@@ -270,6 +293,7 @@ class SwarmEngine(DockerEngine):
             raise _engine_error("inspecting the service", error) from None
         return found
 
+    @_or_exec
     def wait(self, handle: Handle, timeout: float | None) -> ContainerExit | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -285,6 +309,7 @@ class SwarmEngine(DockerEngine):
                 return None
             time.sleep(POLL_SECONDS)
 
+    @_or_exec
     def state(self, handle: Handle) -> WorkloadState | None:
         ended = self._ended.get(handle)
         if ended is not None:
@@ -304,13 +329,16 @@ class SwarmEngine(DockerEngine):
             return WorkloadState("exited", False, _exit_of(task).exit_code)
         return WorkloadState("running", True)
 
+    @_or_exec
     def is_running(self, handle: Handle) -> bool:
         state = self.state(handle)
         return state is not None and state.running
 
+    @_or_exec
     def output(self, handle: Handle) -> Iterator[bytes]:
         return self.logs(handle, follow=False)
 
+    @_or_exec
     def follow_output(self, handle: Handle) -> Iterator[bytes]:
         return follow_then_reread(partial(self.logs, handle), partial(self._await_stop, handle))
 
@@ -380,9 +408,11 @@ class SwarmEngine(DockerEngine):
         with suppress(EngineError):
             self.wait(handle, seconds)
 
+    @_or_exec
     def stop(self, handle: Handle, grace_seconds: int = 10) -> None:
         self._signal(handle, partial(self.api.stop, timeout=grace_seconds), 143)
 
+    @_or_exec
     def kill(self, handle: Handle) -> None:
         self._signal(handle, self.api.kill, 137)
 
@@ -411,6 +441,7 @@ class SwarmEngine(DockerEngine):
         self._ended[handle] = ContainerExit(exit_code, error="removed with its service")
         self.remove(handle)
 
+    @_or_exec
     def remove(self, handle: Handle) -> None:
         try:
             self.api.remove_service(handle)
@@ -419,6 +450,7 @@ class SwarmEngine(DockerEngine):
         except (APIError, requests.RequestException) as error:
             raise _engine_error("removing the service", error) from None
 
+    @_or_exec
     def discard_unstarted(self, handle: Handle) -> bool:
         info = self._exists(handle)
         if info is None:
