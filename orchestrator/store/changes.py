@@ -32,6 +32,7 @@ from orchestrator.store.models import NotificationRow, RunRow
 log = logging.getLogger(__name__)
 
 CHANNEL = "orchestrator_changes"
+KEEPALIVE_SECONDS = 15.0
 
 
 class ChangeFeed:
@@ -45,6 +46,7 @@ class ChangeFeed:
         self._thread: threading.Thread | None = None
         # True while changes are heard (LISTEN, data_version), False while polled.
         self.listening = False
+        self.lost = 0  # how many times the listening connection was lost
 
     def generation(self) -> int:
         with self._changed:
@@ -71,6 +73,9 @@ class ChangeFeed:
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
     def _watch(self) -> None:
         """A poll: what a feed does when it cannot hear changes."""
@@ -134,7 +139,11 @@ class PostgresFeed(ChangeFeed):
             autocommit=True,
             **options,
         )
-        connection.execute(f"LISTEN {CHANNEL}")
+        try:
+            connection.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def _watch(self) -> None:
@@ -161,24 +170,28 @@ class PostgresFeed(ChangeFeed):
                     log.warning("lost the LISTEN connection: %s (polling)", _first_line(error))
             finally:
                 self.listening = False
+                self.lost += 1
                 with contextlib.suppress(Exception):
                     connection.close()
             self.bump()
 
     def _listen(self, connection: Any) -> None:
+        quiet_since = time.monotonic()
         while not self._stopping.is_set():
-            # A timeout now and then: to see stop(), and to find a dead server out (the
-            # keep-alive query fails on a connection the server dropped).
+            # A timeout each second, to see stop(); a keep-alive query now and then finds
+            # out a connection the server dropped without a word.
             heard = False
-            for _ in connection.notifies(timeout=self.fallback_seconds * 10, stop_after=1):
+            for _ in connection.notifies(timeout=1.0, stop_after=1):
                 heard = True
             if heard:
                 # Many changes at once (an apply of 10,000 jobs) wake us once.
                 for _ in connection.notifies(timeout=0.01):
                     pass
                 self.bump()
-            else:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
                 connection.execute("SELECT 1")
+                quiet_since = time.monotonic()
 
     def _poll_for(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
