@@ -25,7 +25,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import burst, cli, dispatch, history, output, saturation, sustained, viewers
+from benchmarks import (
+    burst,
+    cli,
+    dispatch,
+    history,
+    output,
+    saturation,
+    sustained,
+    viewers,
+)
+from benchmarks import idle as scale
 from benchmarks.harness import failing, machine, report
 
 # (name, the benchmark, in the quick run too): the order of the table and of the JSON.
@@ -37,6 +47,7 @@ SUITE: list[tuple[str, Callable[[bool], dict[str, Any]], bool]] = [
     ("cli", cli.run, True),
     ("history", history.run, True),
     ("viewers", viewers.run, True),
+    ("scale", scale.run, True),  # quick: 1,000 jobs, 10 s idle
     ("saturation", saturation.run, False),  # minutes of backlog: the full run only
 ]
 

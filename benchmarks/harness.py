@@ -41,6 +41,9 @@ FLOORS: list[tuple[str, float, str, str]] = [
     ("viewers.healthz.max_ms", 1000, "max", "/healthz under 200 log viewers, slowest"),
     ("viewers.jobs.max_ms", 1000, "max", "GET /api/jobs under 200 log viewers, slowest"),
     ("viewers.refused", 0, "zero", "log viewers not served (200, the default caps)"),
+    ("scale.startup_ratio", 2.0, "max", "start-up, 10,000 jobs, vs APScheduler adding them"),
+    ("scale.idle_cpu_pct", 0.3, "max", "idle CPU, 10,000 jobs, % of a core"),
+    ("scale.rss_mb", 100, "max", "resident memory, 10,000 jobs, --http off (MB)"),
 ]
 
 Check = tuple[str, str, Any, str, bool]

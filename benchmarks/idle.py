@@ -1,6 +1,8 @@
-"""Idle: `count` enabled job definitions (daily, spread over the day): the service's
-start-up time (process start to scheduling), then its CPU and resident memory while idle
-over `seconds`. Not in the suite (it measures no floor).
+"""Idle (`scale.*`): `count` enabled job definitions (daily, spread over the day): the
+service's start-up time (process start to scheduling, `--http` off) beside APScheduler
+alone adding the same triggers in a process of its own (`startup_ratio`), then the
+service's CPU and resident memory while idle over `seconds`. The quick run uses 1,000
+jobs and 10 s.
 
     .venv/bin/python -m benchmarks.idle [--jobs 10000] [--idle-seconds 30]
 """
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +33,27 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+# APScheduler alone: a process that adds `count` cron triggers and starts, timed as ours.
+_RAW = """
+import sys
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+s = BackgroundScheduler(timezone="UTC")
+for i in range(int(sys.argv[1])):
+    s.add_job(print, CronTrigger(minute=i % 60, hour=i % 24, timezone="UTC"), id=f"idle-{i:05d}")
+s.start()
+s.shutdown(wait=False)
+"""
+
+
+def apscheduler_alone(count: int) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _RAW, str(count)], check=True)
+    return time.perf_counter() - started
+
+
 def idle(count: int, seconds: float) -> dict[str, Any]:
+    raw = apscheduler_alone(count)
     with tempfile.TemporaryDirectory() as scratch:
         env = scratch_env(scratch)
         jobs = Path(scratch) / "jobs.yaml"
@@ -42,6 +66,7 @@ def idle(count: int, seconds: float) -> dict[str, Any]:
         orchestrator(env, scratch, "db", "upgrade")
         orchestrator(env, scratch, "jobs", "apply", str(jobs))
         started = time.perf_counter()
+        # No --http: the service alone (the API is off unless asked for).
         with serving(env, scratch, "--log-level", "warning", ready_s=600, quiet=False) as service:
             startup = time.perf_counter() - started
             time.sleep(5)
@@ -51,9 +76,11 @@ def idle(count: int, seconds: float) -> dict[str, Any]:
             memory = _rss_mb(service.pid)
     return {
         "jobs": count,
-        "startup_s": round(startup, 1),
+        "startup_s": round(startup, 2),
+        "apscheduler_startup_s": round(raw, 2),
+        "startup_ratio": round(startup / raw, 2),
         "seconds": seconds,
-        "cpu_percent": round(100 * used / seconds, 2),
+        "idle_cpu_pct": round(100 * used / seconds, 2),
         "rss_mb": round(memory, 1),
     }
 
@@ -70,7 +97,8 @@ def main() -> None:
     figures = idle(options.jobs, options.idle_seconds)
     print(
         f"idle: {figures['jobs']} enabled jobs: start-up {figures['startup_s']:.1f} s (process "
-        f"start to scheduling), idle CPU {figures['cpu_percent']:.2f} % of a core over "
+        f"start to scheduling; APScheduler alone {figures['apscheduler_startup_s']:.1f} s), "
+        f"idle CPU {figures['idle_cpu_pct']:.2f} % of a core over "
         f"{figures['seconds']:.0f} s, resident memory {figures['rss_mb']:.0f} MB"
     )
 

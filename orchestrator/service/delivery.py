@@ -19,6 +19,7 @@ from orchestrator.records import Notification
 from orchestrator.runner.launch_settings import LaunchSettings
 from orchestrator.service.outbound import DeliveryPolicy
 from orchestrator.service.senders import REQUEST_TIMEOUT_SECONDS, Outgoing, attempt
+from orchestrator.store.changes import ChangeFeed
 from orchestrator.store.facade import Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class DeliveryWorkers:
     public_url: str | None = None
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     secret_policy: SecretPolicy | None = None
+    # Told of new notifications: an empty outbox is read again when one is queued, when
+    # one is next due, or after idle_poll_seconds, not every poll_seconds.
+    changes: ChangeFeed | None = None
+    idle_poll_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         self._threads: list[threading.Thread] = []
@@ -67,9 +72,11 @@ class DeliveryWorkers:
             if not self._turn.acquire(timeout=self.poll_seconds):
                 continue
             try:
+                seen = self.changes.generation() if self.changes is not None else 0
                 item = self._claim_due()
                 if item is None:
                     self.stopping.wait(self.poll_seconds)
+                    self._wait_for_work(seen)
             finally:
                 self._turn.release()
             if item is None:
@@ -80,6 +87,21 @@ class DeliveryWorkers:
                 log.warning("deliveries: %s (will retry)", error)
             except Exception:
                 log.exception("delivering notification %s failed (will retry)", item.id)
+
+    def _wait_for_work(self, seen: int) -> None:
+        """With nothing due now: wait for a change or the outbox's next due time."""
+        if self.changes is None or self.stopping.is_set():
+            return
+        try:
+            _, due = self.store.next_wakeups()
+        except OrchestratorError as error:
+            log.warning("deliveries: %s (will retry)", error)
+            return
+        wait = self.idle_poll_seconds
+        if due is not None:
+            wait = min(wait, (due - self.clock()).total_seconds())
+        if wait > 0:
+            self.changes.wait(seen, wait)
 
     def _claim_due(self) -> Notification | None:
         """One due notification, claimed for this scheduler; None when there is none

@@ -6,8 +6,10 @@ module: the timetable (APScheduler, in step with the database), the claim worker
 progress), observers (what the metrics hear). The policies they apply are pure
 functions: overlap, retries, exit outcomes, ownership, catch-up.
 
-- Job changes, queued runs (`jobs run --detach`, retries) and dead schedulers' runs are
-  picked up by the maintenance loop, which polls the database.
+- Job changes and queued runs (`jobs run --detach`, retries) are picked up by the
+  maintenance loop when the database tells of a change (store/changes.py: LISTEN/NOTIFY,
+  PRAGMA data_version), when a queued run's due time comes, and every
+  `idle_poll_seconds` in case; dead schedulers' runs by a slow poll.
 - Runs we execute carry our owner id and a heartbeat, so another scheduler (or our next
   life) can adopt them.
 - Runs are launched by a bounded pool in order of due time (service/launches.py), so
@@ -71,6 +73,9 @@ class ServiceSettings:
     max_running: int = DEFAULT_MAX_RUNNING
     # SIGTERM: how long launches in flight may take to finish (none is cut in half).
     launch_finish_seconds: float = 30.0
+    # With changes told (store/changes.py), the database is still read this often, in
+    # case one was missed; while they cannot be told, every job_poll_seconds.
+    idle_poll_seconds: float = 30.0
 
 
 class SchedulerService:
@@ -113,6 +118,9 @@ class SchedulerService:
         self._active_lock = threading.Lock()
         self._stop = threading.Event()
         self._next: dict[str, float] = {}
+        self.changes = store.change_feed(settings.pending_poll_seconds, settings.job_poll_seconds)
+        self._seen = -1  # the change feed's generation the last look at the database saw
+        self._pending_at = 0.0  # monotonic: when the earliest queued run becomes due
         self.timetable = Timetable(lambda job, at: self.claims.put(job, at, RunTrigger.SCHEDULE))
         self.claims = ClaimWorkers(
             store=self.store,
@@ -138,6 +146,8 @@ class SchedulerService:
             workers=settings.delivery_workers,
             public_url=settings.public_url,
             policy=delivery_policy(launch),
+            changes=self.changes,
+            idle_poll_seconds=settings.idle_poll_seconds,
         )
         self.stops = StopRetries(
             store=self.store,
@@ -162,6 +172,7 @@ class SchedulerService:
     def start(self) -> None:
         now = self.clock()
         log.info("scheduler %s starting", self.owner)
+        self.changes.start()
         # A database that goes away meanwhile (a restart) is waited for, as later on:
         # each step may be done again.
         with_backoff(
@@ -191,7 +202,10 @@ class SchedulerService:
         """Start, then keep the database and the timetable in step until stop()."""
         self.start()
         try:
-            while not self._stop.wait(self.settings.pending_poll_seconds):
+            while not self._stop.is_set():
+                self.changes.wait(self._seen, self.settings.pending_poll_seconds)
+                if self._stop.is_set():
+                    break
                 self.maintain()
                 self.beats.beat("maintenance")
         finally:
@@ -199,6 +213,7 @@ class SchedulerService:
 
     def stop(self) -> None:
         self._stop.set()
+        self.changes.stop()
 
     def runs_in_flight(self) -> int:
         with self._active_lock:
@@ -215,6 +230,7 @@ class SchedulerService:
     def shutdown(self) -> None:
         """Stop firing. Runs in flight are left to be reattached, or waited for (grace)."""
         self._stop.set()
+        self.changes.stop()
         self.timetable.shutdown()
         self.claims.stop()
         self.launches.stop(self.settings.launch_finish_seconds)
@@ -240,15 +256,26 @@ class SchedulerService:
     def maintain(self) -> None:
         """One pass: each duty at its own pace; a failing duty is logged and retried."""
         now = self.clock()
+        generation = self.changes.generation()
+        changed = generation != self._seen
+        self._seen = generation
+        if changed:  # a change told: look now; else only when due, or in case
+            self._next.pop("pending", None)
+            self._next.pop("jobs", None)
+        if time.monotonic() >= self._pending_at:
+            self._next.pop("pending", None)
+        idle = self.settings.idle_poll_seconds
         duties: list[tuple[str, float, Callable[[], None]]] = [
-            ("pending", self.settings.pending_poll_seconds, lambda: self._start_pending(now)),
-            ("jobs", self.settings.job_poll_seconds, lambda: self.timetable.sync(self.store, now)),
+            ("pending", idle, lambda: self._start_pending(now)),
+            ("jobs", idle, lambda: self.timetable.sync(self.store, now)),
             ("adopt", self.settings.adopt_check_seconds, lambda: self.adoption.adopt_orphans(now)),
             ("saturation", 1.0, self.launches.tell_saturation),
             ("leftovers", 10.0, lambda: self.adoption.sweep_leftovers(now)),
             ("stops", STOP_RETRY_SECONDS, lambda: self.stops.tick(now)),
         ]
         for name, every, duty in duties:
+            if name == "stops" and not self.runs_in_flight():
+                continue  # only our runs in flight are stopped again
             if not self._due(name, every):
                 continue
             try:
@@ -326,7 +353,16 @@ class SchedulerService:
     # --- queued runs (jobs run --detach, retries) ------------------------------------------
 
     def _start_pending(self, now: datetime) -> None:
-        for run in self.store.due_pending(now):
+        self._pending_at = time.monotonic() + self.settings.idle_poll_seconds
+        runs = self.store.due_pending(now)
+        if len(runs) >= 100:  # a page of them: the next page at the next pass
+            self._pending_at = 0.0
+        else:
+            due, _ = self.store.next_wakeups()
+            if due is not None:
+                wait = max((due - self.clock()).total_seconds(), 0.0)
+                self._pending_at = min(self._pending_at, time.monotonic() + wait)
+        for run in runs:
             if not self.store.claim_pending(run.id, self.owner, self.clock()):
                 continue
             spec = self._spec_for(run)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import ConflictError, DuplicateFireError, JobNotFoundError
@@ -32,7 +32,8 @@ from orchestrator.records import (
 )
 from orchestrator.store import migrations
 from orchestrator.store.audit import AuditRepository
-from orchestrator.store.database import Database
+from orchestrator.store.changes import ChangeFeed, feed_for, next_wakeup
+from orchestrator.store.database import POSTGRES_CONNECT_TIMEOUT_S, Database
 from orchestrator.store.jobs import JobRepository
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.notifications import NotificationRepository
@@ -277,6 +278,23 @@ class Store:
         with self.database.reading() as session:
             return RunRepository(session).due_pending(now)
 
+    def change_feed(self, check_seconds: float, fallback_seconds: float) -> ChangeFeed:
+        """What tells the service that jobs, queued runs or the outbox may have changed."""
+        database = self.database
+        return feed_for(
+            database.url,
+            database.in_memory,
+            check_seconds=check_seconds,
+            fallback_seconds=fallback_seconds,
+            connect_timeout=POSTGRES_CONNECT_TIMEOUT_S,
+        )
+
+    def next_wakeups(self) -> tuple[datetime | None, datetime | None]:
+        """(earliest due_at of a queued run, latest time the outbox needs a look)."""
+        with self.database.reading() as session:
+            run_due, outbox = next_wakeup(session)
+        return _aware(run_due), _aware(outbox)
+
     def runs_waiting(self, now: datetime) -> tuple[int, datetime | None]:
         with self.database.reading() as session:
             return RunRepository(session).waiting(now)
@@ -432,6 +450,16 @@ class Store:
     def notification_backlog(self) -> tuple[int, datetime | None]:
         with self.database.session() as session:
             return NotificationRepository(session).backlog()
+
+
+def _aware(moment: object) -> datetime | None:
+    """A time from a MIN(): SQLite gives it naive (or as text), in UTC."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    assert isinstance(moment, datetime)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _queue_chained(session: Session, parent: RunRecord, target: str, at: datetime) -> None:

@@ -45,8 +45,9 @@ def test_a_wedged_maintenance_loop_fails_health(
 ) -> None:
     running = serve(health_file=tmp_path / "health.json")
     healthy_within(tmp_path / "health.json", 10)
-    running.service.store.due_pending = wedge(released)  # type: ignore[method-assign]
-    text = stale_within(tmp_path / "health.json", "maintenance", 10)
+    # Queued runs are read when a change is told; adoption is still polled (5 s).
+    running.service.store.adoption_candidates = wedge(released)  # type: ignore[method-assign]
+    text = stale_within(tmp_path / "health.json", "maintenance", 15)
     assert "fires" not in text and "claims" not in text
     released.set()
     healthy_within(tmp_path / "health.json", 10)

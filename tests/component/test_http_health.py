@@ -81,8 +81,9 @@ def test_healthz_names_a_wedged_loop_and_recovers(
 ) -> None:
     running, url = http
     answer_within(url + "/healthz", 200, 10)
-    running.service.store.due_pending = wedge(released)  # type: ignore[method-assign]
-    body = answer_within(url + "/healthz", 503, 10)
+    # Queued runs are read when a change is told; adoption is still polled (5 s).
+    running.service.store.adoption_candidates = wedge(released)  # type: ignore[method-assign]
+    body = answer_within(url + "/healthz", 503, 15)
     assert body["error"].startswith("unhealthy: the maintenance loop last made progress")
     assert "fires" not in body["error"] and "claims" not in body["error"]
     released.set()
