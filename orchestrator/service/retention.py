@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +25,7 @@ from orchestrator.store.facade import Store
 log = logging.getLogger(__name__)
 
 LEASE = "retention"
-# A pass renews its lease before each job; a scheduler that dies mid-pass is followed
+# A pass renews its lease every fifth of this; a scheduler that dies mid-pass is followed
 # by another once this has run out.
 LEASE_SECONDS = 300.0
 
@@ -64,6 +65,7 @@ class HistoryPruner:
         self.batch = batch
         self.pause_seconds = pause_seconds
         self.stopping = stopping or threading.Event()
+        self._renew_at = 0.0
 
     def rules(self) -> dict[str, Retention]:
         """Each job with history: its job's rule, or the defaults for a deleted job's runs."""
@@ -93,6 +95,7 @@ class HistoryPruner:
             self.store.release_maintenance(LEASE, self.owner)
 
     def _claim(self) -> None:
+        self._renew_at = time.monotonic() + LEASE_SECONDS / 5
         now = self.clock()
         until = now + timedelta(seconds=LEASE_SECONDS)
         if not self.store.claim_maintenance(LEASE, self.owner, now, until):
@@ -103,7 +106,8 @@ class HistoryPruner:
         for job, rule in sorted(rules.items()):
             if not rule.prunes or self.stopping.is_set():
                 continue
-            self._claim()
+            if time.monotonic() > self._renew_at:
+                self._claim()
             deleted = self._drain(self._job_batch(job, rule))
             if deleted:
                 result.runs[job] = deleted
@@ -125,7 +129,7 @@ class HistoryPruner:
         while not self.stopping.is_set():
             deleted = batch()
             total += deleted
-            if deleted == 0:
+            if deleted < self.batch:
                 break
             self.stopping.wait(self.pause_seconds)
         return total

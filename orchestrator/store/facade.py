@@ -355,9 +355,14 @@ class Store:
             return RetentionRepository(session).count(job, keep, cutoff)
 
     def prune_batch(self, job: str, keep: int | None, cutoff: datetime | None, limit: int) -> int:
-        """One short transaction: at most `limit` runs of `job` deleted."""
+        """At most `limit` runs of `job` deleted: found in a read, deleted in one short
+        write transaction (none when there is nothing to delete)."""
+        with self.database.reading() as session:
+            ids = RetentionRepository(session).batch_ids(job, keep, cutoff, limit)
+        if not ids:
+            return 0
         with self.database.session() as session:
-            return RetentionRepository(session).delete_batch(job, keep, cutoff, limit)
+            return RetentionRepository(session).delete_ids(job, ids)
 
     def count_prunable_audit(self, cutoff: datetime) -> int:
         with self.database.reading() as session:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -68,7 +68,8 @@ class RetentionRepository:
             RunRow.status.in_(_FINISHED),
             or_(*too_old),
             RunRow.id.not_in(protected),
-            ~exists().where(child.parent_run_id == RunRow.id),
+            # Not correlated: the parents are read once, through ix_runs_parent_run_id.
+            RunRow.id.not_in(select(child.parent_run_id).where(child.parent_run_id.is_not(None))),
         )
 
     def _first_id(self, *where: ColumnElement[bool]) -> int | None:
@@ -85,12 +86,14 @@ class RetentionRepository:
             return 0
         return self.session.scalar(select(func.count()).select_from(RunRow).where(condition)) or 0
 
-    def delete_batch(self, job: str, keep: int | None, cutoff: datetime | None, limit: int) -> int:
-        """Delete at most `limit` of the runs the rule deletes, the oldest first."""
+    def batch_ids(
+        self, job: str, keep: int | None, cutoff: datetime | None, limit: int
+    ) -> list[int]:
+        """At most `limit` of the runs the rule deletes, the oldest first."""
         condition = self._condition(job, keep, cutoff)
         if condition is None:
-            return 0
-        ids = list(
+            return []
+        return list(
             self.session.scalars(
                 select(RunRow.id)
                 .where(condition)
@@ -98,11 +101,23 @@ class RetentionRepository:
                 .limit(limit)
             )
         )
+
+    def delete_ids(self, job: str, ids: list[int]) -> int:
+        """Delete these runs of `job` that are still finished and no run's chain parent
+        (read in another transaction: a retry or a chained run may have come since)."""
         if not ids:
             return 0
+        child = aliased(RunRow)
         return rowcount(
             self.session.execute(
-                delete(RunRow).where(RunRow.id.in_(ids)),
+                delete(RunRow).where(
+                    RunRow.id.in_(ids),
+                    RunRow.job_name == job,
+                    RunRow.status.in_(_FINISHED),
+                    RunRow.id.not_in(
+                        select(child.parent_run_id).where(child.parent_run_id.is_not(None))
+                    ),
+                ),
                 execution_options={"synchronize_session": False},
             )
         )
