@@ -25,7 +25,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import burst, cli, dispatch, history, output, saturation, sustained, viewers
+from benchmarks import (
+    burst,
+    cli,
+    dispatch,
+    history,
+    output,
+    retention,
+    saturation,
+    sustained,
+    viewers,
+)
 from benchmarks.harness import failing, machine, report
 
 # (name, the benchmark, in the quick run too): the order of the table and of the JSON.
@@ -36,6 +46,7 @@ SUITE: list[tuple[str, Callable[[bool], dict[str, Any]], bool]] = [
     ("output", output.run, True),
     ("cli", cli.run, True),
     ("history", history.run, True),
+    ("retention", retention.run, True),
     ("viewers", viewers.run, True),
     ("saturation", saturation.run, False),  # minutes of backlog: the full run only
 ]

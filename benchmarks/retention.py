@@ -9,8 +9,8 @@ the service prunes half of the history beside the same writes with no prune.
   of its run, what a prune's lock could delay) during the prune, beside
   `fire_lateness_baseline_ms` (the same writes, no prune); `pruned`, `prune_s`.
 
-The full run fills 1,000,000 runs and prunes 500,000; --quick fills 100,000 and prunes
-50,000 (the queries' plans are the same; the figures are a smaller table's).
+The full run fills 1,000,000 runs and prunes 500,000; --quick fills 20,000 and prunes
+10,000 (the queries' plans are the same; the figures are a smaller table's).
 
     .venv/bin/python -m benchmarks.retention [--runs 1000000]
 """
@@ -153,7 +153,7 @@ def retention(runs: int, samples: int) -> dict[str, Any]:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    return retention(100_000, 50) if quick else retention(1_000_000, 200)
+    return retention(20_000, 30) if quick else retention(1_000_000, 200)
 
 
 def main() -> None:
