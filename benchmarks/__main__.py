@@ -31,6 +31,7 @@ from benchmarks import (
     dispatch,
     history,
     output,
+    retention,
     saturation,
     sustained,
     viewers,
@@ -46,6 +47,7 @@ SUITE: list[tuple[str, Callable[[bool], dict[str, Any]], bool]] = [
     ("output", output.run, True),
     ("cli", cli.run, True),
     ("history", history.run, True),
+    ("retention", retention.run, True),
     ("viewers", viewers.run, True),
     ("scale", scale.run, True),  # quick: 1,000 jobs, 10 s idle
     ("saturation", saturation.run, False),  # minutes of backlog: the full run only

@@ -239,6 +239,11 @@ MAX_PIDS = 4_194_304
 DEFAULT_PIDS_LIMIT: Setting[int] = Setting(
     "default-pids-limit", "ORCHESTRATOR_DEFAULT_PIDS_LIMIT", 1024, ""
 )
+# Env-only: run history the service keeps (jobs' `history:` win); empty: keep everything.
+HISTORY_KEEP: Setting[str] = Setting("history-keep", "ORCHESTRATOR_HISTORY_KEEP", "", "")
+HISTORY_MAX_AGE: Setting[str] = Setting("history-max-age", "ORCHESTRATOR_HISTORY_MAX_AGE", "", "")
+# Env-only: audit entries older than this are pruned; empty: the audit is kept for ever.
+AUDIT_MAX_AGE: Setting[str] = Setting("audit-max-age", "ORCHESTRATOR_AUDIT_MAX_AGE", "", "")
 
 # Where runs go: docker (containers on this engine) or swarm (replicated-job services on
 # the swarm this engine manages; engine/swarm). Environment only.
@@ -289,6 +294,9 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ALLOW_PRIVILEGED_JOBS,
     ALLOW_LOW_PORTS,
     DEFAULT_PIDS_LIMIT,
+    HISTORY_KEEP,
+    HISTORY_MAX_AGE,
+    AUDIT_MAX_AGE,
 )
 
 # Tunables, not settings: each is a figure in one place.
@@ -346,6 +354,9 @@ PUBLIC_URL_ENV = PUBLIC_URL.env
 MAX_PARALLEL_LAUNCHES_ENV = MAX_PARALLEL_LAUNCHES.env
 DEFAULT_MAX_PARALLEL_LAUNCHES = MAX_PARALLEL_LAUNCHES.default
 MAX_RUNNING_ENV = MAX_RUNNING.env
+HISTORY_KEEP_ENV = HISTORY_KEEP.env
+HISTORY_MAX_AGE_ENV = HISTORY_MAX_AGE.env
+AUDIT_MAX_AGE_ENV = AUDIT_MAX_AGE.env
 DEFAULT_MAX_RUNNING = MAX_RUNNING.default
 # The largest env_file read at launch (a job's file, read by the service).
 MAX_ENV_FILE_BYTES = 1024 * 1024

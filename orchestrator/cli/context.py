@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from orchestrator.engine import DockerEngine
     from orchestrator.hostpaths import SelfContainer
     from orchestrator.operations import Operations
+    from orchestrator.policies.retention import RetentionDefaults
     from orchestrator.policies.secret_grants import ServiceFile
     from orchestrator.runner import LaunchSettings, RunLauncher
     from orchestrator.store.database import Database
@@ -330,3 +331,16 @@ def backend_settings() -> tuple[str, float]:
     if pending <= 0:
         raise InvalidInputError(f"{settings.SWARM_PENDING_TIMEOUT.env}: must be more than 0")
     return backend, pending
+
+
+def retention_defaults() -> RetentionDefaults:
+    """ORCHESTRATOR_HISTORY_KEEP, _HISTORY_MAX_AGE and _AUDIT_MAX_AGE (unset: keep all)."""
+    import os
+
+    from orchestrator.policies.retention import parse_defaults
+
+    return parse_defaults(
+        os.environ.get(settings.HISTORY_KEEP_ENV),
+        os.environ.get(settings.HISTORY_MAX_AGE_ENV),
+        os.environ.get(settings.AUDIT_MAX_AGE_ENV),
+    )

@@ -179,20 +179,33 @@ def _print_output(text: str, raw: bool) -> None:
 @click.option(
     "--older-than",
     type=DurationType(),
-    required=True,
-    help="Delete finished runs scheduled longer ago than this (30d).",
+    default=None,
+    help="Delete every job's finished runs scheduled longer ago than this (30d), "
+    "instead of applying the history rules.",
 )
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @pass_app
 def prune(app: AppContext, older_than: Any, dry_run: bool) -> None:
-    """Delete old finished runs. Unfinished runs, and the newest run of every job, stay.
+    """Apply the history rules now (each job's `history:`, else ORCHESTRATOR_HISTORY_KEEP
+    and ORCHESTRATOR_HISTORY_MAX_AGE; the audit log by ORCHESTRATOR_AUDIT_MAX_AGE).
+    Unfinished runs, each job's newest run and last scheduled fire, and chain parents of
+    runs that stay are always kept.
 
-    Example: orchestrator runs prune --older-than 30d
+    Example: orchestrator runs prune --dry-run
     """
-    cutoff = datetime.now(UTC) - older_than
-    count = app.operations().runs.prune(cutoff, dry_run=dry_run)
+    from orchestrator.cli.context import retention_defaults
+
+    defaults = retention_defaults()
+    result = app.operations().runs.apply_retention(defaults, older_than=older_than, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"{verb} {count} run(s) scheduled before {human_time(cutoff)}")
+    if older_than is not None:
+        cutoff = datetime.now(UTC) - older_than
+        click.echo(f"{verb} {result.total_runs} run(s) scheduled before {human_time(cutoff)}")
+    else:
+        jobs = sum(1 for count in result.runs.values() if count)
+        click.echo(f"{verb} {result.total_runs} run(s) of {jobs} job(s) by the history rules")
+    if defaults.audit_max_age is not None:
+        click.echo(f"{verb} {result.audit} audit entr(ies)")
 
 
 @runs.command()

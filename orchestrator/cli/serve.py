@@ -145,6 +145,7 @@ def serve(
 
     Example: orchestrator serve --jobs /etc/orchestrator/jobs
     """
+    from orchestrator.cli.context import retention_defaults
     from orchestrator.logsetup import configure_logging
     from orchestrator.operations.jobs import refuse_untrusted_files
     from orchestrator.service.scheduler import SchedulerService, ServiceSettings
@@ -156,6 +157,7 @@ def serve(
     app.api_tokens_file = api_tokens_file
     app.health_file = str(health_file)
     grace = _seconds(shutdown_grace, "shutdown grace")
+    retention = retention_defaults()
     adopt_after_seconds = _positive_seconds(adopt_after, "adopt after")
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise InvalidInputError(f"--public-url {public_url!r} is not an http:// or https:// URL")
@@ -192,6 +194,7 @@ def serve(
             stale_after_seconds=adopt_after_seconds,
             max_running=max_running,
             public_url=public_url,
+            retention=retention,
         ),
     )
 

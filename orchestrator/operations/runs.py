@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import JobNotFoundError
@@ -13,9 +13,12 @@ from orchestrator.masking import OutputMasker
 from orchestrator.operations.context import Audited
 from orchestrator.records import Notification, RunDot, RunRecord, RunStatus
 from orchestrator.store.facade import Store
+from orchestrator.units import format_duration
 
 if TYPE_CHECKING:
     from orchestrator.engine.contract import Engine
+    from orchestrator.policies.retention import RetentionDefaults
+    from orchestrator.service.retention import PruneResult
 
 # How often a watcher looks at a run that has not started or not finished yet.
 POLL_SECONDS = 0.5
@@ -131,6 +134,28 @@ class RunOperations:
             count = self._store.prune_runs(older_than)
             summary.append(f"{count} deleted")
         return count
+
+    def apply_retention(
+        self, defaults: RetentionDefaults, *, older_than: timedelta | None = None, dry_run: bool
+    ) -> PruneResult:
+        """The service's retention pass, now (each job's `history:` over the defaults),
+        or, with `older_than`, every job's finished runs scheduled longer ago than that.
+        The same runs are always kept; LeaseHeldError while a scheduler is pruning."""
+        from orchestrator.policies.retention import Retention
+        from orchestrator.runner.identity import make_owner_id
+        from orchestrator.service.retention import HistoryPruner
+
+        pruner = HistoryPruner(self._store, defaults, make_owner_id(), clock=self._backends.clock)
+        rules = pruner.rules()
+        if older_than is not None:
+            rules = {job: Retention(max_age=older_than) for job in rules}
+        if dry_run:
+            return pruner.plan(rules)
+        what = f"older than {format_duration(older_than)}" if older_than else "history rules"
+        with self._audited.audit("runs.prune", what) as summary:
+            result = pruner.prune(rules)
+            summary.append(f"{result.total_runs} run(s), {result.audit} audit entr(ies) deleted")
+        return result
 
     def watch(self, run_id: int, *, follow: bool) -> Iterator[RunEvent]:
         """A run's output as it goes. Following, it waits for a pending run to start, gives

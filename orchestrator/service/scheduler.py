@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from orchestrator.errors import (
     OrchestratorError,
 )
 from orchestrator.hostpaths import SelfContainer
+from orchestrator.policies.retention import RetentionDefaults
 from orchestrator.policies.retries import plan_retry
 from orchestrator.records import RunRecord, RunStatus, RunTrigger
 from orchestrator.runner import DATABASE_PATIENCE_SECONDS, LaunchSettings, RunLauncher
@@ -46,6 +47,7 @@ from orchestrator.service.delivery import DeliveryWorkers, delivery_policy
 from orchestrator.service.health import LoopBeats, write_health_file
 from orchestrator.service.launches import LaunchPool
 from orchestrator.service.observers import Observers
+from orchestrator.service.retention import HistoryPruner, RetentionTask
 from orchestrator.service.startup import fire_on_start
 from orchestrator.service.timetable import Timetable
 from orchestrator.settings import DEFAULT_MAX_RUNNING
@@ -76,6 +78,9 @@ class ServiceSettings:
     # With changes told (store/changes.py), the database is still read this often, in
     # case one was missed; while they cannot be told, every job_poll_seconds.
     idle_poll_seconds: float = 30.0
+    # The service-wide retention rules (default: keep everything), and how often a pass runs.
+    retention: RetentionDefaults = field(default_factory=RetentionDefaults)
+    retention_seconds: float = 600.0
 
 
 class SchedulerService:
@@ -167,6 +172,13 @@ class SchedulerService:
             active_ids=self._active_ids,
         )
 
+        self.retention = RetentionTask(
+            HistoryPruner(
+                self.store, settings.retention, self.owner, clock=clock, stopping=self._stop
+            ),
+            settings.retention_seconds,
+        )
+
     # --- life cycle ---------------------------------------------------------------------
 
     def start(self) -> None:
@@ -184,6 +196,7 @@ class SchedulerService:
         self.launches.start()
         self.claims.start(self.settings.claim_workers)
         self.deliveries.start()
+        self.retention.start()
         self.timetable.every(self.settings.health_seconds, "health", self._health_tick)
         self.timetable.start()
         log.info("scheduler %s started with %d enabled jobs", self.owner, len(self.timetable))

@@ -18,6 +18,7 @@ from orchestrator.policies.columns import URL_LENGTH
 from orchestrator.schedule import load_timezone, parse_schedule
 from orchestrator.settings import MAX_PIDS
 from orchestrator.spec import exec_keys
+from orchestrator.spec.history_keys import parse_history
 from orchestrator.spec.model import (
     DEFAULT_NOTIFY_ON,
     NOTIFY_EVENTS,
@@ -469,6 +470,7 @@ TABLE: dict[str, Field] = {
     "resources": Field(lambda v, _: _resources(v)),
     "user": Field(lambda v, _: _user(v)),
     "pull": Field(lambda v, _: _choice(v, "pull", PullPolicy)),
+    "history": Field(lambda v, _: parse_history(v)),
     "privileged": Field(lambda v, _: _bool(v, "privileged")),
     "host_network": Field(lambda v, _: _bool(v, "host_network")),
     "host_pid": Field(lambda v, _: _bool(v, "host_pid")),

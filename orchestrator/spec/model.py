@@ -143,6 +143,23 @@ class CatchupSpec:
 
 
 @dataclass(frozen=True)
+class HistorySpec:
+    """How much of a job's run history the service keeps (`history:`); None: the
+    service-wide default (ORCHESTRATOR_HISTORY_KEEP, ORCHESTRATOR_HISTORY_MAX_AGE)."""
+
+    keep: int | None = None  # the newest this many runs
+    max_age: timedelta | None = None  # runs scheduled less than this long ago
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.keep is not None:
+            data["keep"] = self.keep
+        if self.max_age is not None:
+            data["max_age"] = format_duration(self.max_age)
+        return data
+
+
+@dataclass(frozen=True)
 class Resources:
     memory: int | None = None  # bytes
     cpus: float | None = None
@@ -188,6 +205,7 @@ class JobSpec:
     resources: Resources = field(default_factory=Resources)
     user: str | None = None
     pull: PullPolicy = PullPolicy.MISSING
+    history: HistorySpec = field(default_factory=HistorySpec)
     # Dangerous: each is refused unless the service also permits privileged jobs.
     privileged: bool = False
     host_network: bool = False
@@ -272,6 +290,8 @@ class JobSpec:
             data["resources"] = resources
         if self.kind is JobKind.RUN:
             data["pull"] = self.pull.value
+        if self.history.to_dict():
+            data["history"] = self.history.to_dict()
         flags = {
             "privileged": self.privileged,
             "host_network": self.host_network,

@@ -37,6 +37,7 @@ from orchestrator.store.database import POSTGRES_CONNECT_TIMEOUT_S, Database
 from orchestrator.store.jobs import JobRepository
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.notifications import NotificationRepository
+from orchestrator.store.retention import RetentionRepository
 from orchestrator.store.runs import RunRepository
 
 if TYPE_CHECKING:
@@ -370,6 +371,42 @@ class Store:
     def release_stale_leases(self, now: datetime) -> int:
         with self.database.session() as session:
             return PortLeaseRepository(session).release_stale(now)
+
+    # --- retention (orchestrator/service/retention.py drives these) -------------------------
+
+    def history_job_names(self) -> list[str]:
+        with self.database.reading() as session:
+            return RetentionRepository(session).job_names()
+
+    def count_prunable(self, job: str, keep: int | None, cutoff: datetime | None) -> int:
+        with self.database.reading() as session:
+            return RetentionRepository(session).count(job, keep, cutoff)
+
+    def prune_batch(self, job: str, keep: int | None, cutoff: datetime | None, limit: int) -> int:
+        """At most `limit` runs of `job` deleted: found in a read, deleted in one short
+        write transaction (none when there is nothing to delete)."""
+        with self.database.reading() as session:
+            ids = RetentionRepository(session).batch_ids(job, keep, cutoff, limit)
+        if not ids:
+            return 0
+        with self.database.session() as session:
+            return RetentionRepository(session).delete_ids(job, ids)
+
+    def count_prunable_audit(self, cutoff: datetime) -> int:
+        with self.database.reading() as session:
+            return RetentionRepository(session).count_audit(cutoff)
+
+    def prune_audit_batch(self, cutoff: datetime, limit: int) -> int:
+        with self.database.session() as session:
+            return RetentionRepository(session).delete_audit_batch(cutoff, limit)
+
+    def claim_maintenance(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
+        with self.database.session() as session:
+            return RetentionRepository(session).claim_lease(name, owner, now, until)
+
+    def release_maintenance(self, name: str, owner: str) -> None:
+        with self.database.session() as session:
+            RetentionRepository(session).release_lease(name, owner)
 
     # --- audit ------------------------------------------------------------------------------
 

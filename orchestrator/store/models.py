@@ -71,6 +71,8 @@ class RunRow(Base):
         Index(None, "scheduled_for"),
         # One chained run per target and parent (two parents ending at once do not collide).
         Index(None, "job_name", "parent_run_id", unique=True),
+        # Retention asks "is any run's parent this one?" for every run it would delete.
+        Index(None, "parent_run_id"),
         CheckConstraint(_one_of("status", RunStatus), name="status"),
         CheckConstraint(_one_of("trigger", RunTrigger), name="trigger"),
         CheckConstraint("attempt >= 1", name="attempt"),
@@ -174,3 +176,14 @@ class NotificationRow(Base):
     # Which scheduler is delivering it, until when (another takes it over after).
     owner: Mapped[str | None] = mapped_column(String(255))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MaintenanceLeaseRow(Base):
+    """Who does a service-wide chore (pruning the history) until when: one scheduler at
+    a time, another takes over once the lease has run out."""
+
+    __tablename__ = "maintenance_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    until: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -25,3 +25,12 @@ def test_a_quick_run_fails_only_where_a_floor_is_missed_by_more_than_twice() -> 
         "cli.help_ratio",
         "cli.list_1000_s",
     ]
+
+
+def test_a_prune_that_delays_fires_fails_even_the_quick_run() -> None:
+    """A prune holding its lock for seconds (one big DELETE) makes a fire's write wait
+    that long: far past the lateness floor, in the quick run too."""
+    held = {"retention.sqlite.fire_lateness_ms": 2500.0, "history_db.sqlite.by_job_ms": 9.0}
+    assert failing(verdicts(held, 2.0)) == ["retention.sqlite.fire_lateness_ms"]
+    batched = {"retention.sqlite.fire_lateness_ms": 60.0}
+    assert failing(verdicts(batched, 1.0)) == []

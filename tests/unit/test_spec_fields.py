@@ -37,6 +37,7 @@ EVERY_KEY = {
     "resources": {"memory": "256m", "cpus": 0.5},
     "user": "1000:1000",
     "pull": "always",
+    "history": {"keep": 500, "max_age": "90d"},
     "privileged": True,
     "host_network": False,
     "host_pid": True,
