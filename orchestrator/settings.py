@@ -237,6 +237,16 @@ DEFAULT_PIDS_LIMIT: Setting[int] = Setting(
     "default-pids-limit", "ORCHESTRATOR_DEFAULT_PIDS_LIMIT", 1024, ""
 )
 
+# Jobs from container labels (service/label_jobs.py). Environment only.
+# on: read them under the label policy; trusted: as job files; off: ignore labels.
+LABEL_JOBS: Setting[str] = Setting("label-jobs", "ORCHESTRATOR_LABEL_JOBS", "on", "")
+# Only containers carrying all these labels (comma-separated key=value); empty: any.
+LABEL_FILTER: Setting[str] = Setting("label-filter", "ORCHESTRATOR_LABEL_FILTER", "", "")
+# The label readers that run (comma-separated prefixes; see policies/label_jobs.py).
+LABEL_PREFIXES: Setting[str] = Setting(
+    "label-prefixes", "ORCHESTRATOR_LABEL_PREFIXES", "orchestrator", ""
+)
+
 SETTINGS: tuple[Setting[Any], ...] = (
     DATABASE_URL,
     PORT_RANGE,
@@ -274,6 +284,9 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ALLOW_PRIVILEGED_JOBS,
     ALLOW_LOW_PORTS,
     DEFAULT_PIDS_LIMIT,
+    LABEL_JOBS,
+    LABEL_FILTER,
+    LABEL_PREFIXES,
 )
 
 # Tunables, not settings: each is a figure in one place.

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.engine.contract import (
+    ContainerEvent,
     ContainerExit,
     ContainerSpec,
     Engine,
     EngineFacts,
     Handle,
+    LabelledContainer,
     ManagedWorkload,
     WorkloadState,
 )
@@ -111,6 +114,9 @@ class FakeEngine:
         self._faults: dict[str, list[_Fault]] = {}
         self._in_flight = 0
         self._removing = 0
+        # Containers that are not ours (label discovery sees them), and who listens.
+        self._others: dict[str, LabelledContainer] = {}
+        self._listeners: list[_FakeEvents] = []
 
     # --- scripting ----------------------------------------------------------------------
 
@@ -145,6 +151,57 @@ class FakeEngine:
         error = EngineError(f"{call}: {reason}")
         with self._changed:
             self._faults.setdefault(call, []).extend(_Fault(error, False) for _ in range(times))
+
+    def run_container(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        networks: tuple[str, ...] = ("bridge",),
+        volumes: tuple[str, ...] = (),
+    ) -> str:
+        """A container not ours, started (as `docker run` would): its id."""
+        with self._changed:
+            ident = f"{next(self._ids):064x}"
+            self._others[ident] = LabelledContainer(
+                ident, name, dict(labels), True, time.time(), networks, volumes
+            )
+        self._tell("start", ident)
+        return ident
+
+    def _other(self, name: str) -> LabelledContainer:
+        with self._changed:
+            return next(c for c in self._others.values() if name in (c.id, c.name))
+
+    def set_running(self, name: str, running: bool) -> None:
+        """Stop (a die event) or start a container not ours."""
+        found = self._other(name)
+        with self._changed:
+            self._others[found.id] = replace(found, running=running)
+        self._tell("start" if running else "die", found.id)
+
+    def rename_container(self, name: str, new_name: str) -> None:
+        found = self._other(name)
+        with self._changed:
+            self._others[found.id] = replace(found, name=new_name)
+        self._tell("rename", found.id)
+
+    def remove_container(self, name: str) -> None:
+        found = self._other(name)
+        with self._changed:
+            self._others.pop(found.id)
+        if found.running:
+            self._tell("die", found.id)
+        self._tell("destroy", found.id)
+
+    def _tell(self, action: str, ident: str) -> None:
+        with self._changed:
+            listeners = list(self._listeners)
+            container = self._others.get(ident)
+        for listener in listeners:
+            if container is None or all(
+                container.labels.get(k) == v for k, v in listener.labels.items()
+            ):
+                listener.put(ContainerEvent(action, ident))
 
     # --- the contract -------------------------------------------------------------------
 
@@ -336,6 +393,27 @@ class FakeEngine:
                 )
             return found
 
+    def containers(self, labels: Mapping[str, str]) -> list[LabelledContainer]:
+        self._call("containers")
+        with self._changed:
+            return [
+                c
+                for c in self._others.values()
+                if all(c.labels.get(k) == v for k, v in labels.items())
+            ]
+
+    def container_events(self, labels: Mapping[str, str]) -> _FakeEvents:
+        self._call("container_events")
+        events = _FakeEvents(dict(labels), self)
+        with self._changed:
+            self._listeners.append(events)
+        return events
+
+    def _unlisten(self, events: _FakeEvents) -> None:
+        with self._changed:
+            if events in self._listeners:
+                self._listeners.remove(events)
+
     def close(self) -> None:
         pass
 
@@ -402,3 +480,28 @@ class FakeEngine:
 
 def _conforms(engine: FakeEngine) -> Engine:
     return engine  # mypy checks that the fake keeps the contract
+
+
+class _FakeEvents:
+    """The fake's event stream: what its containers do, from subscription on."""
+
+    _END = ContainerEvent("", "")
+
+    def __init__(self, labels: dict[str, str], engine: FakeEngine) -> None:
+        self.labels = labels
+        self._engine = engine
+        self._queue: queue.Queue[ContainerEvent] = queue.Queue()
+
+    def put(self, event: ContainerEvent) -> None:
+        self._queue.put(event)
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        while True:
+            event = self._queue.get()
+            if event is self._END:
+                return
+            yield event
+
+    def close(self) -> None:
+        self._engine._unlisten(self)
+        self._queue.put(self._END)
