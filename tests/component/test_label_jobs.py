@@ -196,3 +196,43 @@ def test_a_container_restarting_in_a_loop_leaks_no_job(
     wait_for(lambda: jobs(store).get("backup") is not None, 2, "the job")
     engine.remove_container("flappy")
     wait_for(lambda: not jobs(store), 2, "no job left")
+
+
+EXEC = {JOB + "schedule": "@daily", JOB + "kind": "exec", JOB + "command": "pg_dump"}
+
+
+def test_an_exec_label_job_runs_in_its_own_container_or_its_services_replicas(
+    store: Store,
+) -> None:
+    engine = FakeEngine()
+    engine.run_container("web-1", EXEC)
+    service = {"com.docker.compose.project": "shop", "com.docker.compose.service": "db"}
+    nightly = {"orchestrator.job.nightly." + k.removeprefix(JOB): v for k, v in EXEC.items()}
+    engine.run_container("shop-db-1", {**service, **nightly})
+    engine.run_container("shop-db-2", {**service, **nightly})
+    LabelDiscovery(store, engine, LabelSettings()).reconcile()
+    found = jobs(store)
+    assert found["backup"].spec.container == "web-1"
+    assert dict(found["nightly"].spec.selector) == service
+    assert found["nightly"].source == "label:shop-db"
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "key"),
+    [
+        ("container", "orchestrator-scheduler", "container"),
+        ("selector", '{"com.docker.compose.service": "db"}', "selector"),
+    ],
+)
+def test_an_exec_label_job_cannot_exec_into_another_container(
+    store: Store, label: str, value: str, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = FakeEngine()
+    engine.run_container("web-1", {**EXEC, JOB + label: value})
+    LabelDiscovery(store, engine, LabelSettings()).reconcile()
+    assert jobs(store) == {}
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refused == [
+        f"label job refused: container 'web-1': job 'backup': {key}: a label job may not "
+        "have an exec into another container (ORCHESTRATOR_LABEL_JOBS=trusted allows it)"
+    ]
