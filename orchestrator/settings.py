@@ -254,6 +254,16 @@ SWARM_PENDING_TIMEOUT: Setting[str] = Setting(
     "swarm-pending-timeout", "ORCHESTRATOR_SWARM_PENDING_TIMEOUT", "5m", ""
 )
 
+# Jobs from container labels (service/label_jobs.py). Environment only.
+# on: read them under the label policy; trusted: as job files; off: ignore labels.
+LABEL_JOBS: Setting[str] = Setting("label-jobs", "ORCHESTRATOR_LABEL_JOBS", "on", "")
+# Only containers carrying all these labels (comma-separated key=value); empty: any.
+LABEL_FILTER: Setting[str] = Setting("label-filter", "ORCHESTRATOR_LABEL_FILTER", "", "")
+# The label readers that run (comma-separated prefixes; see policies/label_jobs.py).
+LABEL_PREFIXES: Setting[str] = Setting(
+    "label-prefixes", "ORCHESTRATOR_LABEL_PREFIXES", "orchestrator", ""
+)
+
 SETTINGS: tuple[Setting[Any], ...] = (
     DATABASE_URL,
     PORT_RANGE,
@@ -297,6 +307,9 @@ SETTINGS: tuple[Setting[Any], ...] = (
     HISTORY_KEEP,
     HISTORY_MAX_AGE,
     AUDIT_MAX_AGE,
+    LABEL_JOBS,
+    LABEL_FILTER,
+    LABEL_PREFIXES,
 )
 
 # Tunables, not settings: each is a figure in one place.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from orchestrator.api.auth import ApiSettings
     from orchestrator.api.server import HttpServer
     from orchestrator.engine import DockerEngine
+    from orchestrator.service.label_jobs import LabelDiscovery
     from orchestrator.service.scheduler import SchedulerService
 
 DATABASE_WAIT_SECONDS = 60
@@ -198,6 +200,10 @@ def serve(
         ),
     )
 
+    labels = _label_discovery(app, engine)
+    if labels is not None:
+        labels.reconcile()  # before the service recovers: the jobs as the engine has them
+        labels.start()
     server = None
     if listen is not None:
         server = _start_http(app, service, listen, metrics_per_job_histograms)
@@ -211,8 +217,37 @@ def serve(
     try:
         service.run_forever()
     finally:
+        if labels is not None:
+            labels.stop()
         if server is not None:
             server.stop()
+
+
+def _label_discovery(app: AppContext, engine: DockerEngine) -> LabelDiscovery | None:
+    """Jobs from container labels, as ORCHESTRATOR_LABEL_* say (None: off)."""
+    from orchestrator.operations.jobs import refuse_untrusted_files
+    from orchestrator.policies.label_jobs import parse_filter, parse_mode, parse_prefixes
+    from orchestrator.service.label_jobs import LabelDiscovery, LabelSettings
+    from orchestrator.store.facade import Store
+
+    def read(setting: settings.Setting[str]) -> str:
+        return os.environ.get(setting.env) or setting.default
+
+    try:
+        mode = parse_mode(read(settings.LABEL_JOBS))
+        wanted = parse_filter(read(settings.LABEL_FILTER))
+        prefixes = parse_prefixes(read(settings.LABEL_PREFIXES))
+    except ValueError as error:
+        raise InvalidInputError(str(error)) from None
+    if mode == "off":
+        return None
+    launch = app.launch_settings()
+    return LabelDiscovery(
+        Store(app.database()),
+        engine,
+        LabelSettings(mode=mode, filter=wanted, prefixes=prefixes),
+        file_check=lambda job: refuse_untrusted_files([job], launch),
+    )
 
 
 def _health_over_http(url: str) -> None:

@@ -122,6 +122,35 @@ class ManagedWorkload:
     launch: str | None = None
 
 
+@dataclass(frozen=True)
+class LabelledContainer:
+    """A container as label discovery sees it (any container, not only ours)."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    running: bool
+    created: float = 0.0
+    networks: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()  # the named volumes it mounts
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """A container's start, die, destroy or rename, as the engine's event stream says."""
+
+    action: str
+    id: str
+
+
+class ContainerEvents(Protocol):
+    """A live stream of container events; close() (from any thread) ends the iteration."""
+
+    def __iter__(self) -> Iterator[ContainerEvent]: ...
+
+    def close(self) -> None: ...
+
+
 class Engine(Protocol):
     """A container engine as the orchestrator uses it."""
 
@@ -207,5 +236,14 @@ class Engine(Protocol):
         ...
 
     def managed(self, *, run_id: int | None = None) -> list[ManagedWorkload]: ...
+
+    def containers(self, labels: Mapping[str, str]) -> list[LabelledContainer]:
+        """Every container, running or not, that carries all these labels (one call)."""
+        ...
+
+    def container_events(self, labels: Mapping[str, str]) -> ContainerEvents:
+        """From now on: the start, die, destroy and rename of containers carrying all
+        these labels."""
+        ...
 
     def close(self) -> None: ...

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.engine.contract import (
+    ContainerEvent,
     ContainerExit,
     ContainerSpec,
     Engine,
@@ -28,6 +30,7 @@ from orchestrator.engine.contract import (
     ExecSpec,
     ExecTarget,
     Handle,
+    LabelledContainer,
     ManagedWorkload,
     WorkloadState,
 )
@@ -113,8 +116,11 @@ class FakeEngine:
         self._faults: dict[str, list[_Fault]] = {}
         self._in_flight = 0
         self._removing = 0
-        # Containers that are not ours, for exec jobs: the target and its labels.
-        self._others: dict[str, tuple[ExecTarget, Mapping[str, str]]] = {}
+        # Containers that are not ours (label discovery sees them), and who listens.
+        self._others: dict[str, LabelledContainer] = {}
+        self._listeners: list[_FakeEvents] = []
+        # What makes an exec into one of them a grant: (privileged, holds the socket).
+        self._grants: dict[str, tuple[bool, bool]] = {}
 
     # --- scripting ----------------------------------------------------------------------
 
@@ -127,19 +133,17 @@ class FakeEngine:
         self, name: str, labels: Mapping[str, str] | None = None, **facts: bool
     ) -> ExecTarget:
         """A container not ours, for exec jobs; execs into it run its name's script."""
-        target = ExecTarget(
-            id=hashlib.sha256(name.encode()).hexdigest(), name=name, **{"running": True, **facts}
-        )
+        ident = hashlib.sha256(name.encode()).hexdigest()
         with self._changed:
-            self._others[name] = (target, dict(labels or {}))
-        return target
+            self._others[ident] = LabelledContainer(
+                ident, name, dict(labels or {}), facts.get("running", True), time.time()
+            )
+            self._grants[ident] = (facts.get("privileged", False), facts.get("holds_socket", False))
+        return self._target(self._others[ident])
 
-    def remove_container(self, name: str) -> None:
-        with self._changed:
-            target, _ = self._others.pop(name)
-            for handle in [h for h, w in self._workloads.items() if w.spec.name == target.id]:
-                self._workloads.pop(handle)
-            self._changed.notify_all()
+    def _target(self, container: LabelledContainer) -> ExecTarget:
+        privileged, holds_socket = self._grants.get(container.id, (False, False))
+        return ExecTarget(container.id, container.name, container.running, privileged, holds_socket)
 
     def script(self, job_or_image: str, script: Script | None = None, **fields: object) -> None:
         """How workloads of this job (or image) behave: `script(job, exit_code=3)`."""
@@ -167,6 +171,61 @@ class FakeEngine:
         error = EngineError(f"{call}: {reason}")
         with self._changed:
             self._faults.setdefault(call, []).extend(_Fault(error, False) for _ in range(times))
+
+    def run_container(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        networks: tuple[str, ...] = ("bridge",),
+        volumes: tuple[str, ...] = (),
+    ) -> str:
+        """A container not ours, started (as `docker run` would): its id."""
+        with self._changed:
+            ident = f"{next(self._ids):064x}"
+            self._others[ident] = LabelledContainer(
+                ident, name, dict(labels), True, time.time(), networks, volumes
+            )
+        self._tell("start", ident)
+        return ident
+
+    def _other(self, name: str) -> LabelledContainer:
+        with self._changed:
+            return next(c for c in self._others.values() if name in (c.id, c.name))
+
+    def set_running(self, name: str, running: bool) -> None:
+        """Stop (a die event) or start a container not ours."""
+        found = self._other(name)
+        with self._changed:
+            self._others[found.id] = replace(found, running=running)
+        self._tell("start" if running else "die", found.id)
+
+    def rename_container(self, name: str, new_name: str) -> None:
+        found = self._other(name)
+        with self._changed:
+            self._others[found.id] = replace(found, name=new_name)
+        self._tell("rename", found.id)
+
+    def remove_container(self, name: str) -> None:
+        found = self._other(name)
+        with self._changed:
+            self._others.pop(found.id)
+            self._grants.pop(found.id, None)
+            for handle in [h for h, w in self._workloads.items() if w.spec.name == found.id]:
+                self._workloads.pop(handle)
+            self._changed.notify_all()
+        if found.running:
+            self._tell("die", found.id)
+        self._tell("destroy", found.id)
+
+    def _tell(self, action: str, ident: str) -> None:
+        with self._changed:
+            listeners = list(self._listeners)
+            container = self._others.get(ident)
+        for listener in listeners:
+            if container is None or all(
+                container.labels.get(k) == v for k, v in listener.labels.items()
+            ):
+                listener.put(ContainerEvent(action, ident))
 
     # --- the contract -------------------------------------------------------------------
 
@@ -243,11 +302,11 @@ class FakeEngine:
     def exec_target(self, reference: str) -> ExecTarget | None:
         self._call("exec_target")
         with self._changed:
-            for target, _ in self._others.values():
-                if reference in (target.name, target.id) or (
-                    len(reference) >= 12 and target.id.startswith(reference)
+            for container in self._others.values():
+                if reference in (container.name, container.id) or (
+                    len(reference) >= 12 and container.id.startswith(reference)
                 ):
-                    return target
+                    return self._target(container)
         return None
 
     def exec_targets(self, selector: Mapping[str, str]) -> list[ExecTarget]:
@@ -255,9 +314,9 @@ class FakeEngine:
         with self._changed:
             return sorted(
                 (
-                    target
-                    for target, labels in self._others.values()
-                    if target.running and all(labels.get(k) == v for k, v in selector.items())
+                    self._target(c)
+                    for c in self._others.values()
+                    if c.running and all(c.labels.get(k) == v for k, v in selector.items())
                 ),
                 key=lambda target: target.name,
             )
@@ -265,7 +324,7 @@ class FakeEngine:
     def create_exec(self, spec: ExecSpec) -> Handle:
         with self._calling("create"):
             with self._changed:
-                found = [t for t, _ in self._others.values() if t.id == spec.container_id]
+                found = [c for c in self._others.values() if c.id == spec.container_id]
                 if not found:
                     raise ContainerGoneError(f"container {spec.container_id[:12]} is gone")
                 if not found[0].running:
@@ -396,6 +455,27 @@ class FakeEngine:
                 )
             return found
 
+    def containers(self, labels: Mapping[str, str]) -> list[LabelledContainer]:
+        self._call("containers")
+        with self._changed:
+            return [
+                c
+                for c in self._others.values()
+                if all(c.labels.get(k) == v for k, v in labels.items())
+            ]
+
+    def container_events(self, labels: Mapping[str, str]) -> _FakeEvents:
+        self._call("container_events")
+        events = _FakeEvents(dict(labels), self)
+        with self._changed:
+            self._listeners.append(events)
+        return events
+
+    def _unlisten(self, events: _FakeEvents) -> None:
+        with self._changed:
+            if events in self._listeners:
+                self._listeners.remove(events)
+
     def close(self) -> None:
         pass
 
@@ -462,3 +542,28 @@ class FakeEngine:
 
 def _conforms(engine: FakeEngine) -> Engine:
     return engine  # mypy checks that the fake keeps the contract
+
+
+class _FakeEvents:
+    """The fake's event stream: what its containers do, from subscription on."""
+
+    _END = ContainerEvent("", "")
+
+    def __init__(self, labels: dict[str, str], engine: FakeEngine) -> None:
+        self.labels = labels
+        self._engine = engine
+        self._queue: queue.Queue[ContainerEvent] = queue.Queue()
+
+    def put(self, event: ContainerEvent) -> None:
+        self._queue.put(event)
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        while True:
+            event = self._queue.get()
+            if event is self._END:
+                return
+            yield event
+
+    def close(self) -> None:
+        self._engine._unlisten(self)
+        self._queue.put(self._END)

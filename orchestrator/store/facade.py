@@ -35,6 +35,8 @@ from orchestrator.store.audit import AuditRepository
 from orchestrator.store.changes import ChangeFeed, feed_for, next_wakeup
 from orchestrator.store.database import POSTGRES_CONNECT_TIMEOUT_S, Database
 from orchestrator.store.jobs import JobRepository
+from orchestrator.store.label_jobs import LabelSync, WantedLabelJob
+from orchestrator.store.label_jobs import reconcile as reconcile_labels
 from orchestrator.store.leases import PortLeaseRepository
 from orchestrator.store.notifications import NotificationRepository
 from orchestrator.store.retention import RetentionRepository
@@ -84,6 +86,21 @@ class Store:
                     if dry_run:
                         session.rollback()
                     return result
+            except ConflictError:
+                if attempt == APPLY_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def reconcile_label_jobs(
+        self, wanted: Sequence[WantedLabelJob], foreign: Collection[str]
+    ) -> LabelSync:
+        """Stored label jobs made what `wanted` says (but those of `foreign` sources),
+        writing only what changed; a scheduler that lost an insert race looks again."""
+        for attempt in range(APPLY_ATTEMPTS):
+            try:
+                with self.database.session() as session:
+                    return reconcile_labels(session, wanted, foreign)
             except ConflictError:
                 if attempt == APPLY_ATTEMPTS - 1:
                     raise

@@ -17,6 +17,7 @@ from orchestrator.errors import JobNotFoundError, NotFoundError, RefusedError, q
 from orchestrator.policies.chains import chaining_to, check_chains
 from orchestrator.policies.columns import SOURCE_LENGTH, fit_tail, fit_text
 from orchestrator.records import ApplyResult, JobListing, JobRecord, RunStatus
+from orchestrator.store.label_jobs import is_label_source
 from orchestrator.store.models import JobRow, RunRow
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class JobRepository:
             definition = job.spec.to_dict()
             source = _fitted_source(job.source)
             row = existing.get(job.spec.name)
+            _refuse_label_job(row, "applied from a file")
             if row is None:
                 self.session.add(
                     JobRow(
@@ -121,7 +123,11 @@ class JobRepository:
         stale: list[str] = []
         if prune:
             wanted = {job.spec.name for job in jobs}
-            stale = sorted(name for name in existing if name not in wanted)
+            stale = sorted(
+                name
+                for name, row in existing.items()
+                if name not in wanted and not is_label_source(row.source)
+            )
         graph = {name: _chain_targets(row.definition) for name, row in existing.items()}
         graph.update({job.spec.name: (*job.spec.on_success, *job.spec.on_failure) for job in jobs})
         for name in stale:
@@ -178,6 +184,7 @@ class JobRepository:
     def set_enabled(self, name: str, enabled: bool, now: datetime | None = None) -> bool:
         """Enable or disable a job; returns whether anything changed."""
         row = self._row(name)
+        _refuse_label_job(row, "enabled" if enabled else "disabled")
         if row.enabled == enabled:
             return False
         row.enabled = enabled
@@ -223,6 +230,7 @@ class JobRepository:
         chain to it, unless `force` (their chains then start nothing for it: a skipped
         run says so)."""
         row = self._row(name)
+        _refuse_label_job(row, "deleted")
         others = chaining_to(name, self.chains())
         if others and not force:
             raise RefusedError(
@@ -243,6 +251,15 @@ class JobRepository:
 _JOBS = cast(Table, JobRow.__table__)
 # Polled by every scheduler once a second: a Core statement, built once.
 _SIGNATURE = select(func.count(), func.max(_JOBS.c.updated_at), func.sum(_JOBS.c.revision))
+
+
+def _refuse_label_job(row: JobRow | None, how: str) -> None:
+    """Jobs from container labels change with their labels only."""
+    if row is not None and is_label_source(row.source):
+        raise RefusedError(
+            f"job {row.name!r} comes from container labels ({row.source}): it cannot be "
+            f"{how}; change or remove the container's labels instead"
+        )
 
 
 def _fitted_source(source: str | None) -> str | None:

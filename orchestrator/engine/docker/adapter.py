@@ -22,13 +22,16 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Mount
 
 from orchestrator.engine.contract import (
+    ContainerEvents,
     ContainerExit,
     ContainerSpec,
     EngineFacts,
     Handle,
+    LabelledContainer,
     ManagedWorkload,
     WorkloadState,
 )
+from orchestrator.engine.docker.events import DockerContainerEvents, list_containers
 from orchestrator.engine.docker.logstream import LOG_BLOCK_BYTES, demultiplex, follow_then_reread
 from orchestrator.engine.docker.merging import SHELL, ImageShape, merged
 from orchestrator.engine.docker.translate import _engine_error, _reason, _translated
@@ -567,6 +570,12 @@ class DockerEngine:
                 )
             )
         return found
+
+    def containers(self, labels: Mapping[str, str]) -> list[LabelledContainer]:
+        return list_containers(self.api, labels)
+
+    def container_events(self, labels: Mapping[str, str]) -> ContainerEvents:
+        return DockerContainerEvents(self.api, labels)
 
 
 def _split_reference(reference: str) -> tuple[str, str | None]:

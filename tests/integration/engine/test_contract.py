@@ -268,3 +268,43 @@ def test_a_network_is_found_by_its_name_its_id_and_a_prefix_of_its_id(stage: Sta
     assert engine.find_network(bridge.id[:12]) == bridge
     assert engine.find_network("BRIDGE") is None  # names are compared as written
     assert engine.find_network("no-such-network-8d1f") is None
+
+
+def test_labelled_containers_are_listed_and_their_life_is_in_the_event_stream(
+    stage: Stage,
+) -> None:
+    """Label discovery's two calls: one listing, and start/die/destroy/rename live."""
+    import subprocess
+    import threading
+    import time
+
+    mark = {**stage.labels, "contract.mark": uuid.uuid4().hex}
+    events = stage.engine.container_events(mark)
+    seen: list[tuple[str, str]] = []
+    follower = threading.Thread(target=lambda: seen.extend((e.action, e.id) for e in events))
+    follower.start()
+    name = f"contract-labelled-{mark['contract.mark'][:8]}"
+    try:
+        if isinstance(stage.engine, FakeEngine):
+            ident = stage.engine.run_container(name, mark)
+            stage.engine.rename_container(name, name + "-b")
+            stage.engine.remove_container(name + "-b")
+        else:
+            flags = [f for k, v in mark.items() for f in ("--label", f"{k}={v}")]
+            run = ["docker", "run", "-d", "--name", name, *flags, JOB_IMAGE, "sleep", "60"]
+            ident = subprocess.run(run, check=True, capture_output=True, text=True).stdout.strip()
+        listed = stage.engine.containers(mark)
+        if not isinstance(stage.engine, FakeEngine):
+            assert [(c.id, c.name, c.running) for c in listed] == [(ident, name, True)]
+            assert listed[0].labels["contract.mark"] == mark["contract.mark"]
+            subprocess.run(["docker", "rename", name, name + "-b"], check=True)
+            subprocess.run(["docker", "rm", "-f", name + "-b"], check=True, capture_output=True)
+        deadline = time.monotonic() + 10
+        while ("destroy", ident) not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        events.close()
+        follower.join(10)
+    actions = [action for action, of in seen if of == ident]
+    assert actions == ["start", "rename", "die", "destroy"]
+    assert stage.engine.containers(mark) == []
