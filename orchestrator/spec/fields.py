@@ -17,6 +17,7 @@ from orchestrator.errors import InvalidInputError, InvalidSpecError, quote
 from orchestrator.policies.columns import URL_LENGTH
 from orchestrator.schedule import load_timezone, parse_schedule
 from orchestrator.settings import MAX_PIDS
+from orchestrator.spec import exec_keys
 from orchestrator.spec.model import (
     DEFAULT_NOTIFY_ON,
     NOTIFY_EVENTS,
@@ -24,8 +25,10 @@ from orchestrator.spec.model import (
     CatchupPolicy,
     CatchupSpec,
     Concurrency,
+    JobKind,
     JobSpec,
     NotifySpec,
+    Pick,
     PortSpec,
     PullPolicy,
     Resources,
@@ -430,7 +433,7 @@ TABLE: dict[str, Field] = {
     "description": Field(lambda v, _: _string(v, "description", allow_empty=True)),
     "schedule": Field(lambda v, read: _schedule(v, read.get("timezone", "UTC")), required=True),
     "timezone": Field(lambda v, _: _timezone(v)),
-    "image": Field(lambda v, _: _string(v, "image").strip(), required=True),
+    "image": Field(lambda v, _: _string(v, "image").strip()),  # run jobs: exec_keys
     "command": Field(lambda v, _: _argv(v, "command")),
     "entrypoint": Field(lambda v, _: _argv(v, "entrypoint")),
     "working_dir": Field(lambda v, _: _absolute(v, "working_dir")),
@@ -458,11 +461,16 @@ TABLE: dict[str, Field] = {
     "host_pid": Field(lambda v, _: _bool(v, "host_pid")),
     "docker_socket": Field(lambda v, _: _bool(v, "docker_socket")),
     "enabled": Field(lambda v, _: _bool(v, "enabled")),
+    "kind": Field(lambda v, _: _choice(v, "kind", JobKind)),
+    "container": Field(lambda v, _: exec_keys.container_ref(v)),
+    "selector": Field(lambda v, _: exec_keys.selector(v)),
+    "pick": Field(lambda v, _: _choice(v, "pick", Pick)),
+    "labels": Field(lambda v, _: exec_keys.labels(v)),
 }
 FIELDS = tuple(TABLE)
 REQUIRED = tuple(key for key, row in TABLE.items() if row.required)
 # Read before the rest, in this order: the schedule is read in the job's time zone.
-_FIRST = ("name", "timezone", "schedule", "image")
+_FIRST = ("name", "kind", "timezone", "schedule", "image")
 _REST = tuple(key for key in TABLE if key not in _FIRST)
 
 
@@ -475,7 +483,9 @@ def _build(data: Mapping[str, Any]) -> JobSpec:
     _read(data, _FIRST, values)
     if data.get("host_network") and data.get("network") is not None:
         raise _Problem("network", "cannot be combined with host_network: true")
-    if not _IMAGE_REFERENCE.fullmatch(values["image"]) or len(values["image"]) > 255:
+    exec_keys.check_kind(data, values)
+    image = values.get("image")
+    if image is not None and (not _IMAGE_REFERENCE.fullmatch(image) or len(image) > 255):
         raise _Problem(
             "image",
             f"{quote(values['image'])} is not an image reference "

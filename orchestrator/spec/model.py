@@ -31,6 +31,16 @@ class CatchupPolicy(StrEnum):
     ALL = "all"
 
 
+class JobKind(StrEnum):
+    RUN = "run"  # a new container from `image`
+    EXEC = "exec"  # `command` inside a running container (`container` or `selector`)
+
+
+class Pick(StrEnum):
+    ONE = "one"  # the first running match, by name
+    ALL = "all"  # every running match, one after another
+
+
 class PullPolicy(StrEnum):
     ALWAYS = "always"
     MISSING = "missing"
@@ -144,7 +154,7 @@ class JobSpec:
 
     name: str
     schedule: str
-    image: str
+    image: str = ""  # empty for exec jobs
     timezone: str = "UTC"
     description: str | None = None
     command: tuple[str, ...] | None = None
@@ -179,6 +189,11 @@ class JobSpec:
     host_pid: bool = False
     docker_socket: bool = False  # mount the engine's socket at /var/run/docker.sock
     enabled: bool = True
+    kind: JobKind = JobKind.RUN
+    container: str | None = None  # an exec's target: a name or id...
+    selector: tuple[tuple[str, str], ...] = ()  # ...or the labels its targets carry
+    pick: Pick = Pick.ONE
+    labels: tuple[tuple[str, str], ...] = ()  # put on a run job's containers
 
     @property
     def dangerous_requests(self) -> list[str]:
@@ -201,8 +216,9 @@ class JobSpec:
             "name": self.name,
             "schedule": self.schedule,
             "timezone": self.timezone,
-            "image": self.image,
         }
+        if self.image:
+            data["image"] = self.image
         optional: dict[str, Any] = {
             "description": self.description,
             "command": list(self.command) if self.command is not None else None,
@@ -242,7 +258,8 @@ class JobSpec:
             resources["pids"] = self.resources.pids
         if resources:
             data["resources"] = resources
-        data["pull"] = self.pull.value
+        if self.kind is JobKind.RUN:
+            data["pull"] = self.pull.value
         flags = {
             "privileged": self.privileged,
             "host_network": self.host_network,
@@ -251,6 +268,15 @@ class JobSpec:
         }
         data.update({name: True for name, wanted in flags.items() if wanted})
         data["enabled"] = self.enabled
+        if self.kind is JobKind.EXEC:
+            data["kind"] = self.kind.value
+            if self.container is not None:
+                data["container"] = self.container
+            if self.selector:
+                data["selector"] = dict(self.selector)
+                data["pick"] = self.pick.value
+        if self.labels:
+            data["labels"] = dict(self.labels)
         return data
 
 

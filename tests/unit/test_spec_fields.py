@@ -40,6 +40,16 @@ EVERY_KEY = {
     "host_pid": True,
     "docker_socket": True,
     "enabled": False,
+    "labels": {"team": "data"},
+}
+# The keys only an exec job has (and the ones it shares), none at its default.
+EVERY_EXEC_KEY = {
+    "name": "every-exec-key",
+    "schedule": "@hourly",
+    "kind": "exec",
+    "selector": {"com.docker.compose.service": "db"},
+    "pick": "all",
+    "command": "pg_dump shop",
 }
 
 
@@ -56,7 +66,7 @@ def test_the_required_rows_are_the_fields_without_a_default() -> None:
         for field in dataclasses.fields(JobSpec)
         if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
     ]
-    assert set(REQUIRED) == set(no_default) == {"name", "schedule", "image"}
+    assert set(REQUIRED) == set(no_default) == {"name", "schedule"}
 
 
 def test_fields_and_required_come_from_the_table_in_its_order() -> None:
@@ -66,10 +76,16 @@ def test_fields_and_required_come_from_the_table_in_its_order() -> None:
 
 
 def test_every_row_parses_and_comes_back_in_the_canonical_form() -> None:
-    assert set(EVERY_KEY) == set(TABLE)
-    spec = parse_job(EVERY_KEY)
-    assert parse_job(spec.to_dict()) == spec
-    defaults = JobSpec(name="x", schedule="@daily", image="busybox")
-    given = {key for key in TABLE if getattr(spec, key) != getattr(defaults, key)}
+    assert set(EVERY_KEY) | set(EVERY_EXEC_KEY) | {"container"} == set(TABLE)
+    given: set[str] = set()
+    for data in (
+        EVERY_KEY,
+        EVERY_EXEC_KEY,
+        {**EVERY_EXEC_KEY, "selector": None, "pick": None, "container": "shop-db-1"},
+    ):
+        spec = parse_job(data)
+        assert parse_job(spec.to_dict()) == spec
+        assert set(spec.to_dict()) <= set(TABLE)
+        defaults = JobSpec(name="x", schedule="@daily")
+        given |= {key for key in TABLE if getattr(spec, key) != getattr(defaults, key)}
     assert given == set(TABLE) - {"host_network"}  # false is its default
-    assert set(spec.to_dict()) <= set(TABLE)
