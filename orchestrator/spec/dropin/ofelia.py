@@ -120,7 +120,7 @@ def _values(options: Mapping[str, list[str]], key: str) -> list[str]:
             if isinstance(items, list) and all(isinstance(i, str) for i in items):
                 result.extend(items)
                 continue
-        result.extend(part for part in re.split(r"[,\s]+", value) if part) if key.startswith(
+        result.extend(part.strip() for part in value.split(",") if part.strip()) if key.startswith(
             ("on-", "depends")
         ) else result.append(value)
     return result
