@@ -375,3 +375,26 @@ def test_names_not_valid_here_are_normalised_apart() -> None:
     long_a, long_b = "x" * 70 + "a", "x" * 70 + "b"
     assert normalise_name(long_a) != normalise_name(long_b)
     assert len(normalise_name(long_a)) <= 63
+
+
+def test_label_reader_shape_carries_refusals_and_dropped_options() -> None:
+    from orchestrator.spec.dropin.labels import read_labels
+
+    labels = {
+        "ofelia.enabled": "true",
+        "ofelia.job-exec.flush.schedule": "@hourly",
+        "ofelia.job-exec.flush.command": "/bin/bash /flush-logs.sh",
+        "ofelia.job-exec.flush.tty": "true",
+        "ofelia.job-exec.broken.schedule": "0 0 0 0 0 0 0",
+        "ofelia.job-exec.broken.command": "x",
+    }
+    jobs = {
+        name: (mapping, original, problem)
+        for name, mapping, original, problem in read_labels("ofelia", labels, "web")
+    }
+    mapping, original, problem = jobs["web.flush"]
+    assert problem is None and original == "flush"
+    assert "tty dropped" in mapping["description"]
+    parse_job(mapping)
+    empty, _, problem = jobs["web.broken"]
+    assert empty == {} and problem is not None and "robfig/cron takes 5" in problem
