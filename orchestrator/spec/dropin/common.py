@@ -51,9 +51,9 @@ def normalise_name(original: str) -> str:
     return name
 
 
-def described(tool: str, kind: str, original: str, name: str) -> str:
+def described(tool: str, kind: str, original: str) -> str:
     """The description that keeps the other tool's name of a job visible."""
-    if original == name:
+    if normalise_name(original) == original:
         return f"from {tool} {kind} {original!r}"
     return f"from {tool} {kind} {original!r} (renamed: not a valid name here)"
 

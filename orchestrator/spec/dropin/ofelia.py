@@ -148,7 +148,7 @@ def _translate(
 ) -> dict[str, Any]:
     job = _Job(kind, original, name, dropped)
     single = {key: values[-1] for key, values in options.items()}
-    data: dict[str, Any] = {"name": name, "description": described(TOOL, kind, original, name)}
+    data: dict[str, Any] = {"name": name, "description": described(TOOL, kind, original)}
     if "schedule" not in single:
         raise Refused("schedule is required")
     schedule, timezone = ofelia_schedule(single["schedule"])
