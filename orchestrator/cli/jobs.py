@@ -325,3 +325,12 @@ def run_job(
     if finished.exit_code is None:
         raise SystemExit(EXIT_NOT_STARTED)
     raise SystemExit(finished.exit_code)
+
+
+def _add_import() -> None:
+    from orchestrator.cli.import_cmd import import_jobs
+
+    jobs.add_command(import_jobs, "import")
+
+
+_add_import()
