@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.spec import FIELDS, JobSpec
+from orchestrator.spec.dropin.labels import PREFIXES as DROPIN_PREFIXES
+from orchestrator.spec.dropin.labels import read_labels
 
 ORCHESTRATOR_PREFIX = "orchestrator"
 JOB_KEY_PREFIX = "orchestrator.job."
@@ -167,7 +169,18 @@ def read_orchestrator(labels: Mapping[str, str], facts: ContainerFacts) -> list[
     ]
 
 
+def _dropin_reader(prefix: str) -> Reader:
+    """Ofelia's or deck-chores' labels, with their meanings (spec/dropin)."""
+
+    def read(labels: Mapping[str, str], facts: ContainerFacts) -> list[LabelJob]:
+        return [LabelJob(*job) for job in read_labels(prefix, labels, facts.name)]
+
+    return read
+
+
 register_reader(ORCHESTRATOR_PREFIX, read_orchestrator)
+for _prefix in DROPIN_PREFIXES:
+    register_reader(_prefix, _dropin_reader(_prefix))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from orchestrator.store.database import Database
 from orchestrator.store.facade import Store
+from orchestrator.store.runs import RunRepository
 from tests.acceptance.service.conftest import all_runs, wait_for
 
 IMAGE = "local/busybox:latest"
@@ -85,3 +86,44 @@ def test_our_sigkill_while_label_jobs_fire_loses_and_doubles_no_fire(
     assert len(moments) == len(set(moments))  # no fire doubled
     gaps = [b - a for a, b in itertools.pairwise(moments)]
     assert max(gaps).total_seconds() <= 1.0  # none lost: the missed ones caught up
+
+
+def test_a_container_with_ofelia_labels_gets_its_exec_job_with_ofelias_meanings(
+    start_service: Any, database: Database, test_label: dict[str, str]
+) -> None:
+    """An Ofelia user's compose labels, unchanged: `ofelia.enabled`, a `job-exec` with
+    Ofelia's `@every` and its environment, run inside the labelled container, named by
+    the container as Ofelia's scoping does; a `job-local` (a host command) is refused."""
+    ((key, value),) = test_label.items()
+    service = start_service(
+        env={
+            "ORCHESTRATOR_LABEL_FILTER": f"{key}={value}",
+            "ORCHESTRATOR_LABEL_PREFIXES": "orchestrator,ofelia",
+        }
+    )
+    name = f"ofelian-{value[:8]}"
+    _docker(
+        "run", "-d", "--name", name, "--label", f"{key}={value}",
+        "--label", "ofelia.enabled=true",
+        "--label", "ofelia.job-exec.greet.schedule=@every 2s",
+        "--label", 'ofelia.job-exec.greet.command=sh -c "echo $GREETING from $(hostname)"',
+        "--label", "ofelia.job-exec.greet.environment=GREETING=hello",
+        "--label", "ofelia.job-local.host.schedule=@daily",
+        "--label", "ofelia.job-local.host.command=touch /tmp/pwned",
+        "--hostname", "inside-target",
+        IMAGE, "sleep", "300",
+    )  # fmt: skip
+    job = f"{name}.greet"
+    store = Store(database)
+    wait_for(lambda: job in {j.name for j in store.jobs()}, 5, "the Ofelia job stored")
+    assert store.job(job).source == f"label:{name}"
+    wait_for(
+        lambda: [r for r in all_runs(database, job) if r.status.finished], 30, "a finished run"
+    )
+    run = next(r for r in all_runs(database, job) if r.status.finished)
+    assert (run.status.value, run.exit_code) == ("succeeded", 0), run
+    with database.session() as session:
+        output = RunRepository(session).get(run.id).output
+    assert output == "hello from inside-target\n", output  # in the labelled container
+    assert "job-local" in service.output()  # refused, with a line saying so
+    assert not any(j.name.rpartition(".")[2] == "host" for j in store.jobs())
