@@ -113,7 +113,7 @@ class JobListing:
             enabled=enabled,
             schedule=definition["schedule"],
             timezone=definition.get("timezone", "UTC"),
-            image=definition["image"],
+            image=definition.get("image", ""),  # an exec job has none
             revision=revision,
             source=source,
             created_at=created_at,

@@ -30,6 +30,11 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Every service a test starts inherits this: tests run side by side on one engine, and a
+# service reading labels would take the labelled containers of other tests as its jobs.
+# The tests of label jobs turn it on, scoped to their own containers by a label filter.
+os.environ["ORCHESTRATOR_LABEL_JOBS"] = "off"
+
 
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:

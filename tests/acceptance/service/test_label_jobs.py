@@ -26,7 +26,9 @@ def test_a_labelled_container_brings_its_job_live_and_takes_it_away(
     start_service: Any, database: Database, test_label: dict[str, str]
 ) -> None:
     ((key, value),) = test_label.items()
-    service = start_service(env={"ORCHESTRATOR_LABEL_FILTER": f"{key}={value}"})
+    service = start_service(
+        env={"ORCHESTRATOR_LABEL_JOBS": "on", "ORCHESTRATOR_LABEL_FILTER": f"{key}={value}"}
+    )
     store = Store(database)
     wait_for(lambda: "started with" in service.output(), 60, "the service up")
     name = f"labelled-{value[:8]}"
@@ -62,7 +64,7 @@ def test_our_sigkill_while_label_jobs_fire_loses_and_doubles_no_fire(
     """The label job is stored, so the next life reconciles it unchanged (same row,
     same revision) and catches up the fires it missed, each once."""
     ((key, value),) = test_label.items()
-    env = {"ORCHESTRATOR_LABEL_FILTER": f"{key}={value}"}
+    env = {"ORCHESTRATOR_LABEL_JOBS": "on", "ORCHESTRATOR_LABEL_FILTER": f"{key}={value}"}
     first = start_service(env=env)
     store = Store(database)
     job = "orchestrator.job.beat-" + value[:8]
@@ -97,10 +99,12 @@ def test_a_container_with_ofelia_labels_gets_its_exec_job_with_ofelias_meanings(
     ((key, value),) = test_label.items()
     service = start_service(
         env={
+            "ORCHESTRATOR_LABEL_JOBS": "on",
             "ORCHESTRATOR_LABEL_FILTER": f"{key}={value}",
             "ORCHESTRATOR_LABEL_PREFIXES": "orchestrator,ofelia",
         }
     )
+    wait_for(lambda: "started with" in service.output(), 60, "the service up")
     name = f"ofelian-{value[:8]}"
     _docker(
         "run", "-d", "--name", name, "--label", f"{key}={value}",
