@@ -55,7 +55,9 @@ def pure_modules() -> list[str]:
     for path in sorted(PACKAGE.rglob("*.py")):
         folder = path.parent
         at_root = folder == PACKAGE and path.name != "__main__.py"
-        in_pure_package = folder.parent == PACKAGE and folder.name in PURE_PACKAGES
+        # spec/ and policies/ with everything below them (spec/dropin/ too).
+        parts = folder.relative_to(PACKAGE).parts
+        in_pure_package = bool(parts) and parts[0] in PURE_PACKAGES
         if at_root or in_pure_package:
             found.append(module_name(path))
     return found
