@@ -16,7 +16,6 @@ import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote as url_quote
 
 from orchestrator.spec.dropin.common import (
     Refused,
@@ -27,6 +26,17 @@ from orchestrator.spec.dropin.common import (
     truthy,
 )
 from orchestrator.spec.dropin.schedules import go_duration, ofelia_schedule, whole_seconds
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def url_quote(text: str, safe: str = "") -> str:
+    """Percent-encode as urllib.parse.quote does (urllib is outside the pure core)."""
+    keep = _UNRESERVED | frozenset(safe)
+    return "".join(
+        char if char in keep else "".join(f"%{byte:02X}" for byte in char.encode()) for char in text
+    )
+
 
 TOOL = "ofelia"
 KINDS = ("job-exec", "job-run", "job-service-run", "job-local")
