@@ -141,6 +141,9 @@ class ContainerEvent:
 
     action: str
     id: str
+    # The container's labels (and the engine's attributes) when the event carries them;
+    # None when it does not say.
+    labels: Mapping[str, str] | None = None
 
 
 class ContainerEvents(Protocol):

@@ -225,7 +225,8 @@ class FakeEngine:
             if container is None or all(
                 container.labels.get(k) == v for k, v in listener.labels.items()
             ):
-                listener.put(ContainerEvent(action, ident))
+                labels = dict(container.labels) if container is not None else None
+                listener.put(ContainerEvent(action, ident, labels))
 
     # --- the contract -------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.labels import MANAGED_LABEL
 from orchestrator.spec import FIELDS, JobSpec
 from orchestrator.spec.dropin.labels import PREFIXES as DROPIN_PREFIXES
 from orchestrator.spec.dropin.labels import read_labels
@@ -72,6 +73,20 @@ READERS: dict[str, Reader] = {}
 
 def register_reader(prefix: str, reader: Reader) -> None:
     READERS[prefix] = reader
+
+
+def may_define_jobs(labels: Mapping[str, str] | None, prefixes: Iterable[str]) -> bool:
+    """Whether a container with these labels can define label jobs (None: not known, so
+    it may): not a job's own container, and a key under one of the readers' prefixes.
+    A container's labels never change, so one that cannot never will."""
+    if labels is None:
+        return True
+    if labels.get(MANAGED_LABEL) == "true":
+        return False
+    starts = tuple(
+        JOB_KEY_PREFIX if prefix == ORCHESTRATOR_PREFIX else f"{prefix}." for prefix in prefixes
+    )
+    return any(key.startswith(starts) for key in labels)
 
 
 def parse_prefixes(text: str) -> tuple[str, ...]:

@@ -4,7 +4,9 @@ Each look lists the containers (one engine call), reads their labels with the re
 ORCHESTRATOR_LABEL_PREFIXES names, holds each job to the label policy
 (policies/label_jobs.py) unless labels are trusted, and reconciles the stored label jobs
 (store/label_jobs.py: only what changed is written). A container's start, die, destroy
-or rename wakes a look; events that come during one are folded into the next. The
+or rename wakes a look when its labels can define jobs (a key under a reader's prefix;
+not a job's own container: on a busy engine the others would wake a look over and
+over); events that come during one are folded into the next. The
 stream is followed again after the engine went away, with a look first, so nothing that
 happened meanwhile is missed. A refused job is logged once (and audited), naming the
 container, the job and the key; the container's other jobs still load.
@@ -29,6 +31,7 @@ from orchestrator.policies.label_jobs import (
     group,
     label_refusal,
     matches,
+    may_define_jobs,
     source_of,
     with_own_network,
     with_target,
@@ -154,10 +157,12 @@ class LabelDiscovery:
         self._stream: ContainerEvents | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.looks = 0  # how many looks were made (the engine listed, the store reconciled)
 
     def reconcile(self) -> LabelSync:
         """One look: the containers listed, the stored label jobs made what they say."""
         with self._lock:
+            self.looks += 1
             found = look(self.engine.containers({}), self.settings, self.file_check)
             result = self.store.reconcile_label_jobs(found.wanted, found.foreign)
             problems = found.refused + [
@@ -214,10 +219,11 @@ class LabelDiscovery:
             try:
                 self._stream = self.engine.container_events(self.settings.filter)
                 self._dirty.set()  # a look after subscribing: nothing missed meanwhile
-                for _event in self._stream:
+                for event in self._stream:
                     if self._stop.is_set():
                         return
-                    self._dirty.set()
+                    if may_define_jobs(event.labels, self.settings.prefixes):
+                        self._dirty.set()
             except OrchestratorError as error:
                 if not self._stop.is_set():
                     log.warning("label jobs: engine events: %s (will follow again)", error)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from orchestrator.policies.label_jobs import SOURCE_PREFIX
@@ -56,7 +56,13 @@ def reconcile(
     (containers that exist but are outside this scheduler's label filter)."""
     now = now or datetime.now(UTC)
     result = LabelSync()
-    rows = {row.name: row for row in session.scalars(select(JobRow))}
+    # Only the rows a look can touch: the names wanted and the label jobs (not every
+    # definition of 10,000 file jobs on each look).
+    names = {job.name for job in wanted}
+    touched = JobRow.source.startswith(SOURCE_PREFIX, autoescape=True)
+    if names:
+        touched = or_(touched, JobRow.name.in_(names))
+    rows = {row.name: row for row in session.scalars(select(JobRow).where(touched))}
     winners: dict[str, WantedLabelJob] = {}
     for job in wanted:
         row = rows.get(job.name)

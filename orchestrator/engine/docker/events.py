@@ -57,8 +57,14 @@ class DockerContainerEvents:
                 actor = raw.get("Actor") or {}
                 ident = raw.get("id") or actor.get("ID")
                 action = raw.get("Action") or raw.get("status")
+                attributes = actor.get("Attributes")
+                labels = (
+                    {str(k): str(v) for k, v in attributes.items()}
+                    if isinstance(attributes, dict)
+                    else None
+                )
                 if ident and action:
-                    yield ContainerEvent(str(action), str(ident))
+                    yield ContainerEvent(str(action), str(ident), labels)
 
     def close(self) -> None:
         with suppress(Exception):
