@@ -6,7 +6,9 @@ ORCHESTRATOR_LABEL_PREFIXES names, holds each job to the label policy
 (store/label_jobs.py: only what changed is written). A container's start, die, destroy
 or rename wakes a look; events that come during one are folded into the next. The
 stream is followed again after the engine went away, with a look first, so nothing that
-happened meanwhile is missed. A refused job is logged once (and audited), naming the
+happened meanwhile is missed. The engine sends a container's `die` before its listing
+stops saying `running`, so a container whose last event was `die` is taken as stopped
+until its next `start`. A refused job is logged once (and audited), naming the
 container, the job and the key; the container's other jobs still load.
 """
 
@@ -15,10 +17,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.clock import Clock, utc_now
-from orchestrator.engine.contract import ContainerEvents, Engine, LabelledContainer
+from orchestrator.engine.contract import (
+    ContainerEvent,
+    ContainerEvents,
+    Engine,
+    LabelledContainer,
+)
 from orchestrator.errors import OrchestratorError
 from orchestrator.labels import MANAGED_LABEL
 from orchestrator.policies.label_jobs import (
@@ -154,11 +161,15 @@ class LabelDiscovery:
         self._stream: ContainerEvents | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._died: set[str] = set()  # ids whose last event was `die` (see the module doc)
 
     def reconcile(self) -> LabelSync:
         """One look: the containers listed, the stored label jobs made what they say."""
         with self._lock:
-            found = look(self.engine.containers({}), self.settings, self.file_check)
+            listed = self.engine.containers({})
+            died = set(self._died)
+            containers = [replace(c, running=False) if c.id in died else c for c in listed]
+            found = look(containers, self.settings, self.file_check)
             result = self.store.reconcile_label_jobs(found.wanted, found.foreign)
             problems = found.refused + [
                 f"label job {name!r} of {source} refused: the name is taken by {holder}"
@@ -214,14 +225,21 @@ class LabelDiscovery:
             try:
                 self._stream = self.engine.container_events(self.settings.filter)
                 self._dirty.set()  # a look after subscribing: nothing missed meanwhile
-                for _event in self._stream:
+                for event in self._stream:
                     if self._stop.is_set():
                         return
+                    self._note(event)
                     self._dirty.set()
             except OrchestratorError as error:
                 if not self._stop.is_set():
                     log.warning("label jobs: engine events: %s (will follow again)", error)
             self._stop.wait(RECONNECT_SECONDS)
+
+    def _note(self, event: ContainerEvent) -> None:
+        if event.action == "die":
+            self._died.add(event.id)
+        elif event.action in ("start", "destroy"):
+            self._died.discard(event.id)
 
     def _looks(self) -> None:
         while not self._stop.is_set():
