@@ -78,3 +78,34 @@ def test_an_exec_running_through_our_sigkill_has_its_end_recorded_by_the_next_st
     assert stuck.status is RunStatus.TIMED_OUT, stuck
     wait_for(lambda: "sleep 271" not in _processes(target), 10, "the stuck command gone")
     assert second.terminate() == 0
+
+
+def test_an_exec_whose_container_went_while_we_were_dead_ends_lost_saying_why(
+    start_service: Any, database: Database, tmp_path: Path, target: str
+) -> None:
+    jobs = write_jobs(
+        tmp_path,
+        f"""
+- name: orphan
+  schedule: "@every 1h"
+  run_on_start: true
+  kind: exec
+  container: {target}
+  command: ["sleep", "272"]
+""",
+    )
+    first = start_service("--jobs", str(jobs))
+    wait_for(
+        lambda: [r for r in all_runs(database, "orphan") if r.status is RunStatus.RUNNING],
+        60,
+        "orphan running",
+    )
+    first.kill()
+    subprocess.run(["docker", "rm", "-f", target], check=True, capture_output=True)
+    second = start_service("--jobs", str(jobs))
+    wait_for(lambda: all_runs(database, "orphan")[0].status.finished, 60, "orphan's end")
+    run = all_runs(database, "orphan")[0]
+    assert run.status is RunStatus.LOST, run
+    assert "was no longer known to the engine" in (run.error or ""), run.error
+    assert "its end is unknown" in (run.error or ""), run.error
+    assert second.terminate() == 0
