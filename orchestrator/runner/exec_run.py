@@ -8,6 +8,7 @@ is refused at launch for now (one run follows one workload)."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 
 from orchestrator.engine import Engine, ExecSpec, ExecTarget
@@ -23,6 +24,7 @@ from orchestrator.settings import ALLOW_PRIVILEGED_JOBS_ENV
 from orchestrator.spec import JobSpec
 from orchestrator.spec.model import Pick
 
+EXEC_HANDLE_PREFIX = "exec:"  # how the engine's exec handles begin
 EXIT_NO_TARGET = 125  # docker exec's own: the command never ran
 TARGET_LENGTH = 256  # the run's image_digest column, where the target is recorded
 
@@ -36,6 +38,22 @@ class StartedExec:
     handle: str
     target: ExecTarget
     masked: tuple[bytes, ...]
+
+
+def vanished_exec(engine: Engine, handle: str) -> str | None:
+    """For an adopted exec the engine no longer knows (its container was removed or
+    restarted, or the engine restarted): its command stopped if it still runs (the
+    stopper needs only the pid file its handle names), and the reason the run is lost.
+    None for a container's handle."""
+    if not handle.startswith(EXEC_HANDLE_PREFIX):
+        return None
+    container = handle.split(":")[1]
+    with suppress(OrchestratorError):  # its container is gone too: so is the command
+        engine.stop(handle, 0)
+    return (
+        f"the exec in container {container} was no longer known to the engine when a "
+        "scheduler looked again (its container was removed or restarted): its end is unknown"
+    )
 
 
 def describe_target(target: ExecTarget) -> str:

@@ -37,6 +37,7 @@ from orchestrator.runner.exec_run import (
     ExecTargetError,
     describe_target,
     start_exec,
+    vanished_exec,
 )
 from orchestrator.runner.following import Follower, OutputSink
 from orchestrator.runner.heartbeats import Heartbeats
@@ -324,11 +325,13 @@ class RunLauncher:
         try:
             state = self.engine.state(container_id)
             if state is None:
+                gone = vanished_exec(self.engine, container_id)
                 return self._finish(
                     run.id,
                     RunStatus.LOST,
                     spec,
-                    error=f"container {container_id[:12]} vanished while no scheduler watched it",
+                    error=gone
+                    or f"container {container_id[:12]} vanished while no scheduler watched it",
                 )
             self.store.mark_running(run.id, started_at=self.clock(), ports=run.ports)
             timeout = None

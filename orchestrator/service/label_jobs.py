@@ -8,7 +8,9 @@ or rename wakes a look when its labels can define jobs (a key under a reader's p
 not a job's own container: on a busy engine the others would wake a look over and
 over); events that come during one are folded into the next. The
 stream is followed again after the engine went away, with a look first, so nothing that
-happened meanwhile is missed. A refused job is logged once (and audited), naming the
+happened meanwhile is missed. The engine sends a container's `die` before its listing
+stops saying `running`, so a container whose last event was `die` is taken as stopped
+until its next `start`. A refused job is logged once (and audited), naming the
 container, the job and the key; the container's other jobs still load.
 """
 
@@ -17,10 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.clock import Clock, utc_now
-from orchestrator.engine.contract import ContainerEvents, Engine, LabelledContainer
+from orchestrator.engine.contract import (
+    ContainerEvent,
+    ContainerEvents,
+    Engine,
+    LabelledContainer,
+)
 from orchestrator.errors import OrchestratorError
 from orchestrator.labels import MANAGED_LABEL
 from orchestrator.policies.label_jobs import (
@@ -158,12 +165,16 @@ class LabelDiscovery:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.looks = 0  # how many looks were made (the engine listed, the store reconciled)
+        self._died: set[str] = set()  # ids whose last event was `die` (see the module doc)
 
     def reconcile(self) -> LabelSync:
         """One look: the containers listed, the stored label jobs made what they say."""
         with self._lock:
             self.looks += 1
-            found = look(self.engine.containers({}), self.settings, self.file_check)
+            listed = self.engine.containers({})
+            died = set(self._died)
+            containers = [replace(c, running=False) if c.id in died else c for c in listed]
+            found = look(containers, self.settings, self.file_check)
             result = self.store.reconcile_label_jobs(found.wanted, found.foreign)
             problems = found.refused + [
                 f"label job {name!r} of {source} refused: the name is taken by {holder}"
@@ -222,12 +233,19 @@ class LabelDiscovery:
                 for event in self._stream:
                     if self._stop.is_set():
                         return
+                    self._note(event)
                     if may_define_jobs(event.labels, self.settings.prefixes):
                         self._dirty.set()
             except OrchestratorError as error:
                 if not self._stop.is_set():
                     log.warning("label jobs: engine events: %s (will follow again)", error)
             self._stop.wait(RECONNECT_SECONDS)
+
+    def _note(self, event: ContainerEvent) -> None:
+        if event.action == "die":
+            self._died.add(event.id)
+        elif event.action in ("start", "destroy"):
+            self._died.discard(event.id)
 
     def _looks(self) -> None:
         while not self._stop.is_set():
