@@ -89,7 +89,10 @@ def test_a_compose_projects_jobs_come_with_up_stop_and_down(
 ) -> None:
     project, run = compose
     service = start_service(
-        env={"ORCHESTRATOR_LABEL_FILTER": f"com.docker.compose.project={project}"}
+        env={
+            "ORCHESTRATOR_LABEL_JOBS": "on",
+            "ORCHESTRATOR_LABEL_FILTER": f"com.docker.compose.project={project}",
+        }
     )
     wait_for(lambda: "started with" in service.output(), 60, "the service up")
     store = Store(database)
@@ -117,7 +120,10 @@ def test_the_replicas_of_a_scaled_service_make_one_job_run_in_one_replica(
 ) -> None:
     project, run = compose
     service = start_service(
-        env={"ORCHESTRATOR_LABEL_FILTER": f"com.docker.compose.project={project}"}
+        env={
+            "ORCHESTRATOR_LABEL_JOBS": "on",
+            "ORCHESTRATOR_LABEL_FILTER": f"com.docker.compose.project={project}",
+        }
     )
     wait_for(lambda: "started with" in service.output(), 60, "the service up")
     store = Store(database)
