@@ -69,6 +69,8 @@ POLL_SECONDS = 0.2
 _BEFORE = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 _EXITED_NONZERO = "task: non-zero exit"
+_OUT_OF_SEQUENCE = "update out of sequence"
+_UPDATE_ATTEMPTS = 5
 PORTS_LABEL = "orchestrator.swarm.ports"
 _PORT_IN_USE = re.compile(r"port '?(?P<port>\d+)'? is already in use")
 
@@ -229,26 +231,23 @@ class SwarmEngine(ExecEngine):
     @_or_exec
     def start(self, handle: Handle) -> None:
         """One completion asked; returns once the task runs (or already ended)."""
-        try:
-            info = self.api.inspect_service(handle)
-            service_spec = dict(info["Spec"])
-            service_spec["Mode"] = {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
-            ports = _ports_asked(service_spec.get("Labels") or {})
-            if ports:
-                service_spec["EndpointSpec"] = {"Ports": ports}
-            url = self.api._url("/services/{0}/update", handle)
-            answer = self.api._post_json(
-                url, data=service_spec, params={"version": info["Version"]["Index"]}
-            )
-            self.api._raise_for_status(answer)
-        except NotFound:
-            raise ContainerGoneError(f"service {handle[:12]} is gone") from None
-        except (APIError, requests.RequestException) as error:
-            reason = _reason(error)
-            taken = _PORT_IN_USE.search(reason)
-            if taken:
-                raise PortAllocatedError(int(taken["port"]), reason) from None
-            raise _engine_error("cannot start the service's task", error) from None
+        for attempt in range(_UPDATE_ATTEMPTS):
+            try:
+                info = self._ask_one_completion(handle)
+                break
+            except NotFound:
+                raise ContainerGoneError(f"service {handle[:12]} is gone") from None
+            except (APIError, requests.RequestException) as error:
+                reason = _reason(error)
+                # The swarm bumped the service's version between our read and our
+                # update (it does so once it has allocated a new service): read again.
+                if _OUT_OF_SEQUENCE in reason and attempt + 1 < _UPDATE_ATTEMPTS:
+                    time.sleep(POLL_SECONDS)
+                    continue
+                taken = _PORT_IN_USE.search(reason)
+                if taken:
+                    raise PortAllocatedError(int(taken["port"]), reason) from None
+                raise _engine_error("cannot start the service's task", error) from None
         deadline = time.monotonic() + self.pending_timeout
         while True:
             task = self._task(handle)
@@ -269,6 +268,20 @@ class SwarmEngine(ExecEngine):
                 published = [p.get("PublishedPort") for p in _ports_of(info)]
                 raise PortAllocatedError(int(published[0] or 0) if published else 0, why)
             raise EngineError(f"the swarm could not start the task: {why or state}")
+
+    def _ask_one_completion(self, handle: Handle) -> dict[str, Any]:
+        info: dict[str, Any] = self.api.inspect_service(handle)
+        service_spec = dict(info["Spec"])
+        service_spec["Mode"] = {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
+        ports = _ports_asked(service_spec.get("Labels") or {})
+        if ports:
+            service_spec["EndpointSpec"] = {"Ports": ports}
+        url = self.api._url("/services/{0}/update", handle)
+        answer = self.api._post_json(
+            url, data=service_spec, params={"version": info["Version"]["Index"]}
+        )
+        self.api._raise_for_status(answer)
+        return info
 
     def _task(self, handle: Handle) -> dict[str, Any] | None:
         """The service's one task (its newest), None before the swarm made it."""
