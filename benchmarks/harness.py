@@ -38,6 +38,9 @@ FLOORS: list[tuple[str, float, str, str]] = [
     ("history.sqlite.by_job_ms", 50, "max", "GET /api/runs?job=X (SQLite)"),
     ("history.postgresql.by_job_ms", 50, "max", "GET /api/runs?job=X (PostgreSQL)"),
     ("history.sqlite.jobs_page_ms", 300, "max", "dashboard jobs page, 1,000 jobs (SQLite)"),
+    ("history.sqlite.failed_since_ms", 50, "max", "GET /api/runs?status=failed (SQLite)"),
+    ("history.postgresql.failed_since_ms", 50, "max", "GET /api/runs?status=failed (PostgreSQL)"),
+    ("history.postgresql.jobs_page_ms", 300, "max", "dashboard jobs page, 1,000 jobs (PostgreSQL)"),
     (
         "history_db.sqlite.by_job_ms",
         20,
@@ -53,6 +56,12 @@ FLOORS: list[tuple[str, float, str, str]] = [
     ("history_db.sqlite.jobs_list_ms", 200, "max", "jobs list, last status of 1,000 jobs (SQLite)"),
     ("history_db.postgresql.by_job_ms", 20, "max", "runs list --job X --limit 50 (PostgreSQL)"),
     ("history_db.postgresql.failed_since_ms", 20, "max", "runs list --status failed (PostgreSQL)"),
+    (
+        "history_db.postgresql.jobs_list_ms",
+        200,
+        "max",
+        "jobs list, last status of 1,000 jobs (PostgreSQL)",
+    ),
     (
         "retention.sqlite.fire_lateness_ms",
         200,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy.sql.selectable import ScalarSelect, Select
 
 from orchestrator.errors import JobNotFoundError, NotFoundError, RefusedError, quote
 from orchestrator.policies.chains import chaining_to, check_chains
@@ -72,6 +72,23 @@ def _latest_status() -> ScalarSelect[str]:
         .correlate(JobRow)
         .scalar_subquery()
     )
+
+
+def listing_query() -> Select[Any]:
+    """JobRepository.listing's statement: one correlated lookup of the newest run per job
+    (store/plans.py explains it; store/sqlite_listing.py runs the same SQL)."""
+    return select(
+        JobRow.name,
+        JobRow.enabled,
+        JobRow.definition,
+        JobRow.revision,
+        JobRow.source,
+        JobRow.created_at,
+        JobRow.updated_at,
+        _latest_status(),
+        JobRow.paused_at,
+        JobRow.paused_by,
+    ).order_by(JobRow.name)
 
 
 class JobRepository:
@@ -146,20 +163,7 @@ class JobRepository:
 
     def listing(self) -> list[JobListing]:
         """All jobs by name, as a listing shows them (no definition parsed again)."""
-        rows = self.session.execute(
-            select(
-                JobRow.name,
-                JobRow.enabled,
-                JobRow.definition,
-                JobRow.revision,
-                JobRow.source,
-                JobRow.created_at,
-                JobRow.updated_at,
-                _latest_status(),
-                JobRow.paused_at,
-                JobRow.paused_by,
-            ).order_by(JobRow.name)
-        )
+        rows = self.session.execute(listing_query())
         return [JobListing.from_stored(*row) for row in rows]
 
     def list(self) -> list[JobRecord]:

@@ -50,8 +50,9 @@ def test_the_history_indexes_and_the_one_run_per_fire_rule_exist(database: Datab
         inspector = inspect(connection)
         indexes = {tuple(index["column_names"]) for index in inspector.get_indexes("runs")}
         uniques = {tuple(u["column_names"]) for u in inspector.get_unique_constraints("runs")}
-    assert ("job_name", "scheduled_for") in indexes
-    assert ("status", "scheduled_for") in indexes
+    assert ("job_name", "scheduled_for", "id") in indexes
+    assert ("status", "scheduled_for", "id") in indexes
+    assert ("finished_at",) in indexes
     assert ("job_name", "scheduled_for", "attempt") in uniques
 
 
