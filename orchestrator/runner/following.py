@@ -116,7 +116,7 @@ class Follower:
                     due.cancel()
         status, reason = classify_exit(
             exit_.exit_code if exit_ is not None else None,
-            timed_out=deadline is not None and deadline.fired,
+            timed_out=deadline is not None and deadline.settled(),
             oom_killed=exit_ is not None and exit_.oom_killed,
             timeout=spec.timeout,
             memory_limit=spec.resources.memory,

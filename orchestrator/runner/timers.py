@@ -15,6 +15,8 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 # An action that raised (an engine away) is tried again this much later.
 RETRY_SECONDS = 5.0
+# How long the end of a run waits for a timer's action in flight (a stop's grace and more).
+SETTLE_SECONDS = 60.0
 
 
 class Timer:
@@ -27,9 +29,19 @@ class Timer:
         self.what = what
         self.fired = False
         self.cancelled = False
+        # While the action runs: a run it kills may be seen ended before it returns.
+        self._acting = threading.Event()
+        self._done = threading.Event()
 
     def cancel(self) -> None:
         self.cancelled = True
+
+    def settled(self, timeout: float = SETTLE_SECONDS) -> bool:
+        """`fired`, once an action in flight has returned: a timeout's kill ends the run,
+        and whoever sees that end must not read `fired` before the kill has said so."""
+        if self._acting.is_set():
+            self._done.wait(timeout)
+        return self.fired
 
 
 class Timers:
@@ -75,9 +87,12 @@ class Timers:
             threading.Thread(target=self._act, args=(due,), name=self._name, daemon=True).start()
 
     def _act(self, due: Timer) -> None:
+        due._acting.set()
         try:
             due.fired = due.action()
+            due._done.set()
         except Exception as error:
+            due._acting.clear()
             log.warning("%s failed: %s (trying again in %.0fs)", due.what, error, RETRY_SECONDS)
             with self._changed:
                 self._push(due, time.monotonic() + RETRY_SECONDS)

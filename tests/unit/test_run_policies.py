@@ -228,6 +228,31 @@ def test_an_action_that_hangs_delays_no_other_deadline() -> None:
         released.set()
 
 
+def test_a_run_seen_ended_by_its_timeouts_kill_is_told_it_timed_out() -> None:
+    """The kill ends the container, and the follower sees the end before the kill call
+    returns (as the engine answers a stop after the container is gone): asked then, the
+    deadline must still say it fired. It failed as `failed 137` under CI's load."""
+    killed, answered = threading.Event(), threading.Event()
+
+    def kill() -> bool:
+        killed.set()  # the container is gone now: its wait returns
+        answered.wait(5)  # the stop call has not returned yet
+        return True
+
+    deadline = Timers("test-settle").after(0.01, kill, "kills")
+    assert killed.wait(5)
+    threading.Timer(0.3, answered.set).start()
+    assert deadline.settled(timeout=5), "the end was classified before the kill returned"
+
+
+def test_a_deadline_that_did_not_act_settles_at_once() -> None:
+    deadline = Timers("test-idle").after(60, lambda: True, "not due")
+    started = time.monotonic()
+    assert deadline.settled(timeout=5) is False
+    assert time.monotonic() - started < 1
+    deadline.cancel()
+
+
 def _soon(condition: Callable[[], bool]) -> bool:
     """The action has returned (its flag is set just after it)."""
     for _ in range(100):
